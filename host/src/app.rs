@@ -1,0 +1,91 @@
+//! The composition root: opens the store, loads the plugins, starts the dispatcher and serves
+//! the API, in that order, from one resolved [`Config`]. Shared by `wasp serve` and `wasp demo`.
+
+use std::{future::Future, net::SocketAddr, path::Path, sync::Arc};
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+
+use crate::{
+    api::{self, ApiState},
+    channel::CloudApi,
+    config::Config,
+    dispatch::Dispatcher,
+    policy::PolicyRuntime,
+    store::Store,
+};
+
+/// A host that is up: its address, and the task serving it.
+pub struct RunningHost {
+    pub addr: SocketAddr,
+    pub server: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+/// Starts every part and serves until `shutdown` completes.
+pub async fn start(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<RunningHost> {
+    let store = Store::open(&config.store.database_url, config.store.write_batch_rows)
+        .await
+        .with_context(|| format!("opening the store at {}", config.store.database_url))?;
+
+    let cache_dir = Path::new(&config.policy.compiled_cache_dir);
+    std::fs::create_dir_all(cache_dir)
+        .with_context(|| format!("creating the compiled-code cache {}", cache_dir.display()))?;
+    let policies = Arc::new(PolicyRuntime::new(&config.policy, store.clone(), Some(cache_dir))?);
+    policies.load_configured(&config.policy).await?;
+
+    let channel = Arc::new(CloudApi::new(&config.channel.cloud_api)?);
+    let dispatch = Dispatcher::start(config.dispatch.clone(), store.clone(), policies.clone(), channel)
+        .await
+        .context("starting the dispatcher")?;
+
+    let state = ApiState {
+        store,
+        dispatch,
+        policies,
+        shards: config.dispatch.shards,
+        admin_token_digest: config.server.admin_token.as_deref().map(api::token_digest),
+        app_secret: config.webhook.app_secret.clone(),
+        verify_token: config.webhook.verify_token.clone(),
+    };
+    let router = api::router(state, config.server.max_body_bytes);
+    let listener = TcpListener::bind(&config.server.listen)
+        .await
+        .with_context(|| format!("listening on {}", config.server.listen))?;
+    let addr = listener.local_addr()?;
+    let server = tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("serving HTTP")
+    });
+    Ok(RunningHost { addr, server })
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "listening for Ctrl-C failed");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "listening for SIGTERM failed");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down");
+}

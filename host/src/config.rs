@@ -1,0 +1,486 @@
+//! The host's configuration: one typed tree read from a TOML file, every key with a named
+//! default and overridable by a `WASP_…` environment variable.
+//!
+//! A key `section.some_key` is overridden by `WASP_SECTION_SOME_KEY`; the secrets and the
+//! database URL also answer to the plain names in [`PLAIN_NAMES`]. A malformed value stops
+//! start-up naming the variable. Owns no I/O beyond reading the file it is given.
+
+use std::{collections::BTreeMap, path::Path};
+
+use serde::{Deserialize, Serialize};
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_MAX_BODY_BYTES: usize = 256 * 1024;
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://.wasp/wasp.db";
+pub const DEFAULT_WRITE_BATCH_ROWS: usize = 2_000;
+pub const DEFAULT_SHARDS: u16 = 256;
+pub const DEFAULT_WORKERS: usize = 4;
+pub const DEFAULT_CLAIM_BATCH: usize = 512;
+pub const DEFAULT_SENDS_IN_FLIGHT_PER_WORKER: usize = 64;
+pub const DEFAULT_POLL_INTERVAL_MS: u64 = 200;
+pub const DEFAULT_LEASE_MS: u64 = 30_000;
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 8;
+pub const DEFAULT_RETRY_BASE_MS: u64 = 500;
+pub const DEFAULT_RETRY_MAX_MS: u64 = 60_000;
+pub const DEFAULT_PLUGINS_DIR: &str = "plugins-enabled";
+pub const DEFAULT_COMPILED_CACHE_DIR: &str = ".wasp/compiled";
+pub const DEFAULT_FUEL_PER_CALL: u64 = 50_000_000;
+pub const DEFAULT_MEMORY_LIMIT_BYTES: usize = 32 * 1024 * 1024;
+pub const DEFAULT_CALL_DEADLINE_MS: u64 = 100;
+pub const DEFAULT_INSTANCES_PER_PLUGIN: usize = 8;
+pub const DEFAULT_CLOUD_API_BASE_URL: &str = "https://graph.facebook.com";
+pub const DEFAULT_CLOUD_API_VERSION: &str = "v23.0";
+pub const DEFAULT_PHONE_NUMBER_ID: &str = "100000000000001";
+pub const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 10_000;
+pub const DEFAULT_LOG_FORMAT: &str = "text";
+
+/// Plain environment names for the keys people set most, beside the generic `WASP_…` form.
+pub const PLAIN_NAMES: &[(&str, &str)] = &[
+    ("WASP_ADMIN_TOKEN", "server.admin_token"),
+    ("WASP_LISTEN", "server.listen"),
+    ("WASP_DATABASE_URL", "store.database_url"),
+    ("WASP_APP_SECRET", "webhook.app_secret"),
+    ("WASP_VERIFY_TOKEN", "webhook.verify_token"),
+    ("WASP_CLOUD_API_TOKEN", "channel.cloud_api.access_token"),
+];
+
+/// Keys without a default value (secrets): they exist only when set.
+const OPTIONAL_KEYS: &[&str] = &[
+    "server.admin_token",
+    "webhook.app_secret",
+    "webhook.verify_token",
+    "channel.cloud_api.access_token",
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("reading config file {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("config file {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("environment variable {variable}={value:?}: {message}")]
+    Environment { variable: String, value: String, message: String },
+    #[error("config: {0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub store: StoreConfig,
+    pub dispatch: DispatchConfig,
+    pub policy: PolicyConfig,
+    pub channel: ChannelConfig,
+    pub webhook: WebhookConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    pub listen: String,
+    /// Bearer token for every `/v1` route.
+    pub admin_token: Option<String>,
+    pub max_body_bytes: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: DEFAULT_LISTEN.to_owned(),
+            admin_token: None,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// `sqlite://path/to/file.db`.
+    pub database_url: String,
+    /// Most rows one group-commit transaction takes.
+    pub write_batch_rows: usize,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            database_url: DEFAULT_DATABASE_URL.to_owned(),
+            write_batch_rows: DEFAULT_WRITE_BATCH_ROWS,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DispatchConfig {
+    pub shards: u16,
+    pub workers: usize,
+    /// Most messages taken from the store in one claim.
+    pub claim_batch: usize,
+    pub sends_in_flight_per_worker: usize,
+    /// How often deferred and retried messages are looked for when nothing else wakes the dispatcher.
+    pub poll_interval_ms: u64,
+    /// How long a claimed message stays reserved for this process.
+    pub lease_ms: u64,
+    pub max_attempts: u32,
+    pub retry_base_ms: u64,
+    pub retry_max_ms: u64,
+}
+
+impl Default for DispatchConfig {
+    fn default() -> Self {
+        Self {
+            shards: DEFAULT_SHARDS,
+            workers: DEFAULT_WORKERS,
+            claim_batch: DEFAULT_CLAIM_BATCH,
+            sends_in_flight_per_worker: DEFAULT_SENDS_IN_FLIGHT_PER_WORKER,
+            poll_interval_ms: DEFAULT_POLL_INTERVAL_MS,
+            lease_ms: DEFAULT_LEASE_MS,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            retry_base_ms: DEFAULT_RETRY_BASE_MS,
+            retry_max_ms: DEFAULT_RETRY_MAX_MS,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicyConfig {
+    /// Where plugin components (`*.wasm`) are loaded from at start.
+    pub plugins_dir: String,
+    /// Compiled plugin code, keyed by the component's hash, so a restart does not recompile.
+    pub compiled_cache_dir: String,
+    pub fuel_per_call: u64,
+    pub memory_limit_bytes: usize,
+    pub call_deadline_ms: u64,
+    pub instances_per_plugin: usize,
+    /// The chain, in order. Empty: every `*.wasm` in `plugins_dir`, by file name, default config.
+    pub plugins: Vec<PluginEntry>,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        Self {
+            plugins_dir: DEFAULT_PLUGINS_DIR.to_owned(),
+            compiled_cache_dir: DEFAULT_COMPILED_CACHE_DIR.to_owned(),
+            fuel_per_call: DEFAULT_FUEL_PER_CALL,
+            memory_limit_bytes: DEFAULT_MEMORY_LIMIT_BYTES,
+            call_deadline_ms: DEFAULT_CALL_DEADLINE_MS,
+            instances_per_plugin: DEFAULT_INSTANCES_PER_PLUGIN,
+            plugins: Vec::new(),
+        }
+    }
+}
+
+/// What happens to a message when its plugin faults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum FailurePolicy {
+    /// The message is rejected with the fault as its reason.
+    #[default]
+    Closed,
+    /// The plugin is skipped for this message.
+    Open,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginEntry {
+    pub name: String,
+    /// File in `plugins_dir`; default `<name>.wasm`, or with `_` for `-` as cargo names it.
+    #[serde(default)]
+    pub file: Option<String>,
+    #[serde(default)]
+    pub failure: FailurePolicy,
+    /// Handed to the plugin's `init` as JSON.
+    #[serde(default)]
+    pub config: Option<toml::Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChannelConfig {
+    pub cloud_api: CloudApiConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CloudApiConfig {
+    pub base_url: String,
+    pub api_version: String,
+    pub phone_number_id: String,
+    pub access_token: Option<String>,
+    pub request_timeout_ms: u64,
+}
+
+impl Default for CloudApiConfig {
+    fn default() -> Self {
+        Self {
+            base_url: DEFAULT_CLOUD_API_BASE_URL.to_owned(),
+            api_version: DEFAULT_CLOUD_API_VERSION.to_owned(),
+            phone_number_id: DEFAULT_PHONE_NUMBER_ID.to_owned(),
+            access_token: None,
+            request_timeout_ms: DEFAULT_REQUEST_TIMEOUT_MS,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhookConfig {
+    /// Meta's app secret: webhooks are checked against `X-Hub-Signature-256` with it.
+    pub app_secret: Option<String>,
+    /// Answers Meta's subscription handshake.
+    pub verify_token: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `text` or `json`.
+    pub format: String,
+    /// A `RUST_LOG`-style filter; `RUST_LOG` wins when set.
+    pub filter: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: DEFAULT_LOG_FORMAT.to_owned(),
+            filter: "info".to_owned(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads `path` (if given), then applies the process environment.
+    pub fn load(path: Option<&Path>) -> Result<Self, Error> {
+        let environment: BTreeMap<String, String> = std::env::vars().collect();
+        let text = match path {
+            Some(path) => std::fs::read_to_string(path).map_err(|source| Error::Read {
+                path: path.display().to_string(),
+                source,
+            })?,
+            None => String::new(),
+        };
+        let origin = path.map_or_else(|| "(none)".to_owned(), |p| p.display().to_string());
+        Self::from_parts(&text, &origin, &environment)
+    }
+
+    /// Builds the config from TOML text and an environment map; the pure core of [`Config::load`].
+    pub fn from_parts(
+        text: &str,
+        origin: &str,
+        environment: &BTreeMap<String, String>,
+    ) -> Result<Self, Error> {
+        let mut tree: toml::Table = toml::from_str(text).map_err(|error| Error::Parse {
+            path: origin.to_owned(),
+            message: error.to_string(),
+        })?;
+        let defaults = toml::Table::try_from(Config::default())
+            .map_err(|error| Error::Invalid(format!("serialising defaults: {error}")))?;
+        let mut keys = Vec::new();
+        collect_leaf_keys(&defaults, "", &mut keys);
+        keys.extend(OPTIONAL_KEYS.iter().map(|key| ((*key).to_owned(), None)));
+
+        for (key, default) in &keys {
+            let generic = format!("WASP_{}", key.replace('.', "_").to_uppercase());
+            let plain = PLAIN_NAMES
+                .iter()
+                .find(|(_, path)| path == key)
+                .map(|(name, _)| *name);
+            // The plain name wins over the generic one when both are set.
+            let found = plain
+                .and_then(|name| environment.get(name).map(|value| (name.to_owned(), value)))
+                .or_else(|| environment.get(&generic).map(|value| (generic.clone(), value)));
+            let Some((variable, raw)) = found else { continue };
+            let value = parse_override(raw, default.as_ref()).map_err(|message| {
+                Error::Environment {
+                    variable: variable.clone(),
+                    value: raw.clone(),
+                    message,
+                }
+            })?;
+            set_path(&mut tree, key, value);
+        }
+
+        let config: Config = toml::Value::Table(tree)
+            .try_into()
+            .map_err(|error: toml::de::Error| Error::Parse {
+                path: origin.to_owned(),
+                message: error.to_string(),
+            })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), Error> {
+        if self.dispatch.shards == 0 {
+            return Err(Error::Invalid("dispatch.shards must be at least 1".into()));
+        }
+        if self.dispatch.workers == 0 {
+            return Err(Error::Invalid("dispatch.workers must be at least 1".into()));
+        }
+        if self.dispatch.claim_batch == 0 || self.store.write_batch_rows == 0 {
+            return Err(Error::Invalid(
+                "dispatch.claim_batch and store.write_batch_rows must be at least 1".into(),
+            ));
+        }
+        if !self.store.database_url.starts_with("sqlite:") {
+            return Err(Error::Invalid(format!(
+                "store.database_url {:?}: only sqlite: URLs are supported by this build",
+                self.store.database_url
+            )));
+        }
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            return Err(Error::Invalid(format!(
+                "log.format {:?}: expected \"text\" or \"json\"",
+                self.log.format
+            )));
+        }
+        Ok(())
+    }
+
+    /// The resolved config as TOML with secrets masked, for the start-up log.
+    pub fn masked(&self) -> String {
+        let mut copy = self.clone();
+        for secret in [
+            &mut copy.server.admin_token,
+            &mut copy.webhook.app_secret,
+            &mut copy.webhook.verify_token,
+            &mut copy.channel.cloud_api.access_token,
+        ] {
+            if secret.is_some() {
+                *secret = Some("********".into());
+            }
+        }
+        toml::to_string(&copy).unwrap_or_else(|error| format!("(unprintable config: {error})"))
+    }
+}
+
+fn collect_leaf_keys(table: &toml::Table, prefix: &str, out: &mut Vec<(String, Option<toml::Value>)>) {
+    for (name, value) in table {
+        let key = if prefix.is_empty() {
+            name.clone()
+        } else {
+            format!("{prefix}.{name}")
+        };
+        match value {
+            toml::Value::Table(inner) => collect_leaf_keys(inner, &key, out),
+            other => out.push((key, Some(other.clone()))),
+        }
+    }
+}
+
+/// A string default (or no default) takes the raw text; anything else is read as a TOML value
+/// of the default's type.
+fn parse_override(raw: &str, default: Option<&toml::Value>) -> Result<toml::Value, String> {
+    match default {
+        None | Some(toml::Value::String(_)) => Ok(toml::Value::String(raw.to_owned())),
+        Some(default) => {
+            let parsed: toml::Table = toml::from_str(&format!("value = {raw}"))
+                .map_err(|_| format!("expected a {}", default.type_str()))?;
+            let value = parsed
+                .get("value")
+                .cloned()
+                .ok_or_else(|| format!("expected a {}", default.type_str()))?;
+            if value.type_str() != default.type_str() {
+                return Err(format!("expected a {}, got a {}", default.type_str(), value.type_str()));
+            }
+            Ok(value)
+        }
+    }
+}
+
+fn set_path(tree: &mut toml::Table, key: &str, value: toml::Value) {
+    let mut parts: Vec<&str> = key.split('.').collect();
+    let Some(last) = parts.pop() else { return };
+    let mut table = tree;
+    for part in parts {
+        let entry = table
+            .entry(part.to_owned())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if !entry.is_table() {
+            *entry = toml::Value::Table(toml::Table::new());
+        }
+        let toml::Value::Table(inner) = entry else { return };
+        table = inner;
+    }
+    table.insert(last.to_owned(), value);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn environment(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn defaults_need_no_file() {
+        let config = Config::from_parts("", "(none)", &BTreeMap::new()).unwrap();
+        assert_eq!(config.server.listen, DEFAULT_LISTEN);
+        assert_eq!(config.dispatch.shards, 256);
+        assert!(config.server.admin_token.is_none());
+    }
+
+    #[test]
+    fn file_values_and_environment_overrides_apply() {
+        let text = "[dispatch]\nworkers = 3\n[server]\nlisten = \"0.0.0.0:9000\"\n";
+        let env = environment(&[
+            ("WASP_DISPATCH_SHARDS", "64"),
+            ("WASP_ADMIN_TOKEN", "secret-token"),
+            ("WASP_CHANNEL_CLOUD_API_BASE_URL", "http://127.0.0.1:9999"),
+        ]);
+        let config = Config::from_parts(text, "wasp.toml", &env).unwrap();
+        assert_eq!(config.dispatch.workers, 3);
+        assert_eq!(config.dispatch.shards, 64);
+        assert_eq!(config.server.listen, "0.0.0.0:9000");
+        assert_eq!(config.server.admin_token.as_deref(), Some("secret-token"));
+        assert_eq!(config.channel.cloud_api.base_url, "http://127.0.0.1:9999");
+    }
+
+    #[test]
+    fn malformed_environment_value_names_the_variable() {
+        let env = environment(&[("WASP_DISPATCH_WORKERS", "many")]);
+        let error = Config::from_parts("", "(none)", &env).unwrap_err().to_string();
+        assert!(error.contains("WASP_DISPATCH_WORKERS"), "{error}");
+        assert!(error.contains("many"), "{error}");
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let error = Config::from_parts("[server]\nlisten_port = 1\n", "wasp.toml", &BTreeMap::new())
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("listen_port"), "{error}");
+    }
+
+    #[test]
+    fn masked_hides_secrets() {
+        let env = environment(&[("WASP_APP_SECRET", "very-secret")]);
+        let config = Config::from_parts("", "(none)", &env).unwrap();
+        let printed = config.masked();
+        assert!(!printed.contains("very-secret"));
+        assert!(printed.contains("********"));
+    }
+
+    #[test]
+    fn plugin_chain_reads_inline_config() {
+        let text = r#"
+[[policy.plugins]]
+name = "button-limit"
+failure = "open"
+config = { max_buttons = 3 }
+"#;
+        let config = Config::from_parts(text, "wasp.toml", &BTreeMap::new()).unwrap();
+        let entry = &config.policy.plugins[0];
+        assert_eq!(entry.name, "button-limit");
+        assert_eq!(entry.failure, FailurePolicy::Open);
+        assert!(entry.config.is_some());
+    }
+}

@@ -1,0 +1,350 @@
+//! One dispatch worker: admits (on-submit), prepares (on-dispatch) and sends the messages of
+//! its shards, a batch at a time. State changes of a batch are written together: once after
+//! the policies, once after the sends.
+
+use std::{collections::HashMap, sync::Arc};
+
+use futures::StreamExt;
+use rand::Rng;
+use tokio::sync::{Notify, mpsc};
+
+use super::Claimed;
+use crate::{
+    channel::{CloudApi, ErrorClass, SendError},
+    config::DispatchConfig,
+    message::{Channel, Content, MessageId, PhoneNumber, Status},
+    policy::{ChainOutcome, Decision, Envelope, Hook, PolicyRuntime, wit},
+    store::{self, Changes, PendingMessage, Store, Transition},
+};
+
+/// Most messages a worker takes into one batch.
+const WORKER_BATCH: usize = 512;
+
+pub struct Worker {
+    pub index: usize,
+    pub config: DispatchConfig,
+    pub store: Store,
+    pub policies: Arc<PolicyRuntime>,
+    pub channel: Arc<CloudApi>,
+    pub wake: Arc<Notify>,
+}
+
+/// A message that passed its policies and goes out now.
+struct Outgoing {
+    id: MessageId,
+    to: PhoneNumber,
+    channel: Channel,
+    content: Content,
+    attempts: u32,
+}
+
+impl Worker {
+    pub async fn run(self, mut receiver: mpsc::UnboundedReceiver<Claimed>) {
+        let mut batch = Vec::with_capacity(WORKER_BATCH);
+        while receiver.recv_many(&mut batch, WORKER_BATCH).await > 0 {
+            self.process(&mut batch).await;
+            // Permits go back as the batch is dropped; the claimer may have more for us.
+            batch.clear();
+            self.wake.notify_one();
+        }
+        tracing::debug!(worker = self.index, "dispatch worker stopped");
+    }
+
+    async fn process(&self, batch: &mut [Claimed]) {
+        let chain = self.policies.chain();
+        let now = store::now_ms();
+        let mut transitions = Vec::with_capacity(batch.len() * 3);
+        let mut outgoing = Vec::with_capacity(batch.len());
+        for claimed in batch.iter() {
+            let message = &claimed.message;
+            let mut envelope = Envelope {
+                id: message.id,
+                to: message.to.clone(),
+                sender: self.channel.phone_number_id().to_owned(),
+                category: message.category,
+                priority: message.priority,
+                channel: message.channel,
+                content: message.content_sent.clone().unwrap_or_else(|| message.content.clone()),
+                tags: message.tags.clone(),
+            };
+            let mut rewritten_by = message.rewritten_by.clone();
+            let context = context_for(message, &envelope, now);
+
+            if message.status == Status::Accepted {
+                let outcome = chain.run(Hook::Submit, &envelope, &context);
+                match settle(message.id, Hook::Submit, outcome, &mut rewritten_by, now, &mut transitions) {
+                    Some(admitted) => envelope = admitted,
+                    None => continue,
+                }
+            }
+            let outcome = chain.run(Hook::Dispatch, &envelope, &context);
+            let Some(ready) = settle(message.id, Hook::Dispatch, outcome, &mut rewritten_by, now, &mut transitions)
+            else {
+                continue;
+            };
+            transitions.push(Transition {
+                id: message.id,
+                status: Status::Sending,
+                at_ms: now,
+                cause: format!("sending over {} (attempt {})", ready.channel, message.attempts + 1),
+                changes: Changes {
+                    content_sent: Some((ready.content.clone(), rewritten_by.clone())),
+                    priority: (ready.priority != message.priority).then_some(ready.priority),
+                    ..Changes::default()
+                },
+            });
+            outgoing.push(Outgoing {
+                id: message.id,
+                to: ready.to,
+                channel: ready.channel,
+                content: ready.content,
+                attempts: message.attempts,
+            });
+        }
+        if let Err(error) = self.store.record(transitions).await {
+            // Nothing was sent; the leases run out and the messages are claimed again.
+            tracing::error!(%error, worker = self.index, "recording policy outcomes failed");
+            return;
+        }
+
+        let results = self.send_all(outgoing).await;
+        if let Err(error) = self.store.record(results).await {
+            // The sends happened but are not recorded: after the lease they go again
+            // (at least once), and the upstream wamid check catches what it can.
+            tracing::error!(%error, worker = self.index, "recording send results failed");
+        }
+    }
+
+    /// Sends recipient by recipient: one recipient's messages one after another, in order;
+    /// different recipients at the same time.
+    async fn send_all(&self, outgoing: Vec<Outgoing>) -> Vec<Transition> {
+        let mut by_recipient: HashMap<PhoneNumber, Vec<Outgoing>> = HashMap::new();
+        let mut order = Vec::new();
+        for message in outgoing {
+            let queue = by_recipient.entry(message.to.clone()).or_default();
+            if queue.is_empty() {
+                order.push(message.to.clone());
+            }
+            queue.push(message);
+        }
+        let groups: Vec<Vec<Outgoing>> = order.into_iter().filter_map(|to| by_recipient.remove(&to)).collect();
+        futures::stream::iter(groups)
+            .map(|group| self.send_group(group))
+            .buffer_unordered(self.config.sends_in_flight_per_worker.max(1))
+            .flat_map(futures::stream::iter)
+            .collect()
+            .await
+    }
+
+    async fn send_group(&self, group: Vec<Outgoing>) -> Vec<Transition> {
+        let mut results = Vec::with_capacity(group.len());
+        let mut held_back: Option<i64> = None;
+        for message in group {
+            let now = store::now_ms();
+            if let Some(due_at_ms) = held_back {
+                // An earlier message to this recipient is waiting to be retried: keep the order.
+                results.push(Transition {
+                    id: message.id,
+                    status: Status::Queued,
+                    at_ms: now,
+                    cause: "held back behind an earlier message to the same recipient".into(),
+                    changes: Changes {
+                        due_at_ms: Some(due_at_ms),
+                        ..Changes::default()
+                    },
+                });
+                continue;
+            }
+            let outcome = match message.channel {
+                Channel::Whatsapp => self.channel.send(&message.to, &message.content).await,
+                Channel::Sms => Err(SendError::Malformed {
+                    http_status: 0,
+                    detail: "rerouted to SMS, but no SMS channel is configured".into(),
+                }),
+            };
+            let now = store::now_ms();
+            let attempts = message.attempts + 1;
+            let transition = match outcome {
+                Ok(wamid) => Transition {
+                    id: message.id,
+                    status: Status::Sent,
+                    at_ms: now,
+                    cause: format!("accepted by the Cloud API as {}", wamid.0),
+                    changes: Changes {
+                        wamid: Some(wamid),
+                        attempts: Some(attempts),
+                        ..Changes::default()
+                    },
+                },
+                Err(error) => {
+                    let class = error.class();
+                    if class == ErrorClass::Permanent || attempts >= self.config.max_attempts {
+                        let cause = if class == ErrorClass::Permanent {
+                            format!("failed: {error}")
+                        } else {
+                            format!("failed after {attempts} attempts: {error}")
+                        };
+                        Transition {
+                            id: message.id,
+                            status: Status::Failed,
+                            at_ms: now,
+                            cause,
+                            changes: Changes {
+                                reason: Some(error.to_string()),
+                                error_code: error.code(),
+                                attempts: Some(attempts),
+                                ..Changes::default()
+                            },
+                        }
+                    } else {
+                        let due_at_ms = now + self.backoff_ms(attempts, class);
+                        held_back = Some(due_at_ms);
+                        Transition {
+                            id: message.id,
+                            status: Status::Queued,
+                            at_ms: now,
+                            cause: format!("will retry (attempt {attempts}): {error}"),
+                            changes: Changes {
+                                due_at_ms: Some(due_at_ms),
+                                error_code: error.code(),
+                                attempts: Some(attempts),
+                                ..Changes::default()
+                            },
+                        }
+                    }
+                }
+            };
+            results.push(transition);
+        }
+        results
+    }
+
+    /// Capped exponential backoff with full jitter; rate limits start four times higher.
+    fn backoff_ms(&self, attempts: u32, class: ErrorClass) -> i64 {
+        let base = self.config.retry_base_ms * if class == ErrorClass::RateLimited { 4 } else { 1 };
+        let ceiling = base
+            .saturating_mul(1u64 << attempts.min(20).saturating_sub(1))
+            .min(self.config.retry_max_ms)
+            .max(1);
+        let jittered = rand::rng().random_range(ceiling / 2..=ceiling);
+        i64::try_from(jittered).unwrap_or(i64::MAX / 2)
+    }
+}
+
+/// Turns a chain's outcome into history; returns the envelope when the message goes on.
+fn settle(
+    id: MessageId,
+    hook: Hook,
+    outcome: ChainOutcome,
+    rewritten_by: &mut Vec<String>,
+    now: i64,
+    transitions: &mut Vec<Transition>,
+) -> Option<Envelope> {
+    let stage = match hook {
+        Hook::Submit => "on-submit",
+        Hook::Dispatch => "on-dispatch",
+    };
+    let rewrote = !outcome.rewritten_by.is_empty();
+    for plugin in &outcome.rewritten_by {
+        if !rewritten_by.contains(plugin) {
+            rewritten_by.push(plugin.clone());
+        }
+    }
+    let content_sent = rewrote.then(|| (outcome.envelope.content.clone(), rewritten_by.clone()));
+    match outcome.decision {
+        Decision::Reject { reason } => {
+            transitions.push(Transition {
+                id,
+                status: Status::Rejected,
+                at_ms: now,
+                cause: format!("rejected {stage} by {reason}"),
+                changes: Changes {
+                    reason: Some(reason),
+                    content_sent,
+                    ..Changes::default()
+                },
+            });
+            None
+        }
+        Decision::Defer { until_ms, by } => {
+            transitions.push(Transition {
+                id,
+                status: Status::Deferred,
+                at_ms: now,
+                cause: format!("deferred {stage} by {by} until {}", crate::api::format_time(until_ms)),
+                changes: Changes {
+                    due_at_ms: Some(until_ms),
+                    content_sent,
+                    priority: Some(outcome.envelope.priority),
+                    ..Changes::default()
+                },
+            });
+            None
+        }
+        Decision::Allow => {
+            if hook == Hook::Submit {
+                let cause = if rewrote {
+                    format!("admitted; rewritten by {}", outcome.rewritten_by.join(", "))
+                } else {
+                    "admitted by the policies".to_owned()
+                };
+                transitions.push(Transition {
+                    id,
+                    status: Status::Queued,
+                    at_ms: now,
+                    cause,
+                    changes: Changes {
+                        content_sent,
+                        priority: Some(outcome.envelope.priority),
+                        ..Changes::default()
+                    },
+                });
+            }
+            Some(outcome.envelope)
+        }
+    }
+}
+
+/// The facts a policy decides on. This version knows the recipient's country and the time;
+/// contact history, sender tiers and region health are not tracked yet and read as empty.
+fn context_for(message: &PendingMessage, envelope: &Envelope, now_ms: i64) -> wit::Context {
+    let empty_counts = wit::CategoryCounts {
+        authentication: 0,
+        utility: 0,
+        marketing: 0,
+        service: 0,
+    };
+    let country_code = message.to.country_code().unwrap_or(0);
+    wit::Context {
+        now_ms,
+        recipient: wit::RecipientFacts {
+            country_code,
+            time_zone: "UTC".into(),
+            utc_offset_minutes: 0,
+            first_seen_ms: None,
+            last_inbound_ms: None,
+            interactions: 0,
+            service_window_open: false,
+            sent24h: empty_counts,
+            sent7d: empty_counts,
+            opted_out: false,
+            device_hints: Vec::new(),
+            attributes: Vec::new(),
+        },
+        sender: wit::SenderFacts {
+            phone_number_id: envelope.sender.clone(),
+            tier_limit: None,
+            quality: wit::Quality::Unknown,
+            sent24h: 0,
+        },
+        region: wit::RegionHealth {
+            country_code,
+            error_rate: 0.0,
+            p50_latency_ms: 0,
+            degraded: false,
+        },
+        shard: message.shard,
+        shard_backlog: 0,
+        degraded_mode: false,
+    }
+}

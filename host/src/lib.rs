@@ -1,0 +1,16 @@
+//! wasp: a dispatch platform for the WhatsApp Business Cloud API whose business rules run as
+//! sandboxed WebAssembly plugins.
+//!
+//! Data flows one way: api → store → dispatch → policy → channel → store; webhooks come back
+//! api → store. [`app`] wires the parts together; `main.rs` is the CLI.
+
+pub mod api;
+pub mod app;
+pub mod channel;
+pub mod config;
+pub mod demo;
+pub mod dispatch;
+pub mod message;
+pub mod policy;
+pub mod store;
+pub mod telemetry;

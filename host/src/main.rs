@@ -1,0 +1,74 @@
+//! The `wasp` command: `serve` runs the host from a config file, `demo` runs the host with the
+//! Cloud API simulator and our plugins in one process.
+
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use wasp::{app, config::Config, demo, telemetry};
+
+#[derive(Parser)]
+#[command(name = "wasp", version, about = "WhatsApp Business dispatch with WebAssembly policies")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the host: API, dispatcher, policies, channel.
+    Serve {
+        /// TOML config file; every key can also be set by a WASP_… environment variable.
+        #[arg(long, env = "WASP_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Run the simulator, the host and our plugins together, printing where to look.
+    Demo {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        #[arg(long, default_value = "./.wasp")]
+        data_dir: PathBuf,
+        /// Where the built plugin components are.
+        #[arg(long, default_value = "target/wasm32-wasip2/plugin")]
+        plugins_dir: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("wasp: starting the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("wasp: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve { config } => {
+            let config = Config::load(config.as_deref())?;
+            telemetry::init(&config.log);
+            anyhow::ensure!(
+                config.server.admin_token.is_some(),
+                "no admin token: set WASP_ADMIN_TOKEN or server.admin_token"
+            );
+            tracing::info!(config = %config.masked(), "starting");
+            let host = app::start(config, app::shutdown_signal()).await?;
+            tracing::info!(addr = %host.addr, "serving");
+            host.server.await.context("the server task failed")?
+        }
+        Command::Demo { listen, data_dir, plugins_dir } => {
+            telemetry::init(&Default::default());
+            demo::run(demo::DemoOptions { listen, data_dir, plugins_dir }).await
+        }
+    }
+}

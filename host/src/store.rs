@@ -1,0 +1,268 @@
+//! The store: every message, its history, and the queue the dispatcher works from.
+//!
+//! One interface ([`Store`]) over backends; SQLite (a file, WAL) is the embedded default.
+//! All writes go through one group-commit writer: many requests share one transaction, and a
+//! caller hears back only after the commit, so an answer means durable. Reads use a pool.
+//! May call nothing else in wasp.
+
+mod sqlite;
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::message::{Category, Channel, Content, MessageId, PhoneNumber, Priority, Status, Submission, Wamid};
+
+pub use sqlite::SqliteStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("store {operation}: {source}")]
+    Database {
+        operation: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("store migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("store {operation}: stored row is malformed: {detail}")]
+    Corrupt { operation: &'static str, detail: String },
+    #[error("store writer has stopped")]
+    WriterGone,
+    #[error("store: unsupported database URL {0:?}")]
+    UnsupportedUrl(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A message ready to be written at acceptance.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub id: MessageId,
+    pub submission: Submission,
+    pub shard: u16,
+    /// Identifies the request body, so a reused idempotency key with other content is caught.
+    pub request_hash: String,
+    pub at_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AcceptOutcome {
+    Accepted { id: MessageId },
+    /// The idempotency key was seen before with the same request: the first answer stands.
+    Duplicate { id: MessageId },
+    /// The idempotency key was seen before with a different request.
+    KeyReused { id: MessageId },
+}
+
+/// A pending message as the dispatcher claims it.
+#[derive(Debug, Clone)]
+pub struct PendingMessage {
+    pub id: MessageId,
+    pub to: PhoneNumber,
+    pub category: Category,
+    pub priority: Priority,
+    pub channel: Channel,
+    pub shard: u16,
+    pub tags: Vec<String>,
+    pub status: Status,
+    /// As submitted.
+    pub content: Content,
+    /// As admitted by the policies, once they have run.
+    pub content_sent: Option<Content>,
+    pub rewritten_by: Vec<String>,
+    pub attempts: u32,
+    pub created_at_ms: i64,
+}
+
+/// One state change: a history row, and the fields it sets on the message.
+#[derive(Debug, Clone)]
+pub struct Transition {
+    pub id: MessageId,
+    pub status: Status,
+    pub at_ms: i64,
+    /// Why, in words, for the history.
+    pub cause: String,
+    pub changes: Changes,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Changes {
+    /// The content as the policies left it, and the plugins that changed it.
+    pub content_sent: Option<(Content, Vec<String>)>,
+    pub wamid: Option<Wamid>,
+    pub due_at_ms: Option<i64>,
+    pub reason: Option<String>,
+    pub error_code: Option<i64>,
+    pub attempts: Option<u32>,
+    pub priority: Option<Priority>,
+}
+
+/// A status Meta reported for a wamid.
+#[derive(Debug, Clone)]
+pub struct StatusUpdate {
+    pub wamid: Wamid,
+    pub status: Status,
+    pub at_ms: i64,
+    pub error_code: Option<i64>,
+    pub error_title: Option<String>,
+}
+
+/// What applying a webhook's statuses did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StatusReport {
+    pub applied: Vec<(MessageId, Status)>,
+    /// Repeated or late statuses that would have moved a message backwards.
+    pub ignored: usize,
+    /// Statuses for wamids not recorded yet, kept until the send is recorded.
+    pub held: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HistoryEntry {
+    pub status: Status,
+    pub at_ms: i64,
+    pub cause: String,
+}
+
+/// A message as `GET /v1/messages/{id}` shows it.
+#[derive(Debug, Clone)]
+pub struct MessageView {
+    pub id: MessageId,
+    pub to: PhoneNumber,
+    pub category: Category,
+    pub priority: Priority,
+    pub channel: Channel,
+    pub shard: u16,
+    pub tags: Vec<String>,
+    pub status: Status,
+    pub content: Content,
+    pub content_sent: Option<Content>,
+    pub rewritten_by: Vec<String>,
+    pub wamid: Option<Wamid>,
+    pub reason: Option<String>,
+    pub error_code: Option<i64>,
+    pub attempts: u32,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+    pub history: Vec<HistoryEntry>,
+}
+
+/// A write to a plugin's key/value state.
+#[derive(Debug, Clone)]
+pub struct StateWrite {
+    pub plugin: String,
+    pub key: String,
+    /// None deletes the key.
+    pub value: Option<String>,
+    pub expires_at_ms: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct StateEntry {
+    pub key: String,
+    pub value: String,
+    pub expires_at_ms: Option<i64>,
+}
+
+/// The store, cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    backend: Arc<Backend>,
+}
+
+enum Backend {
+    Sqlite(SqliteStore),
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `url` and runs its migrations.
+    pub async fn open(url: &str, write_batch_rows: usize) -> Result<Self> {
+        if url.starts_with("sqlite:") {
+            let sqlite = SqliteStore::open(url, write_batch_rows).await?;
+            return Ok(Self {
+                backend: Arc::new(Backend::Sqlite(sqlite)),
+            });
+        }
+        Err(Error::UnsupportedUrl(url.to_owned()))
+    }
+
+    pub async fn accept(&self, messages: Vec<NewMessage>) -> Result<Vec<AcceptOutcome>> {
+        match &*self.backend {
+            Backend::Sqlite(store) => store.accept(messages).await,
+        }
+    }
+
+    /// Takes up to `limit` due messages, highest class first, and leases them until
+    /// `lease_until_ms` so no other claim takes them meanwhile.
+    pub async fn claim_due(&self, now_ms: i64, limit: usize, lease_until_ms: i64) -> Result<Vec<PendingMessage>> {
+        match &*self.backend {
+            Backend::Sqlite(store) => store.claim_due(now_ms, limit, lease_until_ms).await,
+        }
+    }
+
+    pub async fn record(&self, transitions: Vec<Transition>) -> Result<()> {
+        if transitions.is_empty() {
+            return Ok(());
+        }
+        match &*self.backend {
+            Backend::Sqlite(store) => store.record(transitions).await,
+        }
+    }
+
+    pub async fn apply_statuses(&self, updates: Vec<StatusUpdate>) -> Result<StatusReport> {
+        match &*self.backend {
+            Backend::Sqlite(store) => store.apply_statuses(updates).await,
+        }
+    }
+
+    /// Frees every lease: at start, no claim of this single node is still running.
+    pub async fn release_leases(&self) -> Result<u64> {
+        match &*self.backend {
+            Backend::Sqlite(store) => store.release_leases().await,
+        }
+    }
+
+    pub async fn message(&self, id: MessageId) -> Result<Option<MessageView>> {
+        match &*self.backend {
+            Backend::Sqlite(store) => store.message(id).await,
+        }
+    }
+
+    /// The earliest `due_at` among pending messages that are not leased, if any.
+    pub async fn next_due_ms(&self) -> Result<Option<i64>> {
+        match &*self.backend {
+            Backend::Sqlite(store) => store.next_due_ms().await,
+        }
+    }
+
+    pub async fn write_state(&self, writes: Vec<StateWrite>) -> Result<()> {
+        match &*self.backend {
+            Backend::Sqlite(store) => store.write_state(writes).await,
+        }
+    }
+
+    pub async fn load_state(&self, plugin: &str, now_ms: i64) -> Result<Vec<StateEntry>> {
+        match &*self.backend {
+            Backend::Sqlite(store) => store.load_state(plugin, now_ms).await,
+        }
+    }
+
+    /// Readiness: the database answers.
+    pub async fn ping(&self) -> Result<()> {
+        match &*self.backend {
+            Backend::Sqlite(store) => store.ping().await,
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    let elapsed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,752 @@
+//! The SQLite backend: one file in WAL mode, `synchronous = FULL` so a commit survives power
+//! loss, one writer connection owned by a group-commit task, and a pool of readers.
+//!
+//! Hot paths are multi-row statements: `INSERT … VALUES (…),(…)` and
+//! `WITH v(…) AS (VALUES …) UPDATE … FROM v`, never one statement per message.
+
+use std::{collections::HashMap, str::FromStr, time::Duration};
+
+use sqlx::{
+    Connection, QueryBuilder, Row, Sqlite, SqliteConnection, Transaction,
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous},
+};
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+use super::{
+    AcceptOutcome, Changes, Error, HistoryEntry, MessageView, NewMessage, PendingMessage, Result, StateEntry,
+    StateWrite, StatusReport, StatusUpdate, Transition,
+};
+use crate::message::{Content, MessageId, PhoneNumber, Status, Wamid};
+
+/// Rows per multi-row statement: well under SQLite's 32,766 bound parameters.
+const ROWS_PER_STATEMENT: usize = 500;
+const WRITER_QUEUE: usize = 4_096;
+const READERS: u32 = 4;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+pub struct SqliteStore {
+    writer: mpsc::Sender<WriteOp>,
+    readers: SqlitePool,
+}
+
+type Reply<T> = oneshot::Sender<Result<T>>;
+
+enum WriteOp {
+    Accept(Vec<NewMessage>, Reply<Vec<AcceptOutcome>>),
+    Record(Vec<Transition>, Reply<()>),
+    Statuses(Vec<StatusUpdate>, Reply<StatusReport>),
+    Claim { now_ms: i64, limit: usize, lease_until_ms: i64, reply: Reply<Vec<PendingMessage>> },
+    ReleaseLeases(Reply<u64>),
+    State(Vec<StateWrite>, Reply<()>),
+}
+
+impl WriteOp {
+    fn rows(&self) -> usize {
+        match self {
+            WriteOp::Accept(messages, _) => messages.len(),
+            WriteOp::Record(transitions, _) => transitions.len(),
+            WriteOp::Statuses(updates, _) => updates.len(),
+            WriteOp::Claim { limit, .. } => *limit,
+            WriteOp::ReleaseLeases(_) => 1,
+            WriteOp::State(writes, _) => writes.len(),
+        }
+    }
+}
+
+/// What one op produced inside the shared transaction, before the commit makes it true.
+enum Output {
+    Accept(Vec<AcceptOutcome>),
+    Unit,
+    Statuses(StatusReport),
+    Claim(Vec<PendingMessage>),
+    Count(u64),
+}
+
+fn database(operation: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
+    move |source| Error::Database { operation, source }
+}
+
+impl SqliteStore {
+    pub async fn open(url: &str, write_batch_rows: usize) -> Result<Self> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(database("parse url"))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10))
+            .pragma("temp_store", "memory")
+            .pragma("cache_size", "-65536");
+        if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+            let path = path.split('?').next().unwrap_or(path);
+            if let Some(parent) = std::path::Path::new(path).parent()
+                && !parent.as_os_str().is_empty()
+            {
+                std::fs::create_dir_all(parent).map_err(|error| Error::Database {
+                    operation: "create database directory",
+                    source: sqlx::Error::Io(error),
+                })?;
+            }
+        }
+        let mut writer = SqliteConnection::connect_with(&options)
+            .await
+            .map_err(database("open writer"))?;
+        MIGRATOR.run(&mut writer).await?;
+        let readers = SqlitePoolOptions::new()
+            .max_connections(READERS)
+            .connect_with(options.read_only(true))
+            .await
+            .map_err(database("open readers"))?;
+        let (sender, receiver) = mpsc::channel(WRITER_QUEUE);
+        tokio::spawn(run_writer(writer, receiver, write_batch_rows));
+        Ok(Self { writer: sender, readers })
+    }
+
+    async fn submit<T>(&self, make: impl FnOnce(Reply<T>) -> WriteOp) -> Result<T> {
+        let (reply, answer) = oneshot::channel();
+        self.writer.send(make(reply)).await.map_err(|_| Error::WriterGone)?;
+        answer.await.map_err(|_| Error::WriterGone)?
+    }
+
+    pub async fn accept(&self, messages: Vec<NewMessage>) -> Result<Vec<AcceptOutcome>> {
+        self.submit(|reply| WriteOp::Accept(messages, reply)).await
+    }
+
+    pub async fn record(&self, transitions: Vec<Transition>) -> Result<()> {
+        self.submit(|reply| WriteOp::Record(transitions, reply)).await
+    }
+
+    pub async fn apply_statuses(&self, updates: Vec<StatusUpdate>) -> Result<StatusReport> {
+        self.submit(|reply| WriteOp::Statuses(updates, reply)).await
+    }
+
+    pub async fn claim_due(&self, now_ms: i64, limit: usize, lease_until_ms: i64) -> Result<Vec<PendingMessage>> {
+        self.submit(|reply| WriteOp::Claim { now_ms, limit, lease_until_ms, reply }).await
+    }
+
+    pub async fn release_leases(&self) -> Result<u64> {
+        self.submit(WriteOp::ReleaseLeases).await
+    }
+
+    pub async fn write_state(&self, writes: Vec<StateWrite>) -> Result<()> {
+        self.submit(|reply| WriteOp::State(writes, reply)).await
+    }
+
+    pub async fn load_state(&self, plugin: &str, now_ms: i64) -> Result<Vec<StateEntry>> {
+        let rows = sqlx::query(
+            "SELECT key, value, expires_at FROM plugin_state
+             WHERE plugin = ? AND (expires_at IS NULL OR expires_at > ?)",
+        )
+        .bind(plugin)
+        .bind(now_ms)
+        .fetch_all(&self.readers)
+        .await
+        .map_err(database("load plugin state"))?;
+        rows.iter()
+            .map(|row| {
+                Ok(StateEntry {
+                    key: row.try_get("key").map_err(database("load plugin state"))?,
+                    value: row.try_get("value").map_err(database("load plugin state"))?,
+                    expires_at_ms: row.try_get("expires_at").map_err(database("load plugin state"))?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn next_due_ms(&self) -> Result<Option<i64>> {
+        sqlx::query_scalar(
+            "SELECT MIN(due_at) FROM messages
+             WHERE status IN ('accepted', 'queued', 'deferred', 'sending') AND lease_until IS NULL",
+        )
+        .fetch_one(&self.readers)
+        .await
+        .map_err(database("next due"))
+    }
+
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.readers)
+            .await
+            .map(|_| ())
+            .map_err(database("ping"))
+    }
+
+    pub async fn message(&self, id: MessageId) -> Result<Option<MessageView>> {
+        const OPERATION: &str = "get message";
+        let Some(row) = sqlx::query("SELECT * FROM messages WHERE id = ?")
+            .bind(id.0)
+            .fetch_optional(&self.readers)
+            .await
+            .map_err(database(OPERATION))?
+        else {
+            return Ok(None);
+        };
+        let history = sqlx::query("SELECT status, at, cause FROM message_history WHERE message_id = ? ORDER BY seq")
+            .bind(id.0)
+            .fetch_all(&self.readers)
+            .await
+            .map_err(database(OPERATION))?
+            .iter()
+            .map(|row| {
+                Ok(HistoryEntry {
+                    status: parse_text(row, "status", OPERATION)?,
+                    at_ms: row.try_get("at").map_err(database(OPERATION))?,
+                    cause: row.try_get("cause").map_err(database(OPERATION))?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let pending = pending_from_row(&row, OPERATION)?;
+        Ok(Some(MessageView {
+            id: pending.id,
+            to: pending.to,
+            category: pending.category,
+            priority: pending.priority,
+            channel: pending.channel,
+            shard: pending.shard,
+            tags: pending.tags,
+            status: pending.status,
+            content: pending.content,
+            content_sent: pending.content_sent,
+            rewritten_by: pending.rewritten_by,
+            wamid: row
+                .try_get::<Option<String>, _>("wamid")
+                .map_err(database(OPERATION))?
+                .map(Wamid),
+            reason: row.try_get("reason").map_err(database(OPERATION))?,
+            error_code: row.try_get("error_code").map_err(database(OPERATION))?,
+            attempts: pending.attempts,
+            created_at_ms: pending.created_at_ms,
+            updated_at_ms: row.try_get("updated_at").map_err(database(OPERATION))?,
+            history,
+        }))
+    }
+}
+
+/// The group-commit loop: takes every op waiting (up to `max_rows` rows), runs them in one
+/// transaction, commits, then answers each caller.
+async fn run_writer(mut connection: SqliteConnection, mut receiver: mpsc::Receiver<WriteOp>, max_rows: usize) {
+    let mut ops = Vec::new();
+    while let Some(first) = receiver.recv().await {
+        let mut rows = first.rows();
+        ops.push(first);
+        while rows < max_rows {
+            match receiver.try_recv() {
+                Ok(op) => {
+                    rows += op.rows();
+                    ops.push(op);
+                }
+                Err(_) => break,
+            }
+        }
+        match execute(&mut connection, &ops).await {
+            Ok(outputs) => {
+                for (op, output) in ops.drain(..).zip(outputs) {
+                    answer(op, Ok(output));
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, ops = ops.len(), "store batch failed; every caller in it is told");
+                let message = error.to_string();
+                for op in ops.drain(..) {
+                    answer(
+                        op,
+                        Err(Error::Corrupt {
+                            operation: "group commit",
+                            detail: message.clone(),
+                        }),
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn answer(op: WriteOp, output: Result<Output>) {
+    // A caller that gave up waiting is no error of the writer's: its reply is dropped.
+    fn send<T>(reply: Reply<T>, value: Result<T>) {
+        if reply.send(value).is_err() {
+            tracing::debug!("store caller left before its write was answered");
+        }
+    }
+    match (op, output) {
+        (WriteOp::Accept(_, reply), Ok(Output::Accept(outcomes))) => send(reply, Ok(outcomes)),
+        (WriteOp::Record(_, reply), Ok(Output::Unit)) | (WriteOp::State(_, reply), Ok(Output::Unit)) => {
+            send(reply, Ok(()))
+        }
+        (WriteOp::Statuses(_, reply), Ok(Output::Statuses(report))) => send(reply, Ok(report)),
+        (WriteOp::Claim { reply, .. }, Ok(Output::Claim(messages))) => send(reply, Ok(messages)),
+        (WriteOp::ReleaseLeases(reply), Ok(Output::Count(count))) => send(reply, Ok(count)),
+        (WriteOp::Accept(_, reply), Err(error)) => send(reply, Err(error)),
+        (WriteOp::Record(_, reply), Err(error)) | (WriteOp::State(_, reply), Err(error)) => send(reply, Err(error)),
+        (WriteOp::Statuses(_, reply), Err(error)) => send(reply, Err(error)),
+        (WriteOp::Claim { reply, .. }, Err(error)) => send(reply, Err(error)),
+        (WriteOp::ReleaseLeases(reply), Err(error)) => send(reply, Err(error)),
+        (_, Ok(_)) => tracing::error!("store writer produced an output of the wrong kind"),
+    }
+}
+
+async fn execute(connection: &mut SqliteConnection, ops: &[WriteOp]) -> Result<Vec<Output>> {
+    let mut transaction = connection.begin().await.map_err(database("begin"))?;
+    let mut outputs = Vec::with_capacity(ops.len());
+    for op in ops {
+        let output = match op {
+            WriteOp::Accept(messages, _) => Output::Accept(insert_messages(&mut transaction, messages).await?),
+            WriteOp::Record(transitions, _) => {
+                apply_transitions(&mut transaction, transitions).await?;
+                Output::Unit
+            }
+            WriteOp::Statuses(updates, _) => Output::Statuses(apply_status_updates(&mut transaction, updates).await?),
+            WriteOp::Claim { now_ms, limit, lease_until_ms, .. } => {
+                Output::Claim(claim(&mut transaction, *now_ms, *limit, *lease_until_ms).await?)
+            }
+            WriteOp::ReleaseLeases(_) => {
+                let done = sqlx::query("UPDATE messages SET lease_until = NULL WHERE lease_until IS NOT NULL")
+                    .execute(&mut *transaction)
+                    .await
+                    .map_err(database("release leases"))?;
+                Output::Count(done.rows_affected())
+            }
+            WriteOp::State(writes, _) => {
+                write_state(&mut transaction, writes).await?;
+                Output::Unit
+            }
+        };
+        outputs.push(output);
+    }
+    transaction.commit().await.map_err(database("commit"))?;
+    Ok(outputs)
+}
+
+async fn insert_messages(transaction: &mut Transaction<'_, Sqlite>, messages: &[NewMessage]) -> Result<Vec<AcceptOutcome>> {
+    const OPERATION: &str = "accept messages";
+    let mut encoded = Vec::with_capacity(messages.len());
+    for message in messages {
+        let content = serde_json::to_string(&message.submission.content).map_err(|error| Error::Corrupt {
+            operation: OPERATION,
+            detail: error.to_string(),
+        })?;
+        let tags = serde_json::to_string(&message.submission.tags).unwrap_or_else(|_| "[]".into());
+        encoded.push((content, tags));
+    }
+    let mut inserted = std::collections::HashSet::with_capacity(messages.len());
+    for (chunk, encoded) in messages.chunks(ROWS_PER_STATEMENT).zip(encoded.chunks(ROWS_PER_STATEMENT)) {
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO messages (id, idempotency_key, request_hash, recipient, category, priority, priority_rank, \
+             shard, tags, status, content, due_at, created_at, updated_at) ",
+        );
+        query.push_values(chunk.iter().zip(encoded), |mut row, (message, (content, tags))| {
+            let submission = &message.submission;
+            row.push_bind(message.id.0)
+                .push_bind(submission.idempotency_key.as_deref())
+                .push_bind(message.request_hash.as_str())
+                .push_bind(submission.to.as_str())
+                .push_bind(submission.category.as_str())
+                .push_bind(submission.priority.as_str())
+                .push_bind(submission.priority.rank())
+                .push_bind(i64::from(message.shard))
+                .push_bind(tags.as_str())
+                .push_bind(Status::Accepted.as_str())
+                .push_bind(content.as_str())
+                .push_bind(message.at_ms)
+                .push_bind(message.at_ms)
+                .push_bind(message.at_ms);
+        });
+        query.push(" ON CONFLICT (idempotency_key) DO NOTHING RETURNING id");
+        for row in query.build().fetch_all(&mut **transaction).await.map_err(database(OPERATION))? {
+            let id: Uuid = row.try_get("id").map_err(database(OPERATION))?;
+            inserted.insert(id);
+        }
+    }
+
+    // Keys that hit an earlier message: answer with that message, and notice a changed body.
+    let mut earlier: HashMap<String, (Uuid, String)> = HashMap::new();
+    let conflicting: Vec<&str> = messages
+        .iter()
+        .filter(|message| !inserted.contains(&message.id.0))
+        .filter_map(|message| message.submission.idempotency_key.as_deref())
+        .collect();
+    for chunk in conflicting.chunks(ROWS_PER_STATEMENT) {
+        let mut query = QueryBuilder::<Sqlite>::new("SELECT id, idempotency_key, request_hash FROM messages WHERE idempotency_key IN (");
+        let mut list = query.separated(", ");
+        for key in chunk {
+            list.push_bind(*key);
+        }
+        query.push(")");
+        for row in query.build().fetch_all(&mut **transaction).await.map_err(database(OPERATION))? {
+            earlier.insert(
+                row.try_get("idempotency_key").map_err(database(OPERATION))?,
+                (
+                    row.try_get("id").map_err(database(OPERATION))?,
+                    row.try_get("request_hash").map_err(database(OPERATION))?,
+                ),
+            );
+        }
+    }
+
+    let mut outcomes = Vec::with_capacity(messages.len());
+    let mut history = Vec::with_capacity(messages.len());
+    for message in messages {
+        if inserted.contains(&message.id.0) {
+            outcomes.push(AcceptOutcome::Accepted { id: message.id });
+            history.push(Transition {
+                id: message.id,
+                status: Status::Accepted,
+                at_ms: message.at_ms,
+                cause: "accepted over the API".into(),
+                changes: Changes::default(),
+            });
+            continue;
+        }
+        let key = message.submission.idempotency_key.as_deref().unwrap_or_default();
+        let (id, hash) = earlier.get(key).ok_or_else(|| Error::Corrupt {
+            operation: OPERATION,
+            detail: format!("message {} was neither inserted nor found by its idempotency key", message.id),
+        })?;
+        let id = MessageId(*id);
+        outcomes.push(if *hash == message.request_hash {
+            AcceptOutcome::Duplicate { id }
+        } else {
+            AcceptOutcome::KeyReused { id }
+        });
+    }
+    insert_history(transaction, &history).await?;
+    Ok(outcomes)
+}
+
+async fn insert_history(transaction: &mut Transaction<'_, Sqlite>, transitions: &[Transition]) -> Result<()> {
+    for chunk in transitions.chunks(ROWS_PER_STATEMENT) {
+        let mut query = QueryBuilder::<Sqlite>::new("INSERT INTO message_history (message_id, status, at, cause) ");
+        query.push_values(chunk, |mut row, transition| {
+            row.push_bind(transition.id.0)
+                .push_bind(transition.status.as_str())
+                .push_bind(transition.at_ms)
+                .push_bind(transition.cause.as_str());
+        });
+        query.build().execute(&mut **transaction).await.map_err(database("insert history"))?;
+    }
+    Ok(())
+}
+
+/// One row per message with the last status and the latest value of each field, so a
+/// multi-row `UPDATE … FROM` never joins a message twice.
+struct MergedChange {
+    id: MessageId,
+    status: Status,
+    at_ms: i64,
+    content_sent: Option<String>,
+    rewritten_by: Option<String>,
+    wamid: Option<String>,
+    due_at_ms: Option<i64>,
+    reason: Option<String>,
+    error_code: Option<i64>,
+    attempts: Option<i64>,
+    priority: Option<(&'static str, i64)>,
+}
+
+fn merge(transitions: &[Transition]) -> Result<Vec<MergedChange>> {
+    let mut order: Vec<MessageId> = Vec::new();
+    let mut merged: HashMap<MessageId, MergedChange> = HashMap::with_capacity(transitions.len());
+    for transition in transitions {
+        let entry = merged.entry(transition.id).or_insert_with(|| {
+            order.push(transition.id);
+            MergedChange {
+                id: transition.id,
+                status: transition.status,
+                at_ms: transition.at_ms,
+                content_sent: None,
+                rewritten_by: None,
+                wamid: None,
+                due_at_ms: None,
+                reason: None,
+                error_code: None,
+                attempts: None,
+                priority: None,
+            }
+        });
+        entry.status = transition.status;
+        entry.at_ms = transition.at_ms;
+        let changes = &transition.changes;
+        if let Some((content, plugins)) = &changes.content_sent {
+            entry.content_sent = Some(serde_json::to_string(content).map_err(|error| Error::Corrupt {
+                operation: "record transitions",
+                detail: error.to_string(),
+            })?);
+            entry.rewritten_by = Some(serde_json::to_string(plugins).unwrap_or_else(|_| "[]".into()));
+        }
+        if let Some(wamid) = &changes.wamid {
+            entry.wamid = Some(wamid.0.clone());
+        }
+        entry.due_at_ms = changes.due_at_ms.or(entry.due_at_ms);
+        if changes.reason.is_some() {
+            entry.reason.clone_from(&changes.reason);
+        }
+        entry.error_code = changes.error_code.or(entry.error_code);
+        entry.attempts = changes.attempts.map(i64::from).or(entry.attempts);
+        entry.priority = changes
+            .priority
+            .map(|priority| (priority.as_str(), priority.rank()))
+            .or(entry.priority);
+    }
+    Ok(order.into_iter().filter_map(|id| merged.remove(&id)).collect())
+}
+
+async fn apply_transitions(transaction: &mut Transaction<'_, Sqlite>, transitions: &[Transition]) -> Result<()> {
+    let merged = merge(transitions)?;
+    for chunk in merged.chunks(ROWS_PER_STATEMENT) {
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "WITH v (id, status, at, content_sent, rewritten_by, wamid, due_at, reason, error_code, attempts, \
+             priority, priority_rank) AS (",
+        );
+        query.push_values(chunk, |mut row, change| {
+            row.push_bind(change.id.0)
+                .push_bind(change.status.as_str())
+                .push_bind(change.at_ms)
+                .push_bind(change.content_sent.as_deref())
+                .push_bind(change.rewritten_by.as_deref())
+                .push_bind(change.wamid.as_deref())
+                .push_bind(change.due_at_ms)
+                .push_bind(change.reason.as_deref())
+                .push_bind(change.error_code)
+                .push_bind(change.attempts)
+                .push_bind(change.priority.map(|(name, _)| name))
+                .push_bind(change.priority.map(|(_, rank)| rank));
+        });
+        query.push(
+            ") UPDATE messages SET \
+               status = v.status, \
+               updated_at = v.at, \
+               content_sent = COALESCE(v.content_sent, messages.content_sent), \
+               rewritten_by = COALESCE(v.rewritten_by, messages.rewritten_by), \
+               wamid = COALESCE(v.wamid, messages.wamid), \
+               due_at = COALESCE(v.due_at, messages.due_at), \
+               reason = COALESCE(v.reason, messages.reason), \
+               error_code = COALESCE(v.error_code, messages.error_code), \
+               attempts = COALESCE(v.attempts, messages.attempts), \
+               priority = COALESCE(v.priority, messages.priority), \
+               priority_rank = COALESCE(v.priority_rank, messages.priority_rank), \
+               lease_until = CASE WHEN v.status = 'sending' THEN messages.lease_until ELSE NULL END \
+             FROM v WHERE messages.id = v.id",
+        );
+        query.build().execute(&mut **transaction).await.map_err(database("record transitions"))?;
+    }
+    insert_history(transaction, transitions).await?;
+
+    // Statuses that came in before their wamid was known apply now, in the same transaction.
+    let wamids: Vec<String> = merged.iter().filter_map(|change| change.wamid.clone()).collect();
+    if !wamids.is_empty() {
+        let held = take_orphans(transaction, &wamids).await?;
+        if !held.is_empty() {
+            Box::pin(apply_status_updates(transaction, &held)).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn take_orphans(transaction: &mut Transaction<'_, Sqlite>, wamids: &[String]) -> Result<Vec<StatusUpdate>> {
+    const OPERATION: &str = "apply held statuses";
+    let mut held = Vec::new();
+    for chunk in wamids.chunks(ROWS_PER_STATEMENT) {
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "DELETE FROM orphan_statuses WHERE wamid IN (",
+        );
+        let mut list = query.separated(", ");
+        for wamid in chunk {
+            list.push_bind(wamid.as_str());
+        }
+        query.push(") RETURNING seq, wamid, status, at, error_code, error_title");
+        let mut rows = query.build().fetch_all(&mut **transaction).await.map_err(database(OPERATION))?;
+        rows.sort_by_key(|row| row.try_get::<i64, _>("seq").unwrap_or_default());
+        for row in rows {
+            held.push(StatusUpdate {
+                wamid: Wamid(row.try_get("wamid").map_err(database(OPERATION))?),
+                status: parse_text(&row, "status", OPERATION)?,
+                at_ms: row.try_get("at").map_err(database(OPERATION))?,
+                error_code: row.try_get("error_code").map_err(database(OPERATION))?,
+                error_title: row.try_get("error_title").map_err(database(OPERATION))?,
+            });
+        }
+    }
+    Ok(held)
+}
+
+async fn apply_status_updates(transaction: &mut Transaction<'_, Sqlite>, updates: &[StatusUpdate]) -> Result<StatusReport> {
+    const OPERATION: &str = "apply statuses";
+    let mut current: HashMap<String, (MessageId, Status)> = HashMap::with_capacity(updates.len());
+    let mut wamids: Vec<&str> = updates.iter().map(|update| update.wamid.0.as_str()).collect();
+    wamids.sort_unstable();
+    wamids.dedup();
+    for chunk in wamids.chunks(ROWS_PER_STATEMENT) {
+        let mut query = QueryBuilder::<Sqlite>::new("SELECT id, status, wamid FROM messages WHERE wamid IN (");
+        let mut list = query.separated(", ");
+        for wamid in chunk {
+            list.push_bind(*wamid);
+        }
+        query.push(")");
+        for row in query.build().fetch_all(&mut **transaction).await.map_err(database(OPERATION))? {
+            let id: Uuid = row.try_get("id").map_err(database(OPERATION))?;
+            current.insert(
+                row.try_get("wamid").map_err(database(OPERATION))?,
+                (MessageId(id), parse_text(&row, "status", OPERATION)?),
+            );
+        }
+    }
+
+    let mut report = StatusReport::default();
+    let mut transitions = Vec::new();
+    let mut orphans = Vec::new();
+    for update in updates {
+        let Some((id, status)) = current.get_mut(&update.wamid.0) else {
+            orphans.push(update);
+            continue;
+        };
+        if status.is_final() || update.status.delivery_rank() <= status.delivery_rank() {
+            report.ignored += 1;
+            continue;
+        }
+        *status = update.status;
+        let cause = match (update.error_code, &update.error_title) {
+            (Some(code), Some(title)) => format!("webhook: {} ({code} {title})", update.status),
+            (Some(code), None) => format!("webhook: {} ({code})", update.status),
+            _ => format!("webhook: {}", update.status),
+        };
+        transitions.push(Transition {
+            id: *id,
+            status: update.status,
+            at_ms: update.at_ms,
+            cause,
+            changes: Changes {
+                error_code: update.error_code,
+                reason: update.error_title.clone(),
+                ..Changes::default()
+            },
+        });
+        report.applied.push((*id, update.status));
+    }
+    if !transitions.is_empty() {
+        Box::pin(apply_transitions(transaction, &transitions)).await?;
+    }
+    report.held = orphans.len();
+    let received_at = super::now_ms();
+    for chunk in orphans.chunks(ROWS_PER_STATEMENT) {
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO orphan_statuses (wamid, status, at, error_code, error_title, received_at) ",
+        );
+        query.push_values(chunk, |mut row, update| {
+            row.push_bind(update.wamid.0.as_str())
+                .push_bind(update.status.as_str())
+                .push_bind(update.at_ms)
+                .push_bind(update.error_code)
+                .push_bind(update.error_title.as_deref())
+                .push_bind(received_at);
+        });
+        query.build().execute(&mut **transaction).await.map_err(database("hold statuses"))?;
+    }
+    Ok(report)
+}
+
+async fn claim(
+    transaction: &mut Transaction<'_, Sqlite>,
+    now_ms: i64,
+    limit: usize,
+    lease_until_ms: i64,
+) -> Result<Vec<PendingMessage>> {
+    const OPERATION: &str = "claim due messages";
+    let rows = sqlx::query(
+        "UPDATE messages SET lease_until = ?1 WHERE id IN (
+             SELECT id FROM messages
+             WHERE status IN ('accepted', 'queued', 'deferred', 'sending')
+               AND due_at <= ?2 AND (lease_until IS NULL OR lease_until < ?2)
+             ORDER BY priority_rank, due_at, id
+             LIMIT ?3)
+         RETURNING *",
+    )
+    .bind(lease_until_ms)
+    .bind(now_ms)
+    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+    .fetch_all(&mut **transaction)
+    .await
+    .map_err(database(OPERATION))?;
+    let mut claimed = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let due_at: i64 = row.try_get("due_at").map_err(database(OPERATION))?;
+        let rank: i64 = row.try_get("priority_rank").map_err(database(OPERATION))?;
+        claimed.push(((rank, due_at), pending_from_row(row, OPERATION)?));
+    }
+    // RETURNING has no order: restore the queue's.
+    claimed.sort_by(|(left_key, left), (right_key, right)| left_key.cmp(right_key).then(left.id.cmp(&right.id)));
+    Ok(claimed.into_iter().map(|(_, message)| message).collect())
+}
+
+async fn write_state(transaction: &mut Transaction<'_, Sqlite>, writes: &[StateWrite]) -> Result<()> {
+    for write in writes {
+        match &write.value {
+            Some(value) => {
+                sqlx::query(
+                    "INSERT INTO plugin_state (plugin, key, value, expires_at) VALUES (?, ?, ?, ?)
+                     ON CONFLICT (plugin, key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at",
+                )
+                .bind(&write.plugin)
+                .bind(&write.key)
+                .bind(value)
+                .bind(write.expires_at_ms)
+                .execute(&mut **transaction)
+                .await
+                .map_err(database("write plugin state"))?;
+            }
+            None => {
+                sqlx::query("DELETE FROM plugin_state WHERE plugin = ? AND key = ?")
+                    .bind(&write.plugin)
+                    .bind(&write.key)
+                    .execute(&mut **transaction)
+                    .await
+                    .map_err(database("delete plugin state"))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn parse_text<T: FromStr<Err = String>>(row: &SqliteRow, column: &str, operation: &'static str) -> Result<T> {
+    let text: String = row.try_get(column).map_err(database(operation))?;
+    text.parse().map_err(|detail| Error::Corrupt { operation, detail })
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(text: &str, operation: &'static str) -> Result<T> {
+    serde_json::from_str(text).map_err(|error| Error::Corrupt {
+        operation,
+        detail: error.to_string(),
+    })
+}
+
+fn pending_from_row(row: &SqliteRow, operation: &'static str) -> Result<PendingMessage> {
+    let id: Uuid = row.try_get("id").map_err(database(operation))?;
+    let recipient: String = row.try_get("recipient").map_err(database(operation))?;
+    let tags: String = row.try_get("tags").map_err(database(operation))?;
+    let content: String = row.try_get("content").map_err(database(operation))?;
+    let content_sent: Option<String> = row.try_get("content_sent").map_err(database(operation))?;
+    let rewritten_by: Option<String> = row.try_get("rewritten_by").map_err(database(operation))?;
+    let shard: i64 = row.try_get("shard").map_err(database(operation))?;
+    let attempts: i64 = row.try_get("attempts").map_err(database(operation))?;
+    Ok(PendingMessage {
+        id: MessageId(id),
+        to: PhoneNumber::parse(&recipient).map_err(|error| Error::Corrupt {
+            operation,
+            detail: format!("recipient {recipient:?}: {error}"),
+        })?,
+        category: parse_text(row, "category", operation)?,
+        priority: parse_text(row, "priority", operation)?,
+        channel: parse_text(row, "channel", operation)?,
+        shard: u16::try_from(shard).unwrap_or_default(),
+        tags: parse_json(&tags, operation)?,
+        status: parse_text(row, "status", operation)?,
+        content: parse_json::<Content>(&content, operation)?,
+        content_sent: content_sent.map(|text| parse_json(&text, operation)).transpose()?,
+        rewritten_by: rewritten_by
+            .map(|text| parse_json(&text, operation))
+            .transpose()?
+            .unwrap_or_default(),
+        attempts: u32::try_from(attempts).unwrap_or_default(),
+        created_at_ms: row.try_get("created_at").map_err(database(operation))?,
+    })
+}

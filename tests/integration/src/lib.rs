@@ -1,0 +1,312 @@
+//! Black-box test support: start the built `wasp` binary against an in-process Cloud API
+//! simulator, talk to it over HTTP, and wait for messages to reach a state.
+//!
+//! The binary comes from `WASP_BIN` or `target/debug/wasp`; plugin components from
+//! `target/wasm32-wasip2/plugin/`. `scripts/test` builds both before the tests run.
+
+use std::{
+    net::TcpListener as StdListener,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, bail};
+use hmac::{Hmac, Mac};
+use serde_json::Value;
+use sha2::Sha256;
+use wasp_simulator::{RunningSimulator, Simulator, SimulatorConfig};
+
+pub const TOKEN: &str = "test-admin-token";
+pub const APP_SECRET: &str = "test-app-secret";
+pub const VERIFY_TOKEN: &str = "test-verify-token";
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
+pub fn wasp_binary() -> anyhow::Result<PathBuf> {
+    let path = std::env::var_os("WASP_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| target_dir().join("debug").join("wasp"));
+    anyhow::ensure!(
+        path.exists(),
+        "the wasp binary is not built at {}: run `cargo build -p wasp` (scripts/test does)",
+        path.display()
+    );
+    Ok(path)
+}
+
+/// A built plugin component, by crate name (`button-limit`, `hostile`).
+pub fn plugin(name: &str) -> anyhow::Result<PathBuf> {
+    let path = target_dir()
+        .join("wasm32-wasip2")
+        .join("plugin")
+        .join(format!("{}.wasm", name.replace('-', "_")));
+    anyhow::ensure!(
+        path.exists(),
+        "plugin {name} is not built at {}: run scripts/build-plugins",
+        path.display()
+    );
+    Ok(path)
+}
+
+/// The real Meta webhook bodies in `shared/meta-webhooks`, beside the repository.
+pub fn meta_webhooks_dir() -> anyhow::Result<PathBuf> {
+    let path = std::env::var_os("WASP_META_WEBHOOKS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("..").join("shared").join("meta-webhooks"));
+    anyhow::ensure!(path.is_dir(), "no webhook fixtures at {} (set WASP_META_WEBHOOKS)", path.display());
+    Ok(path)
+}
+
+pub fn free_port() -> anyhow::Result<u16> {
+    let listener = StdListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?.port())
+}
+
+pub fn sign(secret: &str, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// One plugin in the chain of a test host.
+pub struct ChainEntry {
+    pub name: &'static str,
+    pub file: PathBuf,
+    /// TOML inline table, such as `{ mode = "loop" }`.
+    pub config: Option<String>,
+    pub failure: &'static str,
+}
+
+impl ChainEntry {
+    pub fn new(name: &'static str) -> anyhow::Result<Self> {
+        Ok(Self {
+            name,
+            file: plugin(name)?,
+            config: None,
+            failure: "closed",
+        })
+    }
+
+    pub fn with_config(mut self, config: &str) -> Self {
+        self.config = Some(config.to_owned());
+        self
+    }
+}
+
+pub struct HostOptions {
+    pub chain: Vec<ChainEntry>,
+    pub simulator: SimulatorConfig,
+    /// Extra lines appended to the config file.
+    pub extra_config: String,
+}
+
+impl Default for HostOptions {
+    fn default() -> Self {
+        Self {
+            chain: Vec::new(),
+            simulator: SimulatorConfig {
+                sent_after_ms: 10,
+                delivered_after_ms: 20,
+                read_after_ms: 20,
+                read_ratio: 1.0,
+                webhook_flush_ms: 5,
+                ..SimulatorConfig::default()
+            },
+            extra_config: String::new(),
+        }
+    }
+}
+
+/// A `wasp serve` process and the simulator it talks to; both stop when this is dropped.
+pub struct TestHost {
+    pub url: String,
+    pub client: reqwest::Client,
+    pub simulator: RunningSimulator,
+    pub data_dir: tempfile::TempDir,
+    child: Child,
+    log_path: PathBuf,
+}
+
+impl TestHost {
+    pub async fn start(options: HostOptions) -> anyhow::Result<Self> {
+        let binary = wasp_binary()?;
+        let data_dir = tempfile::tempdir()?;
+        let port = free_port()?;
+        let url = format!("http://127.0.0.1:{port}");
+
+        let mut simulator_config = options.simulator;
+        simulator_config.app_secret = APP_SECRET.to_owned();
+        simulator_config.webhook_url = Some(format!("{url}/webhooks/whatsapp"));
+        simulator_config.access_token = Some("test-cloud-token".to_owned());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let simulator = Simulator::start(simulator_config, listener).await?;
+
+        let mut config = format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\n\
+             [store]\ndatabase_url = \"sqlite://{data}/wasp.db\"\n\
+             [policy]\nplugins_dir = \"{data}\"\ncompiled_cache_dir = \"{cache}\"\n\
+             [channel.cloud_api]\nbase_url = \"{simulator}\"\naccess_token = \"test-cloud-token\"\n\
+             [dispatch]\npoll_interval_ms = 50\nretry_base_ms = 50\n",
+            data = data_dir.path().display(),
+            cache = target_dir().join("wasp-test-compiled").display(),
+            simulator = simulator.base_url(),
+        );
+        for entry in &options.chain {
+            config.push_str(&format!(
+                "[[policy.plugins]]\nname = \"{}\"\nfile = \"{}\"\nfailure = \"{}\"\n",
+                entry.name,
+                entry.file.display(),
+                entry.failure
+            ));
+            if let Some(plugin_config) = &entry.config {
+                config.push_str(&format!("config = {plugin_config}\n"));
+            }
+        }
+        config.push_str(&options.extra_config);
+        let config_path = data_dir.path().join("wasp.toml");
+        std::fs::write(&config_path, config)?;
+
+        let log_path = data_dir.path().join("wasp.log");
+        let log = std::fs::File::create(&log_path)?;
+        let child = Command::new(&binary)
+            .arg("serve")
+            .arg("--config")
+            .arg(&config_path)
+            .env("WASP_ADMIN_TOKEN", TOKEN)
+            .env("WASP_APP_SECRET", APP_SECRET)
+            .env("WASP_VERIFY_TOKEN", VERIFY_TOKEN)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting {}", binary.display()))?;
+        let host = Self {
+            url,
+            client: reqwest::Client::new(),
+            simulator,
+            data_dir,
+            child,
+            log_path,
+        };
+        host.wait_ready().await?;
+        Ok(host)
+    }
+
+    async fn wait_ready(&self) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(response) = self.client.get(format!("{}/readyz", self.url)).send().await
+                && response.status().is_success()
+            {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("wasp did not become ready; its log:\n{}", self.log());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    pub async fn send(&self, body: &Value) -> anyhow::Result<(u16, Value)> {
+        let response = self
+            .client
+            .post(format!("{}/v1/messages", self.url))
+            .bearer_auth(TOKEN)
+            .json(body)
+            .send()
+            .await?;
+        let status = response.status().as_u16();
+        Ok((status, response.json().await.unwrap_or(Value::Null)))
+    }
+
+    pub async fn message(&self, id: &str) -> anyhow::Result<Value> {
+        let response = self
+            .client
+            .get(format!("{}/v1/messages/{id}", self.url))
+            .bearer_auth(TOKEN)
+            .send()
+            .await?;
+        anyhow::ensure!(response.status().is_success(), "GET message {id}: {}", response.status());
+        Ok(response.json().await?)
+    }
+
+    /// Polls until the message reaches `status` (or any final state), within `timeout`.
+    pub async fn wait_for(&self, id: &str, status: &str, timeout: Duration) -> anyhow::Result<Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let message = self.message(id).await?;
+            let current = message["status"].as_str().unwrap_or_default().to_owned();
+            if current == status {
+                return Ok(message);
+            }
+            if Instant::now() > deadline {
+                bail!("message {id} is {current}, not {status}, after {timeout:?}: {message:#}\nlog:\n{}", self.log());
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Posts a webhook body signed with `secret` (the right one unless testing a wrong one).
+    pub async fn post_webhook(&self, body: &[u8], secret: Option<&str>) -> anyhow::Result<u16> {
+        let mut request = self
+            .client
+            .post(format!("{}/webhooks/whatsapp", self.url))
+            .header("content-type", "application/json")
+            .body(body.to_vec());
+        if let Some(secret) = secret {
+            request = request.header("x-hub-signature-256", sign(secret, body));
+        }
+        Ok(request.send().await?.status().as_u16())
+    }
+}
+
+impl Drop for TestHost {
+    fn drop(&mut self) {
+        if self.child.kill().is_ok() {
+            // Reaping the child only; its exit status says nothing after a kill.
+            self.child.wait().ok();
+        }
+    }
+}
+
+/// A message body with `buttons` reply buttons.
+pub fn buttons_message(to: &str, buttons: usize, key: Option<&str>) -> Value {
+    let buttons: Vec<Value> = (0..buttons)
+        .map(|index| serde_json::json!({"type": "reply", "reply": {"id": format!("b{index}"), "title": format!("Choice {index}")}}))
+        .collect();
+    let mut body = serde_json::json!({
+        "to": to,
+        "category": "utility",
+        "content": {"type": "interactive", "interactive": {"type": "button",
+            "body": {"text": "How was your delivery?"}, "action": {"buttons": buttons}}}
+    });
+    if let Some(key) = key {
+        body["idempotency_key"] = key.into();
+    }
+    body
+}
+
+pub fn text_message(to: &str, text: &str) -> Value {
+    serde_json::json!({"to": to, "category": "utility", "content": {"type": "text", "text": {"body": text}}})
+}

@@ -1,0 +1,166 @@
+//! The control surface under `/_sim/`, for black-box tests, the binary and the demo:
+//! counters, the log of accepted messages, live config changes, inbound injection and a
+//! reset. Errors use wasp's shape `{"error":{"code","message","field"}}`, not Meta's.
+//!
+//! Owns the handlers; calls `config`, `state` and `webhook::post_inbound`.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Query, State, rejection::QueryRejection};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+use crate::inbound::Inbound;
+use crate::state::{SENT_LOG_CAPACITY, Shared};
+use crate::webhook;
+
+/// Entries `GET /_sim/sent` returns when no `limit` is given.
+pub const DEFAULT_SENT_LIMIT: usize = 100;
+
+pub(crate) fn routes() -> Router<Arc<Shared>> {
+    Router::new()
+        .route("/_sim/counters", get(counters))
+        .route("/_sim/sent", get(sent))
+        .route("/_sim/config", get(read_config).put(update_config))
+        .route("/_sim/inbound", post(inbound))
+        .route("/_sim/reset", post(reset))
+}
+
+async fn counters(State(shared): State<Arc<Shared>>) -> Response {
+    Json(shared.counters.snapshot()).into_response()
+}
+
+#[derive(Deserialize)]
+struct SentQuery {
+    limit: Option<usize>,
+}
+
+async fn sent(
+    State(shared): State<Arc<Shared>>,
+    query: Result<Query<SentQuery>, QueryRejection>,
+) -> Response {
+    let limit = match query {
+        Ok(Query(query)) => query.limit.unwrap_or(DEFAULT_SENT_LIMIT),
+        Err(rejection) => {
+            return ControlError::bad_request("invalid_query", rejection.body_text(), Some("limit"))
+                .into_response();
+        }
+    };
+    Json(shared.sent.recent(limit.min(SENT_LOG_CAPACITY))).into_response()
+}
+
+async fn read_config(State(shared): State<Arc<Shared>>) -> Response {
+    Json(shared.config.snapshot().masked()).into_response()
+}
+
+async fn update_config(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    let patch: serde_json::Value = match serde_json::from_slice(&body) {
+        Ok(patch) => patch,
+        Err(error) => {
+            return ControlError::bad_request("invalid_json", error.to_string(), None)
+                .into_response();
+        }
+    };
+    match shared.config.snapshot().patched(patch) {
+        Ok(next) => {
+            tracing::info!(config = ?next.masked(), "simulator config changed");
+            let shown = next.masked();
+            shared.config.replace(next);
+            Json(shown).into_response()
+        }
+        Err(Error::InvalidConfig { field, reason }) => {
+            ControlError::bad_request("invalid_config", reason, Some(field)).into_response()
+        }
+        Err(other) => ControlError::internal(other.to_string()).into_response(),
+    }
+}
+
+async fn inbound(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    let inbound: Inbound = match serde_json::from_slice(&body) {
+        Ok(inbound) => inbound,
+        Err(error) => {
+            return ControlError::bad_request("invalid_inbound", error.to_string(), None)
+                .into_response();
+        }
+    };
+    let mut shutdown = shared.shutdown.clone();
+    match webhook::post_inbound(&shared, &inbound, &mut shutdown).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(error @ (Error::InvalidInbound(_) | Error::NoWebhookUrl)) => {
+            ControlError::bad_request("invalid_inbound", error.to_string(), None).into_response()
+        }
+        Err(error) => ControlError {
+            status: StatusCode::BAD_GATEWAY,
+            code: "webhook_failed",
+            message: error.to_string(),
+            field: None,
+        }
+        .into_response(),
+    }
+}
+
+async fn reset(State(shared): State<Arc<Shared>>) -> Response {
+    shared.counters.reset();
+    shared.sent.clear();
+    StatusCode::NO_CONTENT.into_response()
+}
+
+struct ControlError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    field: Option<&'static str>,
+}
+
+impl ControlError {
+    fn bad_request(code: &'static str, message: String, field: Option<&'static str>) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            code,
+            message,
+            field,
+        }
+    }
+
+    fn internal(message: String) -> Self {
+        tracing::warn!(%message, "control request failed");
+        Self {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            code: "internal",
+            message: "internal error".to_owned(),
+            field: None,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: ErrorDetail<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorDetail<'a> {
+    code: &'a str,
+    message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
+}
+
+impl IntoResponse for ControlError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message: &self.message,
+                field: self.field,
+            },
+        };
+        (self.status, Json(body)).into_response()
+    }
+}

@@ -1,0 +1,245 @@
+//! The Graph API side: `POST /{version}/{phone_number_id}/messages` answered as the
+//! Cloud API answers it, and Meta-shaped errors for everything else under `/`.
+//!
+//! Order of checks follows Meta: token, path, body, then the configured faults. An
+//! accepted message is logged for `sent()`, counted in the webhook backlog and queued
+//! for the status scheduler. Owns the handlers; calls `validate`, `error`, `wamid`,
+//! `wire`, `state` and hands work to `webhook::schedule` over its channel.
+
+pub mod error;
+pub mod validate;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde::Serialize;
+use serde_json::Value;
+use tokio::time::Instant;
+
+use crate::config::SimulatorConfig;
+use crate::state::{CounterCells, SentMessage, Shared};
+use crate::webhook::payload::UNDELIVERABLE;
+use crate::webhook::schedule::{Accepted, Tracked};
+use crate::wire;
+use error::GraphError;
+use validate::{MessageKind, Request};
+
+pub(crate) fn routes() -> Router<Arc<Shared>> {
+    Router::new().route(
+        "/{version}/{phone_number_id}/messages",
+        post(send_message).fallback(fallback),
+    )
+}
+
+/// Any other path or method: Meta's "unsupported request" answers.
+pub(crate) async fn fallback(method: Method, uri: Uri) -> Response {
+    let segments: Vec<&str> = uri.path().trim_matches('/').split('/').collect();
+    match segments.as_slice() {
+        [version, object, ..] if is_version(version) => {
+            GraphError::unknown_object(object, &method.as_str().to_ascii_lowercase())
+                .into_response()
+        }
+        _ => GraphError::unknown_path(uri.path()).into_response(),
+    }
+}
+
+async fn send_message(
+    State(shared): State<Arc<Shared>>,
+    Path((version, phone_number_id)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    CounterCells::add(&shared.counters.requests, 1);
+    let config = shared.config.snapshot();
+    if config.latency_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(config.latency_ms)).await;
+    }
+    let answer = answer(
+        &shared,
+        &config,
+        &version,
+        phone_number_id,
+        query.as_deref(),
+        &headers,
+        &body,
+    )
+    .await;
+    match answer {
+        Ok(response) => response,
+        Err(error) => {
+            shared.counters.reject(error.code());
+            tracing::debug!(code = error.code(), "send refused");
+            error.into_response()
+        }
+    }
+}
+
+async fn answer(
+    shared: &Shared,
+    config: &SimulatorConfig,
+    version: &str,
+    phone_number_id: String,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Response, GraphError> {
+    if let Some(token) = config.access_token.as_deref()
+        && !carries_token(token, headers, query)
+    {
+        return Err(GraphError::invalid_token());
+    }
+    if !is_version(version) {
+        return Err(GraphError::unknown_path(&format!(
+            "/{version}/{phone_number_id}/messages"
+        )));
+    }
+    if phone_number_id.is_empty() || !phone_number_id.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(GraphError::unknown_object(&phone_number_id, "post"));
+    }
+    let value: Value = if body.iter().all(u8::is_ascii_whitespace) {
+        Value::Object(serde_json::Map::new())
+    } else {
+        serde_json::from_slice(body)
+            .map_err(|_| GraphError::invalid_parameter("Request body is not valid JSON"))?
+    };
+    let request = validate::validate(&value)?;
+    if config.error_rate > 0.0 && rand::random::<f64>() < config.error_rate {
+        return Err(GraphError::something_went_wrong());
+    }
+    let (to, kind) = match request {
+        Request::MarkRead { .. } => {
+            CounterCells::add(&shared.counters.marked_read, 1);
+            return Ok(json_response(br#"{"success":true}"#.to_vec()));
+        }
+        Request::Send { to, kind } => (to.to_owned(), kind),
+    };
+
+    let recipient: String = to.chars().filter(char::is_ascii_digit).collect();
+    let wamid = shared.wamids.outbound(&recipient);
+    let answer = SendAnswer {
+        messaging_product: "whatsapp",
+        contacts: [ContactAnswer {
+            input: &to,
+            wa_id: &recipient,
+        }],
+        messages: [MessageAnswer {
+            id: &wamid,
+            message_status: (kind == MessageKind::Template).then_some("accepted"),
+        }],
+    };
+    let encoded = wire::to_meta_json(&answer).map_err(|_| GraphError::something_went_wrong())?;
+    let failure = config.is_failing(&recipient).then_some(&UNDELIVERABLE);
+
+    if config.webhook_url.is_some() {
+        shared.counters.backlog_add(1);
+        let accepted = Accepted {
+            message: Arc::new(Tracked {
+                wamid: wamid.as_str().into(),
+                phone_number_id: phone_number_id.as_str().into(),
+                recipient: recipient.into_boxed_str(),
+                failure,
+            }),
+            at: Instant::now(),
+        };
+        if shared.schedule.send(accepted).await.is_err() {
+            shared.counters.backlog_sub(1);
+            tracing::debug!("status scheduler stopped; no statuses for this message");
+        }
+    }
+    shared.sent.push(SentMessage {
+        wamid,
+        phone_number_id,
+        to,
+        body: value,
+        time: SystemTime::now(),
+    });
+    CounterCells::add(&shared.counters.accepted, 1);
+    Ok(json_response(encoded))
+}
+
+fn is_version(segment: &str) -> bool {
+    segment
+        .strip_prefix('v')
+        .is_some_and(|rest| !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit() || b == b'.'))
+}
+
+/// Whether the request carries `token` as a bearer header or an `access_token` query.
+fn carries_token(token: &str, headers: &HeaderMap, query: Option<&str>) -> bool {
+    let from_header = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| {
+            value
+                .strip_prefix("Bearer ")
+                .or_else(|| value.strip_prefix("OAuth "))
+        })
+        .is_some_and(|given| given.trim() == token);
+    from_header
+        || query.is_some_and(|query| {
+            query
+                .split('&')
+                .filter_map(|pair| pair.strip_prefix("access_token="))
+                .any(|given| given == token)
+        })
+}
+
+fn json_response(body: Vec<u8>) -> Response {
+    let mut response = (StatusCode::OK, body).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=UTF-8"),
+    );
+    response
+}
+
+#[derive(Serialize)]
+struct SendAnswer<'a> {
+    messaging_product: &'static str,
+    contacts: [ContactAnswer<'a>; 1],
+    messages: [MessageAnswer<'a>; 1],
+}
+
+#[derive(Serialize)]
+struct ContactAnswer<'a> {
+    input: &'a str,
+    wa_id: &'a str,
+}
+
+#[derive(Serialize)]
+struct MessageAnswer<'a> {
+    id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message_status: Option<&'static str>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_look_like_v_number() {
+        assert!(is_version("v21.0"));
+        assert!(is_version("v24"));
+        assert!(!is_version("21.0"));
+        assert!(!is_version("v"));
+        assert!(!is_version("vx"));
+    }
+
+    #[test]
+    fn token_from_header_or_query() {
+        let mut headers = HeaderMap::new();
+        assert!(!carries_token("t0k", &headers, None));
+        assert!(carries_token("t0k", &headers, Some("a=b&access_token=t0k")));
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer t0k"));
+        assert!(carries_token("t0k", &headers, None));
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer other"));
+        assert!(!carries_token("t0k", &headers, None));
+    }
+}

@@ -1,0 +1,174 @@
+//! `wasp-simulator`: runs the Cloud API simulator as a process until Ctrl-C (or
+//! SIGTERM). Every config key is a flag and a `SIM_…` variable, declared beside its
+//! default. Owns argument parsing and logging set-up; calls the library only.
+
+use std::net::SocketAddr;
+
+use anyhow::Context as _;
+use clap::Parser;
+use tokio::net::TcpListener;
+use tracing_subscriber::EnvFilter;
+use wasp_simulator::config::{
+    DEFAULT_APP_SECRET, DEFAULT_DELIVERED_AFTER_MS, DEFAULT_DISPLAY_PHONE_NUMBER,
+    DEFAULT_ERROR_RATE, DEFAULT_LATENCY_MS, DEFAULT_READ_AFTER_MS, DEFAULT_READ_RATIO,
+    DEFAULT_SENT_AFTER_MS, DEFAULT_WABA_ID, DEFAULT_WEBHOOK_BATCH_MAX, DEFAULT_WEBHOOK_FLUSH_MS,
+};
+use wasp_simulator::{Simulator, SimulatorConfig};
+
+/// Address the simulator listens on unless told otherwise.
+const DEFAULT_LISTEN: &str = "127.0.0.1:8089";
+
+/// A WhatsApp Cloud API simulator speaking Meta's wire format.
+#[derive(Debug, Parser)]
+#[command(name = "wasp-simulator", version, about)]
+struct Args {
+    /// Address to listen on.
+    #[arg(long, env = "SIM_LISTEN", default_value = DEFAULT_LISTEN)]
+    listen: SocketAddr,
+    /// Require `Authorization: Bearer <token>` on Graph API requests.
+    #[arg(long, env = "SIM_ACCESS_TOKEN", hide_env_values = true)]
+    access_token: Option<String>,
+    /// Secret that signs webhooks (X-Hub-Signature-256).
+    #[arg(long, env = "SIM_APP_SECRET", default_value = DEFAULT_APP_SECRET, hide_env_values = true)]
+    app_secret: String,
+    /// Where status and inbound webhooks are posted; none when unset.
+    #[arg(long, env = "SIM_WEBHOOK_URL")]
+    webhook_url: Option<String>,
+    /// Added before a send is answered.
+    #[arg(long, env = "SIM_LATENCY_MS", default_value_t = DEFAULT_LATENCY_MS)]
+    latency_ms: u64,
+    /// Delay of `sent` after a send was accepted.
+    #[arg(long, env = "SIM_SENT_AFTER_MS", default_value_t = DEFAULT_SENT_AFTER_MS)]
+    sent_after_ms: u64,
+    /// Delay of `delivered` (or `failed`) after `sent`.
+    #[arg(long, env = "SIM_DELIVERED_AFTER_MS", default_value_t = DEFAULT_DELIVERED_AFTER_MS)]
+    delivered_after_ms: u64,
+    /// Delay of `read` after `delivered`.
+    #[arg(long, env = "SIM_READ_AFTER_MS", default_value_t = DEFAULT_READ_AFTER_MS)]
+    read_after_ms: u64,
+    /// Share of delivered messages that are read (0..=1).
+    #[arg(long, env = "SIM_READ_RATIO", default_value_t = DEFAULT_READ_RATIO)]
+    read_ratio: f64,
+    /// Share of sends answered with a transient 500, code 131000 (0..=1).
+    #[arg(long, env = "SIM_ERROR_RATE", default_value_t = DEFAULT_ERROR_RATE)]
+    error_rate: f64,
+    /// Recipient prefixes (digits, comma-separated) whose messages fail with 131026.
+    #[arg(long, env = "SIM_FAILING_PREFIXES", value_delimiter = ',')]
+    failing_prefixes: Vec<String>,
+    /// Statuses per webhook POST (1..=1000).
+    #[arg(long, env = "SIM_WEBHOOK_BATCH_MAX", default_value_t = DEFAULT_WEBHOOK_BATCH_MAX)]
+    webhook_batch_max: usize,
+    /// How long the batcher waits to fill a POST.
+    #[arg(long, env = "SIM_WEBHOOK_FLUSH_MS", default_value_t = DEFAULT_WEBHOOK_FLUSH_MS)]
+    webhook_flush_ms: u64,
+    /// `metadata.display_phone_number` in webhooks.
+    #[arg(long, env = "SIM_DISPLAY_PHONE_NUMBER", default_value = DEFAULT_DISPLAY_PHONE_NUMBER)]
+    display_phone_number: String,
+    /// `entry[].id` in webhooks.
+    #[arg(long, env = "SIM_WABA_ID", default_value = DEFAULT_WABA_ID)]
+    waba_id: String,
+}
+
+impl Args {
+    fn into_config(self) -> (SocketAddr, SimulatorConfig) {
+        let config = SimulatorConfig {
+            access_token: self.access_token.filter(|token| !token.is_empty()),
+            app_secret: self.app_secret,
+            webhook_url: self.webhook_url.filter(|url| !url.is_empty()),
+            latency_ms: self.latency_ms,
+            sent_after_ms: self.sent_after_ms,
+            delivered_after_ms: self.delivered_after_ms,
+            read_after_ms: self.read_after_ms,
+            read_ratio: self.read_ratio,
+            error_rate: self.error_rate,
+            failing_prefixes: self
+                .failing_prefixes
+                .into_iter()
+                .map(|prefix| prefix.trim().to_owned())
+                .filter(|prefix| !prefix.is_empty())
+                .collect(),
+            webhook_batch_max: self.webhook_batch_max,
+            webhook_flush_ms: self.webhook_flush_ms,
+            display_phone_number: self.display_phone_number,
+            waba_id: self.waba_id,
+        };
+        (self.listen, config)
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    let (listen, config) = Args::parse().into_config();
+    config
+        .validate()
+        .context("checking the simulator configuration")?;
+    tracing::info!(config = ?config.masked(), "starting wasp simulator");
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding {listen}"))?;
+    let running = Simulator::start(config, listener).await?;
+    println!("wasp-simulator listening on {}", running.base_url());
+    stop_signal().await?;
+    tracing::info!("stopping wasp simulator");
+    running.shutdown().await;
+    Ok(())
+}
+
+/// Waits for Ctrl-C or, on Unix, SIGTERM.
+async fn stop_signal() -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .context("listening for SIGTERM")?;
+        tokio::select! {
+            result = tokio::signal::ctrl_c() => result.context("listening for Ctrl-C"),
+            _ = terminate.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c()
+            .await
+            .context("listening for Ctrl-C")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_map_onto_the_config() {
+        let args = Args::try_parse_from([
+            "wasp-simulator",
+            "--listen",
+            "127.0.0.1:0",
+            "--failing-prefixes",
+            "62, 91",
+            "--error-rate",
+            "0.1",
+            "--webhook-url",
+            "http://127.0.0.1:9/hook",
+        ])
+        .expect("flags parse");
+        let (listen, config) = args.into_config();
+        assert_eq!(listen.port(), 0);
+        assert_eq!(config.failing_prefixes, vec!["62".to_owned(), "91".to_owned()]);
+        assert_eq!(config.error_rate, 0.1);
+        assert_eq!(config.webhook_url.as_deref(), Some("http://127.0.0.1:9/hook"));
+        config.validate().expect("valid");
+    }
+
+    #[test]
+    fn defaults_match_the_library() {
+        let args = Args::try_parse_from(["wasp-simulator"]).expect("no flags needed");
+        let (_, config) = args.into_config();
+        assert_eq!(config, SimulatorConfig::default());
+    }
+}

@@ -1,0 +1,320 @@
+//! Webhook bodies in Meta's shape, field for field and in Meta's key order: status
+//! batches (grouped into one `changes` item per phone number id) and inbound messages.
+//!
+//! Owns the body types and `StatusError` (the `errors[]` of a `failed` status). Calls
+//! `wire` to encode; the bytes returned are the bytes to sign and post.
+
+use serde::{Serialize, Serializer};
+
+use super::schedule::{StatusKind, StatusUpdate};
+use crate::config::SimulatorConfig;
+use crate::inbound::{Inbound, InboundContent};
+use crate::wire;
+
+/// Where Meta's status errors point.
+pub const ERROR_CODES_HREF: &str =
+    "https://developers.facebook.com/docs/whatsapp/cloud-api/support/error-codes/";
+
+/// One entry of a failed status's `errors[]`.
+#[derive(Debug, PartialEq, Eq, Serialize)]
+pub struct StatusError {
+    /// Meta error code.
+    pub code: u32,
+    /// Short title.
+    pub title: &'static str,
+    /// Message (Meta repeats the title).
+    pub message: &'static str,
+    /// `error_data`.
+    pub error_data: StatusErrorData,
+    /// Link to Meta's error code page.
+    pub href: &'static str,
+}
+
+/// `error_data` of a status error.
+#[derive(Debug, PartialEq, Eq, Serialize)]
+pub struct StatusErrorData {
+    /// Longer explanation.
+    pub details: &'static str,
+}
+
+/// 131026, what recipients matching `failing_prefixes` get.
+pub const UNDELIVERABLE: StatusError = StatusError {
+    code: 131026,
+    title: "Message undeliverable",
+    message: "Message undeliverable",
+    error_data: StatusErrorData {
+        details: "Message Undeliverable.",
+    },
+    href: ERROR_CODES_HREF,
+};
+
+/// Pricing block on `sent`, `delivered` and `read` statuses.
+#[derive(Serialize)]
+struct Pricing {
+    billable: bool,
+    pricing_model: &'static str,
+    #[serde(rename = "type")]
+    pricing_type: &'static str,
+    category: &'static str,
+}
+
+const PRICING: Pricing = Pricing {
+    billable: true,
+    pricing_model: "PMP",
+    pricing_type: "regular",
+    category: "utility",
+};
+
+#[derive(Serialize)]
+struct Envelope<'a, V> {
+    object: &'static str,
+    entry: [Entry<'a, V>; 1],
+}
+
+#[derive(Serialize)]
+struct Entry<'a, V> {
+    id: &'a str,
+    changes: Vec<Change<V>>,
+}
+
+#[derive(Serialize)]
+struct Change<V> {
+    value: V,
+    field: &'static str,
+}
+
+#[derive(Serialize)]
+struct Metadata<'a> {
+    display_phone_number: &'a str,
+    phone_number_id: &'a str,
+}
+
+#[derive(Serialize)]
+struct StatusesValue<'a> {
+    messaging_product: &'static str,
+    metadata: Metadata<'a>,
+    statuses: Vec<StatusJson<'a>>,
+}
+
+#[derive(Serialize)]
+struct StatusJson<'a> {
+    id: &'a str,
+    status: &'static str,
+    #[serde(serialize_with = "as_string")]
+    timestamp: u64,
+    recipient_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pricing: Option<&'static Pricing>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    errors: Option<[&'static StatusError; 1]>,
+}
+
+#[derive(Serialize)]
+struct InboundValue<'a> {
+    messaging_product: &'static str,
+    metadata: Metadata<'a>,
+    contacts: [ContactJson<'a>; 1],
+    messages: [InboundMessageJson<'a>; 1],
+}
+
+#[derive(Serialize)]
+struct ContactJson<'a> {
+    profile: Profile<'a>,
+    wa_id: &'a str,
+}
+
+#[derive(Serialize)]
+struct Profile<'a> {
+    name: &'a str,
+}
+
+/// Key order as in Meta's samples: `text` sits before `type`, `interactive` after it.
+#[derive(Serialize)]
+struct InboundMessageJson<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    context: Option<ContextJson<'a>>,
+    from: &'a str,
+    id: &'a str,
+    #[serde(serialize_with = "as_string")]
+    timestamp: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    text: Option<TextJson<'a>>,
+    #[serde(rename = "type")]
+    message_type: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    interactive: Option<InteractiveJson<'a>>,
+}
+
+#[derive(Serialize)]
+struct ContextJson<'a> {
+    from: &'a str,
+    id: &'a str,
+}
+
+#[derive(Serialize)]
+struct TextJson<'a> {
+    body: &'a str,
+}
+
+#[derive(Serialize)]
+struct InteractiveJson<'a> {
+    #[serde(rename = "type")]
+    interactive_type: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    button_reply: Option<ReplyJson<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    list_reply: Option<ReplyJson<'a>>,
+}
+
+#[derive(Serialize)]
+struct ReplyJson<'a> {
+    id: &'a str,
+    title: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<&'a str>,
+}
+
+fn as_string<S: Serializer>(value: &u64, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(value)
+}
+
+/// The body for a batch of statuses: one `entry` for the WABA, one `changes` item per
+/// phone number id (in order of first appearance), statuses in batch order.
+pub(crate) fn statuses_body(
+    config: &SimulatorConfig,
+    batch: &[StatusUpdate],
+) -> Result<Vec<u8>, serde_json::Error> {
+    let mut phone_number_ids: Vec<&str> = Vec::new();
+    for update in batch {
+        let id = &*update.message.phone_number_id;
+        if !phone_number_ids.contains(&id) {
+            phone_number_ids.push(id);
+        }
+    }
+    let changes = phone_number_ids
+        .into_iter()
+        .map(|phone_number_id| Change {
+            value: StatusesValue {
+                messaging_product: "whatsapp",
+                metadata: Metadata {
+                    display_phone_number: &config.display_phone_number,
+                    phone_number_id,
+                },
+                statuses: batch
+                    .iter()
+                    .filter(|update| &*update.message.phone_number_id == phone_number_id)
+                    .map(status_json)
+                    .collect(),
+            },
+            field: "messages",
+        })
+        .collect();
+    let envelope = Envelope {
+        object: "whatsapp_business_account",
+        entry: [Entry {
+            id: &config.waba_id,
+            changes,
+        }],
+    };
+    let mut body = Vec::with_capacity(256 + batch.len() * 256);
+    wire::write_meta_json(&mut body, &envelope)?;
+    Ok(body)
+}
+
+fn status_json(update: &StatusUpdate) -> StatusJson<'_> {
+    let failed = update.status == StatusKind::Failed;
+    StatusJson {
+        id: &update.message.wamid,
+        status: update.status.as_str(),
+        timestamp: update.timestamp,
+        recipient_id: &update.message.recipient,
+        pricing: (!failed).then_some(&PRICING),
+        errors: if failed {
+            update.message.failure.map(|error| [error])
+        } else {
+            None
+        },
+    }
+}
+
+/// The body for one inbound message from `inbound.from` with id `wamid`.
+pub(crate) fn inbound_body(
+    config: &SimulatorConfig,
+    inbound: &Inbound,
+    sender_digits: &str,
+    wamid: &str,
+    timestamp: u64,
+) -> Result<Vec<u8>, serde_json::Error> {
+    let context = inbound.reply_to.as_deref().map(|id| ContextJson {
+        from: &config.display_phone_number,
+        id,
+    });
+    let (text, message_type, interactive) = match &inbound.content {
+        InboundContent::Text { body } => (Some(TextJson { body }), "text", None),
+        InboundContent::ButtonReply { id, title } => (
+            None,
+            "interactive",
+            Some(InteractiveJson {
+                interactive_type: "button_reply",
+                button_reply: Some(ReplyJson {
+                    id,
+                    title,
+                    description: None,
+                }),
+                list_reply: None,
+            }),
+        ),
+        InboundContent::ListReply {
+            id,
+            title,
+            description,
+        } => (
+            None,
+            "interactive",
+            Some(InteractiveJson {
+                interactive_type: "list_reply",
+                button_reply: None,
+                list_reply: Some(ReplyJson {
+                    id,
+                    title,
+                    description: description.as_deref(),
+                }),
+            }),
+        ),
+    };
+    let envelope = Envelope {
+        object: "whatsapp_business_account",
+        entry: [Entry {
+            id: &config.waba_id,
+            changes: vec![Change {
+                value: InboundValue {
+                    messaging_product: "whatsapp",
+                    metadata: Metadata {
+                        display_phone_number: &config.display_phone_number,
+                        phone_number_id: &inbound.phone_number_id,
+                    },
+                    contacts: [ContactJson {
+                        profile: Profile {
+                            name: &inbound.profile_name,
+                        },
+                        wa_id: sender_digits,
+                    }],
+                    messages: [InboundMessageJson {
+                        context,
+                        from: sender_digits,
+                        id: wamid,
+                        timestamp,
+                        text,
+                        message_type,
+                        interactive,
+                    }],
+                },
+                field: "messages",
+            }],
+        }],
+    };
+    wire::to_meta_json(&envelope)
+}
+
+#[cfg(test)]
+mod tests;
