@@ -129,6 +129,10 @@ impl ListMessage {
     }
 }
 
+#[expect(
+    clippy::derivable_impls,
+    reason = "the type is generated from the contract; a derive cannot be added there"
+)]
 impl Default for CategoryCounts {
     fn default() -> Self {
         CategoryCounts {
@@ -254,7 +258,10 @@ mod tests {
         assert_eq!(list.sections[0].title, None);
         assert_eq!(
             list.sections[0].rows,
-            vec![ListRow::new("morning", "Morning"), ListRow::new("noon", "Noon")]
+            vec![
+                ListRow::new("morning", "Morning"),
+                ListRow::new("noon", "Noon")
+            ]
         );
         assert_eq!(list.row_count(), 2);
     }

@@ -48,7 +48,11 @@ impl<P: Policy> Instance<P> {
     }
 
     /// Forwards `on-submit`, or rejects with [`NOT_INITIALISED`].
-    pub fn on_submit(slot: &'static LocalKey<Self>, message: Message, context: &Context) -> Verdict {
+    pub fn on_submit(
+        slot: &'static LocalKey<Self>,
+        message: Message,
+        context: &Context,
+    ) -> Verdict {
         match Self::current_in(slot) {
             Some(policy) => policy.on_submit(message, context),
             None => Verdict::Reject(NOT_INITIALISED.to_string()),

@@ -65,6 +65,10 @@ pub enum Call {
 
 /// What a fixture expects back. `None` fields are not checked.
 #[derive(Clone, Debug, PartialEq)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "built once per fixture; boxing would only make fixtures harder to write"
+)]
 pub enum Expectation {
     Allow,
     Rewrite {
@@ -122,13 +126,19 @@ impl fmt::Display for FixtureError {
             }
             FixtureError::Invalid { name, reason } => write!(formatter, "fixture {name}: {reason}"),
             FixtureError::InitRefused { name, reason } => {
-                write!(formatter, "fixture {name}: init refused the config: {reason}")
+                write!(
+                    formatter,
+                    "fixture {name}: init refused the config: {reason}"
+                )
             }
             FixtureError::Mismatch {
                 name,
                 expected,
                 actual,
-            } => write!(formatter, "fixture {name}: expected {expected}, got {actual}"),
+            } => write!(
+                formatter,
+                "fixture {name}: expected {expected}, got {actual}"
+            ),
             FixtureError::Failed(failures) => {
                 write!(formatter, "{} fixture(s) failed", failures.len())?;
                 for failure in failures {
@@ -168,12 +178,15 @@ struct FixtureJson {
     expect: ExpectJson,
 }
 
+/// A hook, spelled as the contract's export.
 #[derive(Clone, Copy, Deserialize)]
-#[serde(rename_all = "kebab-case")]
 enum HookJson {
-    OnSubmit,
-    OnDispatch,
-    OnEvent,
+    #[serde(rename = "on-submit")]
+    Submit,
+    #[serde(rename = "on-dispatch")]
+    Dispatch,
+    #[serde(rename = "on-event")]
+    Event,
 }
 
 #[derive(Clone, Copy, Deserialize)]
@@ -222,10 +235,11 @@ impl Fixture {
 
     /// Parses a fixture from its JSON text.
     pub fn parse(name: &str, text: &str) -> Result<Fixture, FixtureError> {
-        let parsed: FixtureJson = serde_json::from_str(text).map_err(|source| FixtureError::Parse {
-            name: name.to_string(),
-            source,
-        })?;
+        let parsed: FixtureJson =
+            serde_json::from_str(text).map_err(|source| FixtureError::Parse {
+                name: name.to_string(),
+                source,
+            })?;
         let invalid = |reason: &str| FixtureError::Invalid {
             name: name.to_string(),
             reason: reason.to_string(),
@@ -233,15 +247,15 @@ impl Fixture {
 
         let hook = match (parsed.hook, &parsed.message, &parsed.event) {
             (Some(hook), _, _) => hook,
-            (None, Some(_), None) => HookJson::OnSubmit,
-            (None, None, Some(_)) => HookJson::OnEvent,
+            (None, Some(_), None) => HookJson::Submit,
+            (None, None, Some(_)) => HookJson::Event,
             (None, _, _) => return Err(invalid("give either `message` or `event`")),
         };
         let call = match (hook, parsed.message, parsed.event) {
-            (HookJson::OnSubmit, Some(message), None) => Call::OnSubmit(message.into()),
-            (HookJson::OnDispatch, Some(message), None) => Call::OnDispatch(message.into()),
-            (HookJson::OnEvent, None, Some(event)) => Call::OnEvent(event.into()),
-            (HookJson::OnEvent, _, _) => {
+            (HookJson::Submit, Some(message), None) => Call::OnSubmit(message.into()),
+            (HookJson::Dispatch, Some(message), None) => Call::OnDispatch(message.into()),
+            (HookJson::Event, None, Some(event)) => Call::OnEvent(event.into()),
+            (HookJson::Event, _, _) => {
                 return Err(invalid("hook `on-event` takes an `event` and no `message`"));
             }
             (_, _, _) => {
@@ -250,7 +264,7 @@ impl Fixture {
                 ));
             }
         };
-        let expectation = expectation(parsed.expect, matches!(hook, HookJson::OnEvent))
+        let expectation = expectation(parsed.expect, matches!(hook, HookJson::Event))
             .map_err(|reason| invalid(&reason))?;
         let config = match parsed.config {
             None | Some(serde_json::Value::Null) => String::new(),
@@ -301,7 +315,9 @@ impl Expectation {
         match (self, verdict) {
             (Expectation::Allow, Verdict::Allow) => true,
             (Expectation::Rewrite { content, message }, Verdict::Rewrite(actual)) => {
-                content.as_ref().is_none_or(|content| *content == actual.content)
+                content
+                    .as_ref()
+                    .is_none_or(|content| *content == actual.content)
                     && message.as_ref().is_none_or(|message| message == actual)
             }
             (Expectation::Defer { until_ms }, Verdict::Defer(actual)) => {
@@ -436,7 +452,10 @@ pub fn load_folder(folder: impl AsRef<Path>) -> Result<Vec<Fixture>, FixtureErro
     let mut paths = Vec::new();
     for entry in std::fs::read_dir(folder).map_err(read_error)? {
         let path = entry.map_err(read_error)?.path();
-        if path.extension().is_some_and(|extension| extension == "json") {
+        if path
+            .extension()
+            .is_some_and(|extension| extension == "json")
+        {
             paths.push(path);
         }
     }

@@ -33,7 +33,9 @@ mod native {
 
     pub(crate) fn state_set(key: &str, value: &str, _ttl_ms: Option<u64>) {
         STATE.with(|state| {
-            state.borrow_mut().insert(key.to_string(), value.to_string());
+            state
+                .borrow_mut()
+                .insert(key.to_string(), value.to_string());
         });
     }
 

@@ -34,9 +34,9 @@
 extern crate self as wasp_sdk;
 
 mod config;
-mod host;
 mod content;
 pub mod fixture;
+mod host;
 pub mod log;
 pub mod state;
 mod time;

@@ -59,8 +59,8 @@ pub fn local_time(context: &Context) -> (u8, u8, Weekday) {
 
 /// [`local_time`] for an explicit instant (milliseconds since the Unix epoch) and offset.
 pub fn local_time_at(now_ms: i64, utc_offset_minutes: i32) -> (u8, u8, Weekday) {
-    let local_ms =
-        now_ms.saturating_add(i64::from(utc_offset_minutes).saturating_mul(MILLISECONDS_PER_MINUTE));
+    let local_ms = now_ms
+        .saturating_add(i64::from(utc_offset_minutes).saturating_mul(MILLISECONDS_PER_MINUTE));
     let days = local_ms.div_euclid(MILLISECONDS_PER_DAY);
     let millisecond_of_day = local_ms.rem_euclid(MILLISECONDS_PER_DAY);
     // Both quotients are bounded (0..24 and 0..60), so the conversions cannot fail.
@@ -101,9 +101,14 @@ mod tests {
 
     #[test]
     fn reads_the_context() {
-        let mut context = Context::default();
-        context.now_ms = 1_709_335_800_000;
-        context.recipient.utc_offset_minutes = 480;
+        let context = Context {
+            now_ms: 1_709_335_800_000,
+            recipient: crate::RecipientFacts {
+                utc_offset_minutes: 480,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
         let (hour, minute, weekday) = local_time(&context);
         assert_eq!((hour, minute, weekday), (7, 30, Weekday::Saturday));
         assert!(weekday.is_weekend());

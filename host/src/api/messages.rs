@@ -82,24 +82,8 @@ impl SendRequest {
             ));
         }
         let content = self.content.ok_or_else(|| ApiError::invalid("content", "is required"))?;
-        let content: Content = serde_path_to_error::deserialize(content).map_err(|error| {
-            let path = error.path().to_string();
-            let inner = error.into_inner().to_string();
-            let field = if path == "." {
-                // serde reports a missing or unknown `type` at the content itself.
-                if inner.contains("variant") || inner.contains("`type`") {
-                    "content.type".to_owned()
-                } else {
-                    "content".to_owned()
-                }
-            } else {
-                format!("content.{path}")
-            };
-            ApiError::invalid(field, inner)
-        })?;
-        content
-            .validate()
-            .map_err(|error| ApiError::invalid(error.field, error.message))?;
+        let content =
+            Content::from_json(content).map_err(|error| ApiError::invalid(error.field, error.message))?;
         Ok(Submission {
             to,
             category,

@@ -13,7 +13,7 @@ use crate::{
     channel::{CloudApi, ErrorClass, SendError},
     config::DispatchConfig,
     message::{Channel, Content, MessageId, PhoneNumber, Status},
-    policy::{ChainOutcome, Decision, Envelope, Hook, PolicyRuntime, wit},
+    policy::{Chain, ChainOutcome, Decision, Envelope, Hook, PolicyRuntime, wit},
     store::{self, Changes, PendingMessage, Store, Transition},
 };
 
@@ -40,67 +40,37 @@ struct Outgoing {
 
 impl Worker {
     pub async fn run(self, mut receiver: mpsc::UnboundedReceiver<Claimed>) {
-        let mut batch = Vec::with_capacity(WORKER_BATCH);
-        while receiver.recv_many(&mut batch, WORKER_BATCH).await > 0 {
-            self.process(&mut batch).await;
-            // Permits go back as the batch is dropped; the claimer may have more for us.
-            batch.clear();
+        loop {
+            let mut batch = Vec::with_capacity(WORKER_BATCH);
+            if receiver.recv_many(&mut batch, WORKER_BATCH).await == 0 {
+                break;
+            }
+            self.process(batch).await;
+            // The batch's permits are back: the claimer may have more for us.
             self.wake.notify_one();
         }
         tracing::debug!(worker = self.index, "dispatch worker stopped");
     }
 
-    async fn process(&self, batch: &mut [Claimed]) {
+    async fn process(&self, batch: Vec<Claimed>) {
+        // Plugins are guest code and may block (their WASI calls wait synchronously): they run
+        // on a blocking thread, never on an async worker.
         let chain = self.policies.chain();
-        let now = store::now_ms();
-        let mut transitions = Vec::with_capacity(batch.len() * 3);
-        let mut outgoing = Vec::with_capacity(batch.len());
-        for claimed in batch.iter() {
-            let message = &claimed.message;
-            let mut envelope = Envelope {
-                id: message.id,
-                to: message.to.clone(),
-                sender: self.channel.phone_number_id().to_owned(),
-                category: message.category,
-                priority: message.priority,
-                channel: message.channel,
-                content: message.content_sent.clone().unwrap_or_else(|| message.content.clone()),
-                tags: message.tags.clone(),
-            };
-            let mut rewritten_by = message.rewritten_by.clone();
-            let context = context_for(message, &envelope, now);
-
-            if message.status == Status::Accepted {
-                let outcome = chain.run(Hook::Submit, &envelope, &context);
-                match settle(message.id, Hook::Submit, outcome, &mut rewritten_by, now, &mut transitions) {
-                    Some(admitted) => envelope = admitted,
-                    None => continue,
-                }
+        let sender = self.channel.phone_number_id().to_owned();
+        let judged = tokio::task::spawn_blocking(move || {
+            let (transitions, outgoing) = judge(&chain, &sender, &batch);
+            (transitions, outgoing, batch)
+        })
+        .await;
+        // The batch (and its in-flight permits) lives until its sends are recorded.
+        let (transitions, outgoing, _batch) = match judged {
+            Ok(judged) => judged,
+            Err(error) => {
+                // The leases run out and the messages are claimed again.
+                tracing::error!(%error, worker = self.index, "running the policies failed");
+                return;
             }
-            let outcome = chain.run(Hook::Dispatch, &envelope, &context);
-            let Some(ready) = settle(message.id, Hook::Dispatch, outcome, &mut rewritten_by, now, &mut transitions)
-            else {
-                continue;
-            };
-            transitions.push(Transition {
-                id: message.id,
-                status: Status::Sending,
-                at_ms: now,
-                cause: format!("sending over {} (attempt {})", ready.channel, message.attempts + 1),
-                changes: Changes {
-                    content_sent: Some((ready.content.clone(), rewritten_by.clone())),
-                    priority: (ready.priority != message.priority).then_some(ready.priority),
-                    ..Changes::default()
-                },
-            });
-            outgoing.push(Outgoing {
-                id: message.id,
-                to: ready.to,
-                channel: ready.channel,
-                content: ready.content,
-                attempts: message.attempts,
-            });
-        }
+        };
         if let Err(error) = self.store.record(transitions).await {
             // Nothing was sent; the leases run out and the messages are claimed again.
             tracing::error!(%error, worker = self.index, "recording policy outcomes failed");
@@ -229,6 +199,60 @@ impl Worker {
         let jittered = rand::rng().random_range(ceiling / 2..=ceiling);
         i64::try_from(jittered).unwrap_or(i64::MAX / 2)
     }
+}
+
+/// Runs each claimed message through the chain: on-submit when it is new, then on-dispatch.
+/// Returns the state changes to record and the messages that go out now.
+fn judge(chain: &Chain, sender: &str, batch: &[Claimed]) -> (Vec<Transition>, Vec<Outgoing>) {
+    let now = store::now_ms();
+    let mut transitions = Vec::with_capacity(batch.len() * 3);
+    let mut outgoing = Vec::with_capacity(batch.len());
+    for claimed in batch {
+        let message = &claimed.message;
+        let mut envelope = Envelope {
+            id: message.id,
+            to: message.to.clone(),
+            sender: sender.to_owned(),
+            category: message.category,
+            priority: message.priority,
+            channel: message.channel,
+            content: message.content_sent.clone().unwrap_or_else(|| message.content.clone()),
+            tags: message.tags.clone(),
+        };
+        let mut rewritten_by = message.rewritten_by.clone();
+        let context = context_for(message, &envelope, now);
+
+        if message.status == Status::Accepted {
+            let outcome = chain.run(Hook::Submit, &envelope, &context);
+            match settle(message.id, Hook::Submit, outcome, &mut rewritten_by, now, &mut transitions) {
+                Some(admitted) => envelope = admitted,
+                None => continue,
+            }
+        }
+        let outcome = chain.run(Hook::Dispatch, &envelope, &context);
+        let Some(ready) = settle(message.id, Hook::Dispatch, outcome, &mut rewritten_by, now, &mut transitions) else {
+            continue;
+        };
+        transitions.push(Transition {
+            id: message.id,
+            status: Status::Sending,
+            at_ms: now,
+            cause: format!("sending over {} (attempt {})", ready.channel, message.attempts + 1),
+            changes: Changes {
+                content_sent: Some((ready.content.clone(), rewritten_by.clone())),
+                priority: (ready.priority != message.priority).then_some(ready.priority),
+                ..Changes::default()
+            },
+        });
+        outgoing.push(Outgoing {
+            id: message.id,
+            to: ready.to,
+            channel: ready.channel,
+            content: ready.content,
+            attempts: message.attempts,
+        });
+    }
+    (transitions, outgoing)
 }
 
 /// Turns a chain's outcome into history; returns the envelope when the message goes on.

@@ -189,7 +189,60 @@ pub struct ContentError {
     pub message: String,
 }
 
+/// The content types wasp carries, as Meta names them.
+pub const KINDS: &[&str] = &["text", "template", "image", "document", "video", "audio", "interactive"];
+
+fn inner<T: serde::de::DeserializeOwned>(kind: &str, value: serde_json::Value) -> Result<T, ContentError> {
+    serde_path_to_error::deserialize(value).map_err(|error| {
+        let path = error.path().to_string();
+        ContentError {
+            field: if path == "." { format!("content.{kind}") } else { format!("content.{kind}.{path}") },
+            message: error.into_inner().to_string(),
+        }
+    })
+}
+
 impl Content {
+    /// Reads content from JSON, naming the exact field at fault (serde alone loses the path
+    /// inside an internally tagged enum), then checks it with [`Content::validate`].
+    pub fn from_json(value: serde_json::Value) -> Result<Content, ContentError> {
+        let fail = |field: &str, message: String| ContentError {
+            field: field.to_owned(),
+            message,
+        };
+        let serde_json::Value::Object(mut object) = value else {
+            return Err(fail("content", "must be an object with a `type`".into()));
+        };
+        let kind = match object.remove("type") {
+            Some(serde_json::Value::String(kind)) => kind,
+            Some(_) => return Err(fail("content.type", "must be a string".into())),
+            None => return Err(fail("content.type", "is required".into())),
+        };
+        if !KINDS.contains(&kind.as_str()) {
+            return Err(fail(
+                "content.type",
+                format!("unknown content type {kind:?}, expected one of: {}", KINDS.join(", ")),
+            ));
+        }
+        let body = object
+            .remove(&kind)
+            .ok_or_else(|| fail(&format!("content.{kind}"), format!("is required for type {kind:?}")))?;
+        if let Some(extra) = object.keys().next() {
+            return Err(fail(&format!("content.{extra}"), "unknown field".into()));
+        }
+        let content = match kind.as_str() {
+            "text" => Content::Text { text: inner(&kind, body)? },
+            "template" => Content::Template { template: inner(&kind, body)? },
+            "image" => Content::Image { image: inner(&kind, body)? },
+            "document" => Content::Document { document: inner(&kind, body)? },
+            "video" => Content::Video { video: inner(&kind, body)? },
+            "audio" => Content::Audio { audio: inner(&kind, body)? },
+            _ => Content::Interactive { interactive: inner(&kind, body)? },
+        };
+        content.validate()?;
+        Ok(content)
+    }
+
     /// Meta's message `type` for this content.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -331,6 +384,19 @@ mod tests {
         assert!(serde_json::from_value::<Content>(json!({"type": "sticker", "sticker": {"id": "1"}})).is_err());
         assert!(serde_json::from_value::<Content>(json!({"type": "text", "text": {"body": "x", "bold": true}})).is_err());
         assert!(serde_json::from_value::<Content>(json!({"type": "text", "text": {"body": "x"}, "image": {}})).is_err());
+    }
+
+    #[test]
+    fn from_json_names_the_exact_field() {
+        let field = |value| Content::from_json(value).unwrap_err().field;
+        assert_eq!(field(json!({"type": "text", "text": {"body": 5}})), "content.text.body");
+        assert_eq!(field(json!({"type": "sticker", "sticker": {}})), "content.type");
+        assert_eq!(field(json!({"text": {"body": "x"}})), "content.type");
+        assert_eq!(field(json!({"type": "text"})), "content.text");
+        assert_eq!(field(json!({"type": "text", "text": {"body": "x"}, "image": {}})), "content.image");
+        assert_eq!(field(json!({"type": "template", "template": {"name": "t"}})), "content.template");
+        assert_eq!(field(json!("hello")), "content");
+        assert!(Content::from_json(json!({"type": "text", "text": {"body": "x"}})).is_ok());
     }
 
     #[test]

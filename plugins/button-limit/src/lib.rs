@@ -92,7 +92,10 @@ impl fmt::Display for ConfigError {
                 "config field `{key}` must be {minimum} to {maximum} (the Cloud API's limit), got {value}"
             ),
             ConfigError::EmptyListButtonLabel => {
-                write!(formatter, "config field `list_button_label` must not be empty")
+                write!(
+                    formatter,
+                    "config field `list_button_label` must not be empty"
+                )
             }
             ConfigError::ListButtonLabelTooLong { chars } => write!(
                 formatter,
@@ -166,10 +169,16 @@ impl fmt::Display for LimitExceeded {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             LimitExceeded::Choices { count, limit } => {
-                write!(formatter, "{count} choices exceed the list limit of {limit} rows")
+                write!(
+                    formatter,
+                    "{count} choices exceed the list limit of {limit} rows"
+                )
             }
             LimitExceeded::Rows { count, limit } => {
-                write!(formatter, "{count} rows exceed the list limit of {limit} rows")
+                write!(
+                    formatter,
+                    "{count} rows exceed the list limit of {limit} rows"
+                )
             }
             LimitExceeded::Sections { count, limit } => write!(
                 formatter,
@@ -201,7 +210,9 @@ pub enum Decision {
 /// Decides on one message's content under `config` (already validated).
 pub fn decide(config: &Config, content: &Content) -> Decision {
     match content {
-        Content::InteractiveButtons(buttons) if exceeds(buttons.buttons.len(), config.max_buttons) => {
+        Content::InteractiveButtons(buttons)
+            if exceeds(buttons.buttons.len(), config.max_buttons) =>
+        {
             rewrite(config, buttons)
         }
         Content::InteractiveList(list) => match check_list(config, list) {

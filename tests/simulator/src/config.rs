@@ -104,7 +104,10 @@ impl SimulatorConfig {
         if !(1..=MAX_WEBHOOK_BATCH).contains(&self.webhook_batch_max) {
             return Err(invalid(
                 "webhook_batch_max",
-                format!("must be 1..={MAX_WEBHOOK_BATCH}, got {}", self.webhook_batch_max),
+                format!(
+                    "must be 1..={MAX_WEBHOOK_BATCH}, got {}",
+                    self.webhook_batch_max
+                ),
             ));
         }
         if let Some(prefix) = self
@@ -157,7 +160,10 @@ impl SimulatorConfig {
     /// Applies a partial JSON object (the keys to change) and returns the checked result.
     pub fn patched(&self, patch: serde_json::Value) -> Result<Self> {
         let serde_json::Value::Object(changes) = patch else {
-            return Err(invalid("config", "a config update is a JSON object".to_owned()));
+            return Err(invalid(
+                "config",
+                "a config update is a JSON object".to_owned(),
+            ));
         };
         let mut current = match serde_json::to_value(self) {
             Ok(serde_json::Value::Object(map)) => map,
@@ -243,7 +249,9 @@ mod tests {
 
     #[test]
     fn defaults_are_valid_and_missing_keys_take_them() {
-        SimulatorConfig::default().validate().expect("defaults valid");
+        SimulatorConfig::default()
+            .validate()
+            .expect("defaults valid");
         let parsed: SimulatorConfig =
             serde_json::from_value(json!({"latency_ms": 5})).expect("partial config parses");
         assert_eq!(parsed.latency_ms, 5);
@@ -279,15 +287,33 @@ mod tests {
         let error = SimulatorConfig::default()
             .patched(json!({"read_ratio": 1.5}))
             .expect_err("out of range");
-        assert!(matches!(error, Error::InvalidConfig { field: "read_ratio", .. }));
+        assert!(matches!(
+            error,
+            Error::InvalidConfig {
+                field: "read_ratio",
+                ..
+            }
+        ));
         let error = SimulatorConfig::default()
             .patched(json!({"webhook_batch_max": 1001}))
             .expect_err("too big");
-        assert!(matches!(error, Error::InvalidConfig { field: "webhook_batch_max", .. }));
+        assert!(matches!(
+            error,
+            Error::InvalidConfig {
+                field: "webhook_batch_max",
+                ..
+            }
+        ));
         let error = SimulatorConfig::default()
             .patched(json!({"failing_prefixes": ["+62"]}))
             .expect_err("not digits");
-        assert!(matches!(error, Error::InvalidConfig { field: "failing_prefixes", .. }));
+        assert!(matches!(
+            error,
+            Error::InvalidConfig {
+                field: "failing_prefixes",
+                ..
+            }
+        ));
     }
 
     #[test]

@@ -6,13 +6,13 @@
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Query, State, rejection::QueryRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
@@ -48,8 +48,12 @@ async fn sent(
     let limit = match query {
         Ok(Query(query)) => query.limit.unwrap_or(DEFAULT_SENT_LIMIT),
         Err(rejection) => {
-            return ControlError::bad_request("invalid_query", rejection.body_text(), Some("limit"))
-                .into_response();
+            return ControlError::bad_request(
+                "invalid_query",
+                rejection.body_text(),
+                Some("limit"),
+            )
+            .into_response();
         }
     };
     Json(shared.sent.recent(limit.min(SENT_LOG_CAPACITY))).into_response()

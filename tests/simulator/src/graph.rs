@@ -165,9 +165,9 @@ async fn answer(
 }
 
 fn is_version(segment: &str) -> bool {
-    segment
-        .strip_prefix('v')
-        .is_some_and(|rest| !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit() || b == b'.'))
+    segment.strip_prefix('v').is_some_and(|rest| {
+        !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+    })
 }
 
 /// Whether the request carries `token` as a bearer header or an `access_token` query.
@@ -237,9 +237,15 @@ mod tests {
         let mut headers = HeaderMap::new();
         assert!(!carries_token("t0k", &headers, None));
         assert!(carries_token("t0k", &headers, Some("a=b&access_token=t0k")));
-        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer t0k"));
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer t0k"),
+        );
         assert!(carries_token("t0k", &headers, None));
-        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer other"));
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer other"),
+        );
         assert!(!carries_token("t0k", &headers, None));
     }
 }

@@ -187,7 +187,10 @@ mod tests {
         assert_eq!(inbound.sender_digits(), "16505551234");
         assert!(matches!(
             inbound.content,
-            InboundContent::ListReply { description: Some(_), .. }
+            InboundContent::ListReply {
+                description: Some(_),
+                ..
+            }
         ));
         inbound.validate().expect("valid");
     }

@@ -159,9 +159,15 @@ mod tests {
         .expect("flags parse");
         let (listen, config) = args.into_config();
         assert_eq!(listen.port(), 0);
-        assert_eq!(config.failing_prefixes, vec!["62".to_owned(), "91".to_owned()]);
+        assert_eq!(
+            config.failing_prefixes,
+            vec!["62".to_owned(), "91".to_owned()]
+        );
         assert_eq!(config.error_rate, 0.1);
-        assert_eq!(config.webhook_url.as_deref(), Some("http://127.0.0.1:9/hook"));
+        assert_eq!(
+            config.webhook_url.as_deref(),
+            Some("http://127.0.0.1:9/hook")
+        );
         config.validate().expect("valid");
     }
 

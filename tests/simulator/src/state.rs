@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
 use tokio::sync::{mpsc, watch};
 
 use crate::config::ConfigCell;
@@ -20,8 +20,9 @@ use crate::webhook::schedule::Accepted;
 /// counters stay exact whatever this holds.
 pub const SENT_LOG_CAPACITY: usize = 20_000;
 
-/// A snapshot of the simulator's counters.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+/// A snapshot of the simulator's counters (also the body of `GET /_sim/counters`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Counters {
     /// Requests to the Graph API messages endpoint (any outcome).
     pub requests: u64,
@@ -147,9 +148,9 @@ pub struct SentMessage {
 }
 
 fn unix_millis<S: Serializer>(time: &SystemTime, serializer: S) -> Result<S::Ok, S::Error> {
-    let millis = time
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| u64::try_from(since.as_millis()).unwrap_or(u64::MAX));
+    let millis = time.duration_since(UNIX_EPOCH).map_or(0, |since| {
+        u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+    });
     serializer.serialize_u64(millis)
 }
 

@@ -76,8 +76,7 @@ fn encode(marker: u8, phone_digits: &str, id: &str) -> String {
 
 /// Standard base64 with padding, appended to `out`.
 fn base64_into(input: &[u8], out: &mut String) {
-    const ALPHABET: &[u8; 64] =
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     for chunk in input.chunks(3) {
         let b0 = chunk[0];
         let b1 = chunk.get(1).copied().unwrap_or(0);
@@ -144,6 +143,9 @@ mod tests {
         let id = generator.outbound("16505551234");
         assert!(id.starts_with("wamid.HBgLMTY1MDU1NTEyMzQVAgAR"), "{id}");
         let inbound = generator.inbound("16505551234");
-        assert!(inbound.starts_with("wamid.HBgLMTY1MDU1NTEyMzQVAgASGBQz"), "{inbound}");
+        assert!(
+            inbound.starts_with("wamid.HBgLMTY1MDU1NTEyMzQVAgASGBQz"),
+            "{inbound}"
+        );
     }
 }

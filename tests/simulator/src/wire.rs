@@ -149,6 +149,9 @@ mod tests {
         let body = to_meta_json(&value).expect("encodes");
         let back: serde_json::Value = serde_json::from_slice(&body).expect("valid json");
         assert_eq!(back, value);
-        assert!(body.windows(4).any(|w| w == br"k\/e"), "keys are escaped too");
+        assert!(
+            body.windows(4).any(|w| w == br"k\/e"),
+            "keys are escaped too"
+        );
     }
 }

@@ -53,7 +53,11 @@ async fn config_can_be_read_and_partly_changed() -> anyhow::Result<()> {
     assert_eq!(config.error_rate, 0.5);
     assert_eq!(config.failing_prefixes, ["62", "91"]);
     assert_eq!(config.latency_ms, 3);
-    assert_eq!(config.access_token.as_deref(), Some("secret-token"), "untouched");
+    assert_eq!(
+        config.access_token.as_deref(),
+        Some("secret-token"),
+        "untouched"
+    );
 
     for (patch, field) in [
         (json!({"read_ratio": 2.0}), "read_ratio"),
@@ -66,7 +70,11 @@ async fn config_can_be_read_and_partly_changed() -> anyhow::Result<()> {
         assert_eq!(error["error"]["code"], "invalid_config");
         assert_eq!(error["error"]["field"], field);
     }
-    assert_eq!(sim.config().error_rate, 0.5, "refused patches change nothing");
+    assert_eq!(
+        sim.config().error_rate,
+        0.5,
+        "refused patches change nothing"
+    );
     sim.shutdown().await;
     Ok(())
 }
@@ -100,6 +108,8 @@ async fn counters_sent_log_and_reset() -> anyhow::Result<()> {
     assert_eq!(counters["requests"], 4);
     assert_eq!(counters["accepted"], 3);
     assert_eq!(counters["rejected"], json!({"131008": 1}));
+    let typed: wasp_simulator::Counters = serde_json::from_value(counters)?;
+    assert_eq!(typed, sim.counters());
 
     let sent: Vec<Value> = client
         .get(format!("{base}/_sim/sent?limit=2"))
@@ -111,10 +121,21 @@ async fn counters_sent_log_and_reset() -> anyhow::Result<()> {
     assert_eq!(sent[1]["to"], "15550000002");
     assert_eq!(sent[1]["phone_number_id"], PHONE_NUMBER_ID);
     assert_eq!(sent[1]["body"]["text"]["body"], "hi");
-    assert!(sent[1]["wamid"].as_str().is_some_and(|id| id.starts_with("wamid.")));
-    assert!(sent[1]["time_unix_ms"].as_u64().is_some_and(|ms| ms > 1_600_000_000_000));
+    assert!(
+        sent[1]["wamid"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("wamid."))
+    );
+    assert!(
+        sent[1]["time_unix_ms"]
+            .as_u64()
+            .is_some_and(|ms| ms > 1_600_000_000_000)
+    );
 
-    let bad = client.get(format!("{base}/_sim/sent?limit=lots")).send().await?;
+    let bad = client
+        .get(format!("{base}/_sim/sent?limit=lots"))
+        .send()
+        .await?;
     assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
 
     let reset = client.post(format!("{base}/_sim/reset")).send().await?;
@@ -144,11 +165,17 @@ async fn inbound_can_be_posted_through_the_control_surface() -> anyhow::Result<(
 
     let response = client
         .post(&url)
-        .json(&json!({"phone_number_id": PHONE_NUMBER_ID, "from": "16505551234",
-                      "type": "button_reply", "id": "yes", "title": "Yes"}))
+        .json(
+            &json!({"phone_number_id": PHONE_NUMBER_ID, "from": "16505551234",
+                      "type": "button_reply", "id": "yes", "title": "Yes"}),
+        )
         .send()
         .await?;
-    assert_eq!(response.status(), StatusCode::BAD_REQUEST, "a reply needs reply_to");
+    assert_eq!(
+        response.status(),
+        StatusCode::BAD_REQUEST,
+        "a reply needs reply_to"
+    );
     let error: Value = response.json().await?;
     assert_eq!(error["error"]["code"], "invalid_inbound");
     sim.shutdown().await;
@@ -159,7 +186,14 @@ async fn inbound_can_be_posted_through_the_control_surface() -> anyhow::Result<(
 async fn the_binary_serves_with_flags_and_env_and_stops_on_sigterm() -> anyhow::Result<()> {
     let receiver = Receiver::start("binary-secret").await?;
     let child = Command::new(env!("CARGO_BIN_EXE_wasp-simulator"))
-        .args(["--listen", "127.0.0.1:0", "--sent-after-ms", "5", "--webhook-flush-ms", "5"])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--sent-after-ms",
+            "5",
+            "--webhook-flush-ms",
+            "5",
+        ])
         .args(["--webhook-url", &receiver.url])
         .env("SIM_APP_SECRET", "binary-secret")
         .env("SIM_FAILING_PREFIXES", "62,91")
@@ -185,7 +219,12 @@ async fn the_binary_serves_with_flags_and_env_and_stops_on_sigterm() -> anyhow::
     assert!(base.starts_with("http://127.0.0.1:"), "{line}");
 
     let client = reqwest::Client::new();
-    let config: Value = client.get(format!("{base}/_sim/config")).send().await?.json().await?;
+    let config: Value = client
+        .get(format!("{base}/_sim/config"))
+        .send()
+        .await?
+        .json()
+        .await?;
     assert_eq!(config["failing_prefixes"], json!(["62", "91"]));
     client
         .post(format!("{base}/v21.0/{PHONE_NUMBER_ID}/messages"))

@@ -56,7 +56,10 @@ fn error_without_trace(mut body: Value) -> Value {
         .as_object_mut()
         .and_then(|error| error.remove("fbtrace_id"));
     assert!(
-        trace.as_ref().and_then(Value::as_str).is_some_and(|t| !t.is_empty()),
+        trace
+            .as_ref()
+            .and_then(Value::as_str)
+            .is_some_and(|t| !t.is_empty()),
         "fbtrace_id present"
     );
     body
@@ -92,7 +95,10 @@ async fn every_supported_type_is_accepted_with_metas_answer() -> anyhow::Result<
     for body in &bodies {
         let (status, answer) = api.send(body).await?;
         assert_eq!(status, StatusCode::OK, "{answer}");
-        let wamid = answer["messages"][0]["id"].as_str().unwrap_or_default().to_owned();
+        let wamid = answer["messages"][0]["id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
         assert!(wamid.starts_with("wamid.HBg"), "{wamid}");
         let mut expected_message = json!({"id": wamid});
         if body["type"] == "template" {
@@ -239,12 +245,20 @@ async fn a_missing_or_wrong_token_gets_190() -> anyhow::Result<()> {
         .json(&body)
         .send()
         .await?;
-    assert_eq!(response.status(), StatusCode::OK, "token as a query parameter");
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "token as a query parameter"
+    );
     assert_eq!(sim.counters().rejected.get(&190), Some(&2));
 
     sim.set_config(|config| config.access_token = None);
     let response = api.client.post(&api.url).json(&body).send().await?;
-    assert_eq!(response.status(), StatusCode::OK, "no token configured, none needed");
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "no token configured, none needed"
+    );
     sim.shutdown().await;
     Ok(())
 }
@@ -321,9 +335,11 @@ async fn unknown_objects_and_paths_get_graph_errors() -> anyhow::Result<()> {
     let response = client.get(format!("{base}/nowhere")).send().await?;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     let answer: Value = response.json().await?;
-    assert!(answer["error"]["message"]
-        .as_str()
-        .is_some_and(|message| message.contains("/nowhere")));
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .is_some_and(|message| message.contains("/nowhere"))
+    );
     sim.shutdown().await;
     Ok(())
 }
@@ -354,7 +370,10 @@ async fn wamids_are_unique() -> anyhow::Result<()> {
             .send(&text_body(&format!("1555{:07}", index % 3), "hi"))
             .await?;
         assert_eq!(status, StatusCode::OK);
-        let wamid = answer["messages"][0]["id"].as_str().unwrap_or_default().to_owned();
+        let wamid = answer["messages"][0]["id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
         assert!(seen.insert(wamid), "duplicate wamid");
     }
     sim.shutdown().await;

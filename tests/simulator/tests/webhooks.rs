@@ -15,7 +15,10 @@ const SECRET: &str = "test_app_secret";
 
 async fn send(sim: &RunningSimulator, phone_number_id: &str, to: &str) -> anyhow::Result<String> {
     let answer: Value = reqwest::Client::new()
-        .post(format!("{}/v21.0/{phone_number_id}/messages", sim.base_url()))
+        .post(format!(
+            "{}/v21.0/{phone_number_id}/messages",
+            sim.base_url()
+        ))
         .json(&text_body(to, "hello"))
         .send()
         .await?
@@ -73,9 +76,11 @@ async fn statuses_arrive_signed_in_order_and_shaped_like_metas() -> anyhow::Resu
     }
     let (_, _, first) = &receiver.statuses()[0];
     assert_eq!(first["recipient_id"], "16505551234");
-    assert!(first["timestamp"]
-        .as_str()
-        .is_some_and(|t| t.len() >= 10 && t.bytes().all(|b| b.is_ascii_digit())));
+    assert!(
+        first["timestamp"]
+            .as_str()
+            .is_some_and(|t| t.len() >= 10 && t.bytes().all(|b| b.is_ascii_digit()))
+    );
     assert_eq!(
         first["pricing"],
         json!({"billable": true, "pricing_model": "PMP", "type": "regular", "category": "utility"})
@@ -167,7 +172,11 @@ async fn batches_respect_the_maximum_and_group_by_phone_number() -> anyhow::Resu
         assert!((1..=5).contains(&total), "{total} statuses in one POST");
         let mut phone_number_ids: Vec<&str> = changes
             .iter()
-            .map(|(_, value)| value["metadata"]["phone_number_id"].as_str().unwrap_or_default())
+            .map(|(_, value)| {
+                value["metadata"]["phone_number_id"]
+                    .as_str()
+                    .unwrap_or_default()
+            })
             .collect();
         for (_, value) in &changes {
             let id = &value["metadata"]["phone_number_id"];
@@ -179,7 +188,11 @@ async fn batches_respect_the_maximum_and_group_by_phone_number() -> anyhow::Resu
                     .find(|sent| Some(sent.wamid.as_str()) == status["id"].as_str())
                     .map(|sent| sent.phone_number_id)
                     .unwrap_or_default();
-                assert_eq!(Some(sent.as_str()), id.as_str(), "status under its own number");
+                assert_eq!(
+                    Some(sent.as_str()),
+                    id.as_str(),
+                    "status under its own number"
+                );
             }
         }
         let before = phone_number_ids.len();
@@ -207,7 +220,13 @@ async fn failed_posts_are_retried_with_the_same_bytes() -> anyhow::Result<()> {
     receiver.fail_next(2);
     send(&sim, PHONE_NUMBER_ID, "16505551234").await?;
     receiver.wait_for_statuses(1).await?;
+    eventually("the delivery to be counted", || {
+        sim.counters().webhook_statuses == 1
+    })
+    .await?;
     assert_eq!(receiver.refused(), 2);
+    let delivered = receiver.posts()[0].raw.clone();
+    assert_eq!(receiver.refused_bodies(), [delivered.clone(), delivered]);
     let counters = sim.counters();
     assert_eq!(counters.webhook_failures, 2);
     assert_eq!(counters.webhook_statuses, 1);
@@ -250,8 +269,12 @@ async fn inbound_messages_are_escaped_signed_and_shaped() -> anyhow::Result<()> 
     })
     .await?;
     sim.inject_inbound(
-        Inbound::text(PHONE_NUMBER_ID, "+1 650 555 1234", "Olá 😮 see https://x.y/z")
-            .with_profile_name("Zoë"),
+        Inbound::text(
+            PHONE_NUMBER_ID,
+            "+1 650 555 1234",
+            "Olá 😮 see https://x.y/z",
+        )
+        .with_profile_name("Zoë"),
     )
     .await?;
     let wamid = send(&sim, PHONE_NUMBER_ID, "16505551234").await?;
@@ -279,11 +302,21 @@ async fn inbound_messages_are_escaped_signed_and_shaped() -> anyhow::Result<()> 
     let text_post = &receiver.posts()[0];
     let raw = String::from_utf8_lossy(&text_post.raw).into_owned();
     assert!(raw.is_ascii());
-    assert!(raw.contains(r#""body":"Ol\u00e1 \ud83d\ude2e see https:\/\/x.y\/z""#), "{raw}");
-    assert!(raw.contains(r#""profile":{"name":"Zo\u00eb"},"wa_id":"16505551234""#), "{raw}");
+    assert!(
+        raw.contains(r#""body":"Ol\u00e1 \ud83d\ude2e see https:\/\/x.y\/z""#),
+        "{raw}"
+    );
+    assert!(
+        raw.contains(r#""profile":{"name":"Zo\u00eb"},"wa_id":"16505551234""#),
+        "{raw}"
+    );
     assert_eq!(messages[0]["type"], "text");
     assert_eq!(messages[0]["from"], "16505551234");
-    assert!(messages[0]["id"].as_str().is_some_and(|id| id.starts_with("wamid.")));
+    assert!(
+        messages[0]["id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("wamid."))
+    );
     assert!(messages[0].get("context").is_none());
 
     assert_eq!(messages[1]["type"], "interactive");
@@ -330,6 +363,57 @@ async fn without_a_webhook_url_nothing_is_posted() -> anyhow::Result<()> {
         .inject_inbound(Inbound::text(PHONE_NUMBER_ID, "16505551234", "hi"))
         .await;
     assert!(refused.is_err());
+    sim.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_sends_gets_every_status_in_large_batches() -> anyhow::Result<()> {
+    const MESSAGES: usize = 2_000;
+    const SENDERS: usize = 16;
+    let receiver = Receiver::start(SECRET).await?;
+    let sim = simulator(SimulatorConfig {
+        webhook_batch_max: 1_000,
+        webhook_flush_ms: 20,
+        ..fast_config(Some(receiver.url.clone()))
+    })
+    .await?;
+    let url = format!("{}/v21.0/{PHONE_NUMBER_ID}/messages", sim.base_url());
+    let client = reqwest::Client::new();
+    let mut senders = tokio::task::JoinSet::new();
+    for sender in 0..SENDERS {
+        let client = client.clone();
+        let url = url.clone();
+        senders.spawn(async move {
+            for index in (sender..MESSAGES).step_by(SENDERS) {
+                client
+                    .post(&url)
+                    .json(&text_body(&format!("1555{index:07}"), "load"))
+                    .send()
+                    .await?
+                    .error_for_status()?;
+            }
+            anyhow::Ok(())
+        });
+    }
+    while let Some(done) = senders.join_next().await {
+        done??;
+    }
+    receiver.wait_for_statuses(MESSAGES * 3).await?;
+    eventually("an empty backlog", || sim.counters().webhook_backlog == 0).await?;
+    let counters = sim.counters();
+    assert_eq!(counters.accepted, MESSAGES as u64);
+    assert_eq!(counters.webhook_statuses, (MESSAGES * 3) as u64);
+    assert_eq!(receiver.bad_signatures(), 0);
+    let posts = receiver.posts().len();
+    assert!(posts < MESSAGES, "{posts} POSTs: statuses are batched");
+    let statuses = by_wamid(&receiver);
+    assert_eq!(statuses.len(), MESSAGES);
+    assert!(
+        statuses
+            .values()
+            .all(|seen| seen.as_slice() == ["sent", "delivered", "read"])
+    );
     sim.shutdown().await;
     Ok(())
 }

@@ -51,8 +51,9 @@ pub fn status_for_code(code: u32) -> StatusCode {
     match code {
         CODE_ACCESS_TOKEN => StatusCode::UNAUTHORIZED,
         CODE_POLICY_BLOCK => StatusCode::FORBIDDEN,
-        CODE_THROUGHPUT | CODE_PAIR_RATE_LIMIT | CODE_APP_RATE_LIMIT
-        | CODE_ACCOUNT_RATE_LIMIT => StatusCode::TOO_MANY_REQUESTS,
+        CODE_THROUGHPUT | CODE_PAIR_RATE_LIMIT | CODE_APP_RATE_LIMIT | CODE_ACCOUNT_RATE_LIMIT => {
+            StatusCode::TOO_MANY_REQUESTS
+        }
         CODE_SOMETHING_WENT_WRONG | CODE_UNKNOWN => StatusCode::INTERNAL_SERVER_ERROR,
         CODE_SERVICE_UNAVAILABLE | CODE_SERVICE_TEMPORARILY_UNAVAILABLE => {
             StatusCode::SERVICE_UNAVAILABLE
@@ -218,7 +219,11 @@ impl GraphError {
         };
         // Plain strings and numbers always encode; the fallback keeps the shape.
         wire::to_meta_json(&answer).unwrap_or_else(|_| {
-            format!(r#"{{"error":{{"code":{},"type":"OAuthException"}}}}"#, self.code).into_bytes()
+            format!(
+                r#"{{"error":{{"code":{},"type":"OAuthException"}}}}"#,
+                self.code
+            )
+            .into_bytes()
         })
     }
 }
@@ -332,12 +337,27 @@ mod tests {
 
     #[test]
     fn statuses_follow_metas_table() {
-        assert_eq!(status_for_code(CODE_SOMETHING_WENT_WRONG), StatusCode::INTERNAL_SERVER_ERROR);
-        assert_eq!(status_for_code(CODE_SERVICE_UNAVAILABLE), StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(status_for_code(CODE_THROUGHPUT), StatusCode::TOO_MANY_REQUESTS);
-        assert_eq!(status_for_code(CODE_PAIR_RATE_LIMIT), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(
+            status_for_code(CODE_SOMETHING_WENT_WRONG),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+        assert_eq!(
+            status_for_code(CODE_SERVICE_UNAVAILABLE),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(
+            status_for_code(CODE_THROUGHPUT),
+            StatusCode::TOO_MANY_REQUESTS
+        );
+        assert_eq!(
+            status_for_code(CODE_PAIR_RATE_LIMIT),
+            StatusCode::TOO_MANY_REQUESTS
+        );
         assert_eq!(status_for_code(CODE_ACCESS_TOKEN), StatusCode::UNAUTHORIZED);
-        assert_eq!(status_for_code(CODE_PARAMETER_NOT_VALID), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            status_for_code(CODE_PARAMETER_NOT_VALID),
+            StatusCode::BAD_REQUEST
+        );
         assert_eq!(status_for_code(CODE_UNDELIVERABLE), StatusCode::BAD_REQUEST);
     }
 

@@ -100,7 +100,9 @@ pub fn validate(body: &Value) -> Result<Request<'_>, GraphError> {
         ));
     };
     match body.get("messaging_product") {
-        None | Some(Value::Null) => return Err(GraphError::parameter_required("messaging_product")),
+        None | Some(Value::Null) => {
+            return Err(GraphError::parameter_required("messaging_product"));
+        }
         Some(Value::String(product)) if product.eq_ignore_ascii_case("whatsapp") => {}
         Some(other) => {
             return Err(GraphError::invalid_parameter(format!(
@@ -348,7 +350,9 @@ fn buttons(action: &Map<String, Value>) -> Result<(), GraphError> {
         }
         let reply = button.get("reply").and_then(Value::as_object);
         let id = reply.and_then(|reply| non_empty_str(reply, "id"));
-        let title = reply.and_then(|reply| reply.get("title")).and_then(Value::as_str);
+        let title = reply
+            .and_then(|reply| reply.get("title"))
+            .and_then(Value::as_str);
         let (Some(id), Some(title)) = (id, title) else {
             return Err(GraphError::parameter_missing(format!(
                 "The parameter interactive['action']['buttons'][{index}]['reply'] requires id and title."
@@ -399,7 +403,12 @@ fn list(action: &Map<String, Value>) -> Result<(), GraphError> {
     }
     let rows: usize = sections
         .iter()
-        .map(|section| section.get("rows").and_then(Value::as_array).map_or(0, Vec::len))
+        .map(|section| {
+            section
+                .get("rows")
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len)
+        })
         .sum();
     if rows > LIST_ROWS_MAX {
         return Err(GraphError::parameter_not_valid(format!(
@@ -441,7 +450,10 @@ fn list(action: &Map<String, Value>) -> Result<(), GraphError> {
 }
 
 fn row_checks(row: &Value, section_index: usize) -> Result<(), GraphError> {
-    let id = row.get("id").and_then(Value::as_str).filter(|id| !id.is_empty());
+    let id = row
+        .get("id")
+        .and_then(Value::as_str)
+        .filter(|id| !id.is_empty());
     let title = row.get("title").and_then(Value::as_str);
     let (Some(id), Some(title)) = (id, title) else {
         return Err(GraphError::parameter_missing(format!(

@@ -388,7 +388,11 @@ mod tests {
         tokio::time::sleep(Duration::from_secs(5)).await;
         assert!(harness.batches.try_recv().is_err());
         // The follow-up is counted here; the first status is counted by the Graph API.
-        assert_eq!(harness.counters.snapshot().webhook_backlog, 1, "poster not run");
+        assert_eq!(
+            harness.counters.snapshot().webhook_backlog,
+            1,
+            "poster not run"
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -415,7 +419,11 @@ mod tests {
         assert_eq!(second.len(), 10);
         assert_eq!(waited, Duration::ZERO, "a full batch does not wait");
         assert_eq!(third.len(), 5);
-        assert_eq!(third_wait, Duration::from_millis(5), "a partial batch waits the flush time");
+        assert_eq!(
+            third_wait,
+            Duration::from_millis(5),
+            "a partial batch waits the flush time"
+        );
         assert_eq!(first[0].0, "wamid.0", "oldest first");
         assert!(third.iter().all(|(_, status)| *status == StatusKind::Sent));
     }

@@ -43,6 +43,7 @@ pub struct Post {
 struct ReceiverState {
     secret: String,
     posts: Mutex<Vec<Post>>,
+    refused_bodies: Mutex<Vec<Bytes>>,
     fail_next: AtomicU32,
     refused: AtomicU64,
     bad_signatures: AtomicU64,
@@ -92,6 +93,15 @@ impl Receiver {
         self.state.refused.load(Ordering::SeqCst)
     }
 
+    /// The raw bodies of the POSTs answered 500 on purpose.
+    pub fn refused_bodies(&self) -> Vec<Bytes> {
+        self.state
+            .refused_bodies
+            .lock()
+            .map(|bodies| bodies.clone())
+            .unwrap_or_default()
+    }
+
     /// POSTs whose signature did not match (answered 401).
     pub fn bad_signatures(&self) -> u64 {
         self.state.bad_signatures.load(Ordering::SeqCst)
@@ -99,7 +109,11 @@ impl Receiver {
 
     /// Every accepted POST, in arrival order.
     pub fn posts(&self) -> Vec<Post> {
-        self.state.posts.lock().map(|posts| posts.clone()).unwrap_or_default()
+        self.state
+            .posts
+            .lock()
+            .map(|posts| posts.clone())
+            .unwrap_or_default()
     }
 
     /// Every status in every accepted POST, in order: (wamid, status, the status object).
@@ -130,7 +144,10 @@ impl Receiver {
 
     /// Waits until `count` statuses have arrived.
     pub async fn wait_for_statuses(&self, count: usize) -> anyhow::Result<()> {
-        eventually(&format!("{count} statuses"), || self.statuses().len() >= count).await
+        eventually(&format!("{count} statuses"), || {
+            self.statuses().len() >= count
+        })
+        .await
     }
 }
 
@@ -153,9 +170,14 @@ async fn receive(
 ) -> StatusCode {
     let failing = state
         .fail_next
-        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| left.checked_sub(1))
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
+            left.checked_sub(1)
+        })
         .is_ok();
     if failing {
+        if let Ok(mut bodies) = state.refused_bodies.lock() {
+            bodies.push(raw);
+        }
         state.refused.fetch_add(1, Ordering::SeqCst);
         return StatusCode::INTERNAL_SERVER_ERROR;
     }

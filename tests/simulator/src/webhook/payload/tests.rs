@@ -114,7 +114,12 @@ fn failed_status_reproduces_metas_wire_bytes() {
 fn undeliverable_error_has_every_field() {
     let body = statuses_body(
         &docs_config(),
-        &[update("wamid.A", "1", StatusKind::Failed, Some(&UNDELIVERABLE))],
+        &[update(
+            "wamid.A",
+            "1",
+            StatusKind::Failed,
+            Some(&UNDELIVERABLE),
+        )],
     )
     .expect("encodes");
     let status = &parse(&body)["entry"][0]["changes"][0]["value"]["statuses"][0];
@@ -290,6 +295,9 @@ fn inbound_text_is_ascii_on_the_wire() {
     let body = inbound_body(&docs_config(), &inbound, "2", "wamid.X", 1).expect("encodes");
     assert!(body.is_ascii());
     let text = String::from_utf8_lossy(&body);
-    assert!(text.contains(r#""body":"Ol\u00e1 \ud83d\ude2e a\/b""#), "{text}");
+    assert!(
+        text.contains(r#""body":"Ol\u00e1 \ud83d\ude2e a\/b""#),
+        "{text}"
+    );
     assert!(text.contains(r#""name":"Zo\u00eb""#), "{text}");
 }
