@@ -4,6 +4,7 @@
 
 pub mod error;
 pub mod messages;
+pub mod plugins;
 pub mod webhook;
 
 use std::sync::Arc;
@@ -31,6 +32,7 @@ pub struct ApiState {
     pub store: Store,
     pub dispatch: DispatchHandle,
     pub policies: Arc<PolicyRuntime>,
+    pub events: Arc<crate::events::Events>,
     pub shards: u16,
     /// sha256 of the admin token; compared in constant time.
     pub admin_token_digest: Option<[u8; 32]>,
@@ -39,9 +41,30 @@ pub struct ApiState {
 }
 
 pub fn router(state: ApiState, max_body_bytes: usize) -> Router {
+    router_with_limits(state, max_body_bytes, crate::config::DEFAULT_MAX_BATCH_BODY_BYTES)
+}
+
+/// The router, with its own body limit for `POST /v1/messages/batch`.
+pub fn router_with_limits(state: ApiState, max_body_bytes: usize, max_batch_body_bytes: usize) -> Router {
     let v1 = Router::new()
+        .route(
+            "/v1/messages/batch",
+            post(messages::send_batch).layer(DefaultBodyLimit::max(max_batch_body_bytes)),
+        )
         .route("/v1/messages", post(messages::send))
         .route("/v1/messages/{id}", get(messages::get))
+        .route(
+            "/v1/plugins/{name}/versions",
+            post(plugins::upload).layer(DefaultBodyLimit::max(crate::policy::MAX_COMPONENT_BYTES + 1)),
+        )
+        .route("/v1/plugins", get(plugins::list))
+        .route("/v1/plugins/{name}", get(plugins::get).put(plugins::update).delete(plugins::delete))
+        .route("/v1/plugins/{name}/activate", post(plugins::activate))
+        .route("/v1/plugins/{name}/rollback", post(plugins::rollback))
+        .route(
+            "/v1/plugins/{name}/shadow",
+            get(plugins::shadow_report).post(plugins::start_shadow).delete(plugins::stop_shadow),
+        )
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .merge(v1)
@@ -84,7 +107,7 @@ async fn readyz(State(state): State<ApiState>) -> Response {
     match state.store.ping().await {
         Ok(()) => Json(json!({
             "status": "ready",
-            "plugins": state.policies.chain().plugins.iter().map(|plugin| json!({
+            "plugins": state.policies.chain().plugins().map(|plugin| json!({
                 "name": &*plugin.name,
                 "version": plugin.version,
             })).collect::<Vec<_>>(),

@@ -31,32 +31,57 @@ pub async fn start(config: Config, shutdown: impl Future<Output = ()> + Send + '
     std::fs::create_dir_all(cache_dir)
         .with_context(|| format!("creating the compiled-code cache {}", cache_dir.display()))?;
     let policies = Arc::new(PolicyRuntime::new(&config.policy, store.clone(), Some(cache_dir))?);
-    policies.load_configured(&config.policy).await?;
+    policies.bootstrap(&config.policy).await?;
 
     let channel = Arc::new(CloudApi::new(&config.channel.cloud_api)?);
-    let dispatch = Dispatcher::start(config.dispatch.clone(), store.clone(), policies.clone(), channel)
-        .await
-        .context("starting the dispatcher")?;
+    channel.spawn_prober();
+    let dispatch = Dispatcher::start_with_limits(
+        config.dispatch.clone(),
+        &config.channel.cloud_api,
+        store.clone(),
+        policies.clone(),
+        channel,
+    )
+    .await
+    .context("starting the dispatcher")?;
+    let draining = dispatch.clone();
+    let drain_timeout = std::time::Duration::from_millis(config.dispatch.drain_timeout_ms);
 
+    let events = crate::events::Events::start(
+        store.clone(),
+        policies.clone(),
+        dispatch.clone(),
+        config.channel.cloud_api.phone_number_id.clone(),
+        config.dispatch.shards,
+        std::time::Duration::from_millis(config.dispatch.poll_interval_ms),
+    );
     let state = ApiState {
         store,
         dispatch,
         policies,
+        events,
         shards: config.dispatch.shards,
         admin_token_digest: config.server.admin_token.as_deref().map(api::token_digest),
         app_secret: config.webhook.app_secret.clone(),
         verify_token: config.webhook.verify_token.clone(),
     };
-    let router = api::router(state, config.server.max_body_bytes);
+    let router = api::router_with_limits(state, config.server.max_body_bytes, config.server.max_batch_body_bytes);
     let listener = TcpListener::bind(&config.server.listen)
         .await
         .with_context(|| format!("listening on {}", config.server.listen))?;
     let addr = listener.local_addr()?;
     let server = tokio::spawn(async move {
-        axum::serve(listener, router)
+        let served = axum::serve(listener, router)
             .with_graceful_shutdown(shutdown)
             .await
-            .context("serving HTTP")
+            .context("serving HTTP");
+        // No new work comes in: let the sends under way finish and be recorded.
+        if draining.drain(drain_timeout).await {
+            tracing::info!("in-flight sends drained");
+        } else {
+            tracing::warn!(?drain_timeout, "in-flight sends did not drain in time; they go again after restart");
+        }
+        served
     });
     Ok(RunningHost { addr, server })
 }

@@ -5,4 +5,4 @@
 
 pub mod cloud_api;
 
-pub use cloud_api::{CloudApi, ErrorClass, SendError};
+pub use cloud_api::{CloudApi, ErrorClass, FailoverStats, RateScope, SendError};

@@ -28,11 +28,24 @@ pub const DEFAULT_FUEL_PER_CALL: u64 = 50_000_000;
 pub const DEFAULT_MEMORY_LIMIT_BYTES: usize = 32 * 1024 * 1024;
 pub const DEFAULT_CALL_DEADLINE_MS: u64 = 100;
 pub const DEFAULT_INSTANCES_PER_PLUGIN: usize = 8;
+pub const DEFAULT_QUARANTINE_AFTER_FAULTS: u64 = 20;
 pub const DEFAULT_CLOUD_API_BASE_URL: &str = "https://graph.facebook.com";
 pub const DEFAULT_CLOUD_API_VERSION: &str = "v23.0";
 pub const DEFAULT_PHONE_NUMBER_ID: &str = "100000000000001";
 pub const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 10_000;
 pub const DEFAULT_LOG_FORMAT: &str = "text";
+pub const DEFAULT_MAX_BATCH_BODY_BYTES: usize = 8 * 1024 * 1024;
+pub const DEFAULT_MAX_BACKLOG: u64 = 1_000_000;
+pub const DEFAULT_BACKLOG_RETRY_AFTER_MS: u64 = 1_000;
+pub const DEFAULT_MESSAGE_TTL_MS: u64 = 24 * 60 * 60 * 1_000;
+pub const DEFAULT_DRAIN_TIMEOUT_MS: u64 = 10_000;
+pub const DEFAULT_RATE_LIMIT_HOLD_MS: u64 = 250;
+pub const DEFAULT_MESSAGES_PER_SECOND: u32 = 80;
+/// Meta's ceiling for one number's throughput.
+pub const MAX_MESSAGES_PER_SECOND: u32 = 1_000;
+pub const DEFAULT_PAIR_INTERVAL_MS: u64 = 6_000;
+pub const DEFAULT_PAIR_BURST: u32 = 45;
+pub const DEFAULT_PROBE_INTERVAL_MS: u64 = 500;
 
 /// Plain environment names for the keys people set most, beside the generic `WASP_…` form.
 pub const PLAIN_NAMES: &[(&str, &str)] = &[
@@ -83,6 +96,8 @@ pub struct ServerConfig {
     /// Bearer token for every `/v1` route.
     pub admin_token: Option<String>,
     pub max_body_bytes: usize,
+    /// Body limit of `POST /v1/messages/batch` (up to 1,000 messages).
+    pub max_batch_body_bytes: usize,
 }
 
 impl Default for ServerConfig {
@@ -91,6 +106,7 @@ impl Default for ServerConfig {
             listen: DEFAULT_LISTEN.to_owned(),
             admin_token: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            max_batch_body_bytes: DEFAULT_MAX_BATCH_BODY_BYTES,
         }
     }
 }
@@ -128,6 +144,17 @@ pub struct DispatchConfig {
     pub max_attempts: u32,
     pub retry_base_ms: u64,
     pub retry_max_ms: u64,
+    /// Pending messages (not yet sent nor ended) past which the API answers 429.
+    pub max_backlog: u64,
+    /// `Retry-After` of those 429 answers (sent in whole seconds, at least 1).
+    pub backlog_retry_after_ms: u64,
+    /// A message not sent this long after acceptance ends `expired`; 0: never.
+    pub message_ttl_ms: u64,
+    /// On SIGTERM, how long in-flight sends may take to finish before the process exits.
+    pub drain_timeout_ms: u64,
+    /// A send waiting for a rate limit longer than this goes back to the queue with a due
+    /// time instead of holding its in-flight slot.
+    pub rate_limit_hold_ms: u64,
 }
 
 impl Default for DispatchConfig {
@@ -142,6 +169,11 @@ impl Default for DispatchConfig {
             max_attempts: DEFAULT_MAX_ATTEMPTS,
             retry_base_ms: DEFAULT_RETRY_BASE_MS,
             retry_max_ms: DEFAULT_RETRY_MAX_MS,
+            max_backlog: DEFAULT_MAX_BACKLOG,
+            backlog_retry_after_ms: DEFAULT_BACKLOG_RETRY_AFTER_MS,
+            message_ttl_ms: DEFAULT_MESSAGE_TTL_MS,
+            drain_timeout_ms: DEFAULT_DRAIN_TIMEOUT_MS,
+            rate_limit_hold_ms: DEFAULT_RATE_LIMIT_HOLD_MS,
         }
     }
 }
@@ -157,7 +189,10 @@ pub struct PolicyConfig {
     pub memory_limit_bytes: usize,
     pub call_deadline_ms: u64,
     pub instances_per_plugin: usize,
-    /// The chain, in order. Empty: every `*.wasm` in `plugins_dir`, by file name, default config.
+    /// Faults in a row after which a plugin is quarantined (skipped until activated again).
+    pub quarantine_after_faults: u64,
+    /// Plugins to seed the chain with, in order, the first time the store does not know them.
+    /// Empty: every `*.wasm` in `plugins_dir`, by file name, default config.
     pub plugins: Vec<PluginEntry>,
 }
 
@@ -170,6 +205,7 @@ impl Default for PolicyConfig {
             memory_limit_bytes: DEFAULT_MEMORY_LIMIT_BYTES,
             call_deadline_ms: DEFAULT_CALL_DEADLINE_MS,
             instances_per_plugin: DEFAULT_INSTANCES_PER_PLUGIN,
+            quarantine_after_faults: DEFAULT_QUARANTINE_AFTER_FAULTS,
             plugins: Vec::new(),
         }
     }
@@ -210,10 +246,32 @@ pub struct ChannelConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct CloudApiConfig {
     pub base_url: String,
+    /// Several upstream endpoints, in order of preference; empty: `base_url` alone.
+    pub base_urls: Vec<String>,
     pub api_version: String,
     pub phone_number_id: String,
     pub access_token: Option<String>,
     pub request_timeout_ms: u64,
+    /// How often an endpoint taken out of rotation is probed to bring it back.
+    pub probe_interval_ms: u64,
+    /// Throughput of the sender number (a token bucket); Meta allows 80 by default, up to
+    /// 1,000. 0 turns the limit off (for benchmarks against the simulator).
+    pub messages_per_second: u32,
+    /// Per recipient: one message per this interval on average...
+    pub pair_interval_ms: u64,
+    /// ...after a burst of this many. 0 turns the pair limit off.
+    pub pair_burst: u32,
+}
+
+impl CloudApiConfig {
+    /// The endpoints in order of preference.
+    pub fn endpoints(&self) -> Vec<String> {
+        if self.base_urls.is_empty() {
+            vec![self.base_url.clone()]
+        } else {
+            self.base_urls.clone()
+        }
+    }
 }
 
 impl Default for CloudApiConfig {
@@ -224,6 +282,11 @@ impl Default for CloudApiConfig {
             phone_number_id: DEFAULT_PHONE_NUMBER_ID.to_owned(),
             access_token: None,
             request_timeout_ms: DEFAULT_REQUEST_TIMEOUT_MS,
+            base_urls: Vec::new(),
+            probe_interval_ms: DEFAULT_PROBE_INTERVAL_MS,
+            messages_per_second: DEFAULT_MESSAGES_PER_SECOND,
+            pair_interval_ms: DEFAULT_PAIR_INTERVAL_MS,
+            pair_burst: DEFAULT_PAIR_BURST,
         }
     }
 }
@@ -328,6 +391,23 @@ impl Config {
             return Err(Error::Invalid(
                 "dispatch.claim_batch and store.write_batch_rows must be at least 1".into(),
             ));
+        }
+        if self.channel.cloud_api.messages_per_second > MAX_MESSAGES_PER_SECOND {
+            return Err(Error::Invalid(format!(
+                "channel.cloud_api.messages_per_second {}: at most {MAX_MESSAGES_PER_SECOND}",
+                self.channel.cloud_api.messages_per_second
+            )));
+        }
+        if let Some(url) = self
+            .channel
+            .cloud_api
+            .endpoints()
+            .into_iter()
+            .find(|url| !(url.starts_with("http://") || url.starts_with("https://")))
+        {
+            return Err(Error::Invalid(format!(
+                "channel.cloud_api.base_urls: {url:?} is not an http(s) URL"
+            )));
         }
         if !self.store.database_url.starts_with("sqlite:") {
             return Err(Error::Invalid(format!(
@@ -467,6 +547,21 @@ mod tests {
         let printed = config.masked();
         assert!(!printed.contains("very-secret"));
         assert!(printed.contains("********"));
+    }
+
+    #[test]
+    fn base_urls_come_from_a_list_or_fall_back_to_base_url() {
+        let config = Config::from_parts("", "(none)", &BTreeMap::new()).unwrap();
+        assert_eq!(config.channel.cloud_api.endpoints(), vec![DEFAULT_CLOUD_API_BASE_URL.to_owned()]);
+        let env = environment(&[(
+            "WASP_CHANNEL_CLOUD_API_BASE_URLS",
+            r#"["http://127.0.0.1:1", "http://127.0.0.1:2"]"#,
+        )]);
+        let config = Config::from_parts("", "(none)", &env).unwrap();
+        assert_eq!(config.channel.cloud_api.endpoints().len(), 2);
+        let env = environment(&[("WASP_CHANNEL_CLOUD_API_MESSAGES_PER_SECOND", "1001")]);
+        let error = Config::from_parts("", "(none)", &env).unwrap_err().to_string();
+        assert!(error.contains("messages_per_second"), "{error}");
     }
 
     #[test]

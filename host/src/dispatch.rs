@@ -5,17 +5,29 @@
 //! with `shard % workers == w`, so one recipient's messages always meet one worker, which
 //! handles its batches one after another and a recipient's messages in order within a batch.
 //! Every state change is written in batches through the store's group commit.
+//!
+//! The dispatcher also keeps the backlog count the API's backpressure reads (initialised
+//! from the store at start, then moved by acceptances and by messages leaving the queue),
+//! the rate limits ([`limits`]), and the drain on shutdown: no new claims, in-flight sends
+//! finish and are recorded.
 //! May call the store, the policy runtime and the channels.
 
+pub mod limits;
 mod worker;
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicI64, Ordering},
+    },
+    time::Duration,
+};
 
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 
 use crate::{
     channel::CloudApi,
-    config::DispatchConfig,
+    config::{CloudApiConfig, DispatchConfig},
     policy::PolicyRuntime,
     store::{self, PendingMessage, Store},
 };
@@ -26,15 +38,68 @@ pub struct Claimed {
     _permit: OwnedSemaphorePermit,
 }
 
-/// Wakes the claimer when new work is accepted.
+/// Messages waiting to be sent: accepted, queued, deferred or sending.
+#[derive(Clone, Default)]
+pub struct Backlog(Arc<AtomicI64>);
+
+impl Backlog {
+    pub fn get(&self) -> u64 {
+        u64::try_from(self.0.load(Ordering::Relaxed)).unwrap_or_default()
+    }
+
+    pub fn add(&self, count: usize) {
+        self.0.fetch_add(i64::try_from(count).unwrap_or(i64::MAX), Ordering::Relaxed);
+    }
+
+    pub fn remove(&self, count: usize) {
+        self.0.fetch_sub(i64::try_from(count).unwrap_or(i64::MAX), Ordering::Relaxed);
+    }
+}
+
+/// Wakes the claimer when new work is accepted; says when the backlog is full; drains.
 #[derive(Clone)]
 pub struct DispatchHandle {
     wake: Arc<Notify>,
+    backlog: Backlog,
+    max_backlog: u64,
+    backlog_retry_after_ms: u64,
+    stopping: Arc<AtomicBool>,
+    in_flight: Arc<Semaphore>,
+    in_flight_total: u32,
 }
 
 impl DispatchHandle {
     pub fn wake(&self) {
         self.wake.notify_one();
+    }
+
+    /// Counts newly accepted messages into the backlog.
+    pub fn accepted(&self, count: usize) {
+        self.backlog.add(count);
+    }
+
+    pub fn backlog(&self) -> u64 {
+        self.backlog.get()
+    }
+
+    /// When the backlog has reached its bound: how long a client should wait, in ms.
+    pub fn backpressure(&self) -> Option<u64> {
+        (self.backlog.get() >= self.max_backlog).then_some(self.backlog_retry_after_ms)
+    }
+
+    /// Stops claiming and waits (up to `timeout`) until every claimed message is through its
+    /// sends and recorded. Returns whether everything finished in time.
+    pub async fn drain(&self, timeout: Duration) -> bool {
+        self.stopping.store(true, Ordering::SeqCst);
+        self.wake.notify_one();
+        let all = self.in_flight.clone().acquire_many_owned(self.in_flight_total);
+        match tokio::time::timeout(timeout, all).await {
+            Ok(Ok(permits)) => {
+                drop(permits);
+                true
+            }
+            Ok(Err(_)) | Err(_) => false,
+        }
     }
 }
 
@@ -48,12 +113,28 @@ impl Dispatcher {
         policies: Arc<PolicyRuntime>,
         channel: Arc<CloudApi>,
     ) -> store::Result<DispatchHandle> {
+        Self::start_with_limits(config, &CloudApiConfig::default(), store, policies, channel).await
+    }
+
+    /// Starts the claimer and the workers with the rate limits of `cloud_api`.
+    pub async fn start_with_limits(
+        config: DispatchConfig,
+        cloud_api: &CloudApiConfig,
+        store: Store,
+        policies: Arc<PolicyRuntime>,
+        channel: Arc<CloudApi>,
+    ) -> store::Result<DispatchHandle> {
         let released = store.release_leases().await?;
         if released > 0 {
             tracing::info!(released, "messages claimed before the last stop are pending again");
         }
+        let backlog = Backlog::default();
+        backlog.add(usize::try_from(store.count_pending().await?).unwrap_or(usize::MAX));
+        let limits = Arc::new(limits::Limits::new(cloud_api, config.rate_limit_hold_ms));
+        let stopping = Arc::new(AtomicBool::new(false));
         let wake = Arc::new(Notify::new());
-        let in_flight = Arc::new(Semaphore::new(config.workers * config.sends_in_flight_per_worker * 2));
+        let in_flight_total = config.workers * config.sends_in_flight_per_worker * 2;
+        let in_flight = Arc::new(Semaphore::new(in_flight_total));
         let mut senders = Vec::with_capacity(config.workers);
         for index in 0..config.workers {
             let (sender, receiver) = mpsc::unbounded_channel();
@@ -65,11 +146,25 @@ impl Dispatcher {
                 policies: policies.clone(),
                 channel: channel.clone(),
                 wake: wake.clone(),
+                limits: limits.clone(),
+                backlog: backlog.clone(),
             };
             tokio::spawn(worker.run(receiver));
         }
-        tokio::spawn(claim_loop(config, store, senders, in_flight, wake.clone()));
-        Ok(DispatchHandle { wake })
+        let handle = DispatchHandle {
+            wake: wake.clone(),
+            backlog,
+            max_backlog: config.max_backlog,
+            backlog_retry_after_ms: config.backlog_retry_after_ms,
+            stopping: stopping.clone(),
+            in_flight: in_flight.clone(),
+            in_flight_total: u32::try_from(in_flight_total).unwrap_or(u32::MAX),
+        };
+        tokio::spawn(async move {
+            claim_loop(config, store, senders, in_flight, wake, limits, stopping).await;
+            tracing::info!("dispatcher stopped claiming");
+        });
+        Ok(handle)
     }
 }
 
@@ -79,10 +174,21 @@ async fn claim_loop(
     workers: Vec<mpsc::UnboundedSender<Claimed>>,
     in_flight: Arc<Semaphore>,
     wake: Arc<Notify>,
+    limits: Arc<limits::Limits>,
+    stopping: Arc<AtomicBool>,
 ) {
     let poll = Duration::from_millis(config.poll_interval_ms);
     loop {
-        let free = in_flight.available_permits().min(config.claim_batch);
+        if stopping.load(Ordering::SeqCst) {
+            return;
+        }
+        // No more than the sender's rate limit lets out soon: the rest would only go back.
+        let headroom = limits.sender_headroom();
+        if headroom == 0 {
+            tokio::time::sleep(Duration::from_millis(config.rate_limit_hold_ms.clamp(1, 50))).await;
+            continue;
+        }
+        let free = in_flight.available_permits().min(config.claim_batch).min(headroom);
         if free == 0 {
             // Every slot is busy: wait for one to come back rather than spinning.
             match in_flight.clone().acquire_owned().await {
@@ -110,7 +216,7 @@ async fn claim_loop(
         }
         for message in claimed {
             let Ok(permit) = in_flight.clone().try_acquire_owned() else {
-                tracing::error!("in-flight budget overrun; message waits for its lease to end");
+                tracing::warn!("no in-flight slot (draining); message waits for its lease to end");
                 continue;
             };
             let worker = usize::from(message.shard) % workers.len();

@@ -7,9 +7,12 @@
 pub mod api;
 pub mod app;
 pub mod channel;
+pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod dispatch;
+pub mod events;
+pub mod facts;
 pub mod message;
 pub mod policy;
 pub mod store;

@@ -1,5 +1,5 @@
 //! The `wasp` command: `serve` runs the host from a config file, `demo` runs the host with the
-//! Cloud API simulator and our plugins in one process.
+//! Cloud API simulator and our plugins in one process, `plugin` is the plugin author's tools.
 
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
 
@@ -31,6 +31,11 @@ enum Command {
         /// Where the built plugin components are.
         #[arg(long, default_value = "target/wasm32-wasip2/plugin")]
         plugins_dir: PathBuf,
+    },
+    /// Write, build, test, ship and measure policy plugins.
+    Plugin {
+        #[command(subcommand)]
+        command: wasp::cli::PluginCommand,
     },
 }
 
@@ -70,5 +75,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             telemetry::init(&Default::default());
             demo::run(demo::DemoOptions { listen, data_dir, plugins_dir }).await
         }
+        Command::Plugin { command } => wasp::cli::run(command).await,
     }
 }

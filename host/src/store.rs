@@ -44,6 +44,8 @@ pub struct NewMessage {
     /// Identifies the request body, so a reused idempotency key with other content is caught.
     pub request_hash: String,
     pub at_ms: i64,
+    /// The deadline: not sent by then, the message ends `expired`.
+    pub expires_at_ms: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,6 +75,8 @@ pub struct PendingMessage {
     pub rewritten_by: Vec<String>,
     pub attempts: u32,
     pub created_at_ms: i64,
+    /// The deadline: not sent by then, the message ends `expired`.
+    pub expires_at_ms: Option<i64>,
 }
 
 /// One state change: a history row, and the fields it sets on the message.
@@ -109,9 +113,10 @@ pub struct StatusUpdate {
 }
 
 /// What applying a webhook's statuses did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct StatusReport {
-    pub applied: Vec<(MessageId, Status)>,
+    /// Statuses that moved their message on, with the update that did it.
+    pub applied: Vec<(MessageId, StatusUpdate)>,
     /// Repeated or late statuses that would have moved a message backwards.
     pub ignored: usize,
     /// Statuses for wamids not recorded yet, kept until the send is recorded.
@@ -163,6 +168,88 @@ pub struct StateEntry {
     pub key: String,
     pub value: String,
     pub expires_at_ms: Option<i64>,
+}
+
+/// A stored plugin component version (its bytes are read separately).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginVersionRow {
+    pub name: String,
+    /// sha256 of the component, hex.
+    pub version: String,
+    pub size_bytes: i64,
+    pub uploaded_at_ms: i64,
+}
+
+/// How a plugin takes part in the chain; the admin API's view of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PluginBinding {
+    pub name: String,
+    pub live_version: Option<String>,
+    /// Earlier live versions with the config each ran with, most recent last: what
+    /// `rollback` returns to.
+    pub previous_versions: Vec<PreviousVersion>,
+    pub shadow_version: Option<String>,
+    /// The shadow's own config; none: the live config.
+    pub shadow_config: Option<serde_json::Value>,
+    pub position: i64,
+    pub hooks: Vec<String>,
+    pub failure: String,
+    pub limits: serde_json::Value,
+    pub config: serde_json::Value,
+    pub quarantined: bool,
+    pub updated_at_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct PreviousVersion {
+    pub version: String,
+    pub config: serde_json::Value,
+}
+
+/// A shadow plugin's verdict beside the live one, for one message and hook.
+#[derive(Debug, Clone)]
+pub struct ShadowRecord {
+    pub plugin: String,
+    pub shadow_version: String,
+    pub live_version: String,
+    pub message_id: MessageId,
+    pub hook: String,
+    pub live_verdict: String,
+    pub shadow_verdict: String,
+    pub agreed: bool,
+    pub at_ms: i64,
+}
+
+/// How a shadow version compares with the live one so far.
+#[derive(Debug, Clone, Default)]
+pub struct ShadowReport {
+    pub compared: u64,
+    pub agreed: u64,
+    /// The latest disagreements, newest first.
+    pub disagreements: Vec<ShadowRecord>,
+}
+
+/// A timer a plugin set: it fires as an `on-event` timer event at `due_at_ms`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Timer {
+    pub plugin: String,
+    pub key: String,
+    pub payload: String,
+    pub due_at_ms: i64,
+}
+
+/// Writes of the plugin platform; all go through the group-commit writer.
+#[derive(Debug, Clone)]
+pub enum PluginWrite {
+    PutVersion { name: String, version: String, component: Vec<u8>, at_ms: i64 },
+    PutBinding(PluginBinding),
+    /// Removes the binding and every stored version of the plugin.
+    Delete { name: String },
+    ShadowVerdicts(Vec<ShadowRecord>),
+    SetTimer(Timer),
+    CancelTimer { plugin: String, key: String },
+    /// Removes fired timers, unless they were set again meanwhile (another `due_at_ms`).
+    FiredTimers(Vec<Timer>),
 }
 
 /// The store, cheap to clone.
@@ -245,6 +332,67 @@ impl Store {
     pub async fn load_state(&self, plugin: &str, now_ms: i64) -> Result<Vec<StateEntry>> {
         match &*self.backend {
             Backend::Sqlite(store) => store.load_state(plugin, now_ms).await,
+        }
+    }
+
+    pub async fn plugin_writes(&self, writes: Vec<PluginWrite>) -> Result<()> {
+        if writes.is_empty() {
+            return Ok(());
+        }
+        match &*self.backend {
+            Backend::Sqlite(store) => store.plugin_writes(writes).await,
+        }
+    }
+
+    pub async fn plugin_bindings(&self) -> Result<Vec<PluginBinding>> {
+        match &*self.backend {
+            Backend::Sqlite(store) => store.plugin_bindings().await,
+        }
+    }
+
+    pub async fn plugin_versions(&self, name: &str) -> Result<Vec<PluginVersionRow>> {
+        match &*self.backend {
+            Backend::Sqlite(store) => store.plugin_versions(name).await,
+        }
+    }
+
+    pub async fn plugin_component(&self, name: &str, version: &str) -> Result<Option<Vec<u8>>> {
+        match &*self.backend {
+            Backend::Sqlite(store) => store.plugin_component(name, version).await,
+        }
+    }
+
+    pub async fn shadow_report(&self, plugin: &str, shadow_version: &str, samples: usize) -> Result<ShadowReport> {
+        match &*self.backend {
+            Backend::Sqlite(store) => store.shadow_report(plugin, shadow_version, samples).await,
+        }
+    }
+
+    /// Timers due by `now_ms`, earliest first.
+    pub async fn due_timers(&self, now_ms: i64, limit: usize) -> Result<Vec<Timer>> {
+        match &*self.backend {
+            Backend::Sqlite(store) => store.due_timers(now_ms, limit).await,
+        }
+    }
+
+    pub async fn next_timer_due_ms(&self) -> Result<Option<i64>> {
+        match &*self.backend {
+            Backend::Sqlite(store) => store.next_timer_due_ms().await,
+        }
+    }
+
+    /// Messages by id, as the dispatcher sees them (for events about them).
+    pub async fn messages_by_id(&self, ids: &[MessageId]) -> Result<Vec<PendingMessage>> {
+        match &*self.backend {
+            Backend::Sqlite(store) => store.messages_by_id(ids).await,
+        }
+    }
+
+    /// How many messages are waiting to be sent (accepted, queued, deferred or sending).
+    /// One scan: read at start, then kept in memory by the dispatcher.
+    pub async fn count_pending(&self) -> Result<u64> {
+        match &*self.backend {
+            Backend::Sqlite(store) => store.count_pending().await,
         }
     }
 

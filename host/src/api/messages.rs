@@ -1,10 +1,12 @@
-//! `POST /v1/messages` and `GET /v1/messages/{id}`: validate, store durably, answer; and show a
-//! message with the content as it went upstream and its whole history.
+//! `POST /v1/messages`, `POST /v1/messages/batch` and `GET /v1/messages/{id}`: validate, store
+//! durably, answer; and show a message with the content as it went upstream and its whole
+//! history. A batch is one group-commit write with a result per item. When the dispatcher's
+//! backlog is full, both sends answer 429 with `Retry-After` instead of growing it.
 
 use axum::{
     Json,
     extract::{Path, State},
-    http::StatusCode,
+    http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use serde::{Deserialize, Serialize};
@@ -20,6 +22,8 @@ use crate::{
 pub const MAX_IDEMPOTENCY_KEY_CHARS: usize = 255;
 pub const MAX_TAGS: usize = 20;
 pub const MAX_TAG_CHARS: usize = 64;
+/// Most messages one `POST /v1/messages/batch` takes.
+pub const MAX_BATCH_MESSAGES: usize = 1_000;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -33,6 +37,16 @@ pub struct SendRequest {
     #[serde(default)]
     pub tags: Vec<String>,
     pub content: Option<Value>,
+    /// RFC 3339; not sent by then, the message ends `expired`.
+    #[serde(default)]
+    pub expires_at: Option<String>,
+}
+
+/// `POST /v1/messages/batch`: `{"messages": [...]}`, each item a `POST /v1/messages` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchRequest {
+    pub messages: Vec<Value>,
 }
 
 #[derive(Serialize)]
@@ -45,6 +59,21 @@ struct Canonical<'a> {
 }
 
 impl SendRequest {
+    /// The deadline in `expires_at`, which must lie ahead.
+    pub fn deadline_ms(&self, now_ms: i64) -> Result<Option<i64>, ApiError> {
+        let Some(text) = &self.expires_at else {
+            return Ok(None);
+        };
+        let moment = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+            .map_err(|error| ApiError::invalid("expires_at", format!("is not an RFC 3339 time: {error}")))?;
+        let ms = i64::try_from(moment.unix_timestamp_nanos() / 1_000_000)
+            .map_err(|_| ApiError::invalid("expires_at", "is out of range"))?;
+        if ms <= now_ms {
+            return Err(ApiError::invalid("expires_at", "lies in the past"));
+        }
+        Ok(Some(ms))
+    }
+
     /// Checks every field, naming the first one at fault.
     pub fn validate(self) -> Result<Submission, ApiError> {
         let to = self.to.ok_or_else(|| ApiError::invalid("to", "is required"))?;
@@ -108,15 +137,52 @@ pub fn request_hash(submission: &Submission) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-pub async fn send(State(state): State<ApiState>, StrictJson(request): StrictJson<SendRequest>) -> Result<Response, ApiError> {
+/// A request checked and ready to be stored.
+fn prepare(request: SendRequest, shards: u16, now_ms: i64) -> Result<NewMessage, ApiError> {
+    let expires_at_ms = request.deadline_ms(now_ms)?;
     let submission = request.validate()?;
-    let message = NewMessage {
+    Ok(NewMessage {
         id: MessageId::new(),
-        shard: submission.to.shard(state.shards),
+        shard: submission.to.shard(shards),
         request_hash: request_hash(&submission),
-        at_ms: crate::store::now_ms(),
+        at_ms: now_ms,
         submission,
+        expires_at_ms,
+    })
+}
+
+/// 429 with `Retry-After` when the dispatcher's backlog is full.
+fn check_backlog(state: &ApiState) -> Result<(), Response> {
+    let Some(retry_after_ms) = state.dispatch.backpressure() else {
+        return Ok(());
     };
+    let seconds = retry_after_ms.div_ceil(1_000).max(1);
+    let mut response = ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "backlog_full",
+        format!("{} messages are waiting to be sent; try again in {seconds} s", state.dispatch.backlog()),
+    )
+    .into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    Err(response)
+}
+
+fn key_reused(id: MessageId, field: String) -> ApiError {
+    ApiError {
+        status: StatusCode::CONFLICT,
+        code: "idempotency_key_reused",
+        message: format!("this idempotency key was used for message {id} with a different request"),
+        field: Some(field),
+    }
+}
+
+pub async fn send(State(state): State<ApiState>, StrictJson(request): StrictJson<SendRequest>) -> Result<Response, ApiError> {
+    if let Err(response) = check_backlog(&state) {
+        return Ok(response);
+    }
+    let message = prepare(request, state.shards, crate::store::now_ms())?;
     let outcome = state
         .store
         .accept(vec![message])
@@ -124,18 +190,110 @@ pub async fn send(State(state): State<ApiState>, StrictJson(request): StrictJson
         .map_err(|error| ApiError::internal("accepting a message", &error))?;
     match outcome.into_iter().next() {
         Some(AcceptOutcome::Accepted { id }) => {
+            state.dispatch.accepted(1);
             state.dispatch.wake();
             Ok(accepted(id))
         }
         Some(AcceptOutcome::Duplicate { id }) => Ok(accepted(id)),
-        Some(AcceptOutcome::KeyReused { id }) => Err(ApiError {
-            status: StatusCode::CONFLICT,
-            code: "idempotency_key_reused",
-            message: format!("this idempotency key was used for message {id} with a different request"),
-            field: Some("idempotency_key".into()),
-        }),
+        Some(AcceptOutcome::KeyReused { id }) => Err(key_reused(id, "idempotency_key".into())),
         None => Err(ApiError::internal("accepting a message", &"the store answered nothing")),
     }
+}
+
+/// `POST /v1/messages/batch`: every valid item is stored in one write; the answer has one
+/// result per item, in order: `{"id", "status": "accepted"}` or `{"error": {...}}` naming the
+/// field as `messages[i].field`. The whole batch is refused only when it is not JSON of the
+/// right shape or holds more than [`MAX_BATCH_MESSAGES`] items.
+pub async fn send_batch(State(state): State<ApiState>, StrictJson(batch): StrictJson<BatchRequest>) -> Result<Response, ApiError> {
+    if batch.messages.is_empty() || batch.messages.len() > MAX_BATCH_MESSAGES {
+        return Err(ApiError::invalid(
+            "messages",
+            format!("holds 1 to {MAX_BATCH_MESSAGES} messages, not {}", batch.messages.len()),
+        ));
+    }
+    if let Err(response) = check_backlog(&state) {
+        return Ok(response);
+    }
+    let now_ms = crate::store::now_ms();
+    let mut results: Vec<Result<usize, ApiError>> = Vec::with_capacity(batch.messages.len());
+    let mut messages = Vec::with_capacity(batch.messages.len());
+    for (index, item) in batch.messages.into_iter().enumerate() {
+        let prepared = serde_path_to_error::deserialize::<_, SendRequest>(item)
+            .map_err(|error| {
+                let path = error.path().to_string();
+                let field = if path == "." { String::new() } else { format!(".{path}") };
+                ApiError::invalid(format!("messages[{index}]{field}"), error.into_inner().to_string())
+            })
+            .and_then(|request| prepare(request, state.shards, now_ms))
+            .map_err(|mut error| {
+                if let Some(field) = &error.field
+                    && !field.starts_with("messages[")
+                {
+                    error.field = Some(format!("messages[{index}].{field}"));
+                }
+                error
+            });
+        results.push(prepared.map(|message| {
+            messages.push(message);
+            messages.len() - 1
+        }));
+    }
+    let outcomes = if messages.is_empty() {
+        Vec::new()
+    } else {
+        state
+            .store
+            .accept(messages)
+            .await
+            .map_err(|error| ApiError::internal("accepting a batch", &error))?
+    };
+    let mut accepted_count = 0;
+    let mut rejected_count = 0;
+    let items: Vec<Value> = results
+        .into_iter()
+        .enumerate()
+        .map(|(index, result)| {
+            let outcome = result.and_then(|slot| {
+                outcomes
+                    .get(slot)
+                    .cloned()
+                    .ok_or_else(|| ApiError::internal("accepting a batch", &"the store answered too few outcomes"))
+            });
+            match outcome {
+                Ok(AcceptOutcome::Accepted { id }) => {
+                    accepted_count += 1;
+                    json!({"id": id, "status": "accepted"})
+                }
+                Ok(AcceptOutcome::Duplicate { id }) => json!({"id": id, "status": "accepted"}),
+                Ok(AcceptOutcome::KeyReused { id }) => {
+                    rejected_count += 1;
+                    error_json(&key_reused(id, format!("messages[{index}].idempotency_key")))
+                }
+                Err(error) => {
+                    rejected_count += 1;
+                    error_json(&error)
+                }
+            }
+        })
+        .collect();
+    if accepted_count > 0 {
+        state.dispatch.accepted(accepted_count);
+        state.dispatch.wake();
+    }
+    let status = if rejected_count == items.len() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::ACCEPTED
+    };
+    Ok((
+        status,
+        Json(json!({"accepted": items.len() - rejected_count, "rejected": rejected_count, "results": items})),
+    )
+        .into_response())
+}
+
+fn error_json(error: &ApiError) -> Value {
+    json!({"error": {"code": error.code, "message": error.message, "field": error.field}})
 }
 
 fn accepted(id: MessageId) -> Response {

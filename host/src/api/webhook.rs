@@ -19,6 +19,7 @@ use sha2::Sha256;
 use super::{ApiState, error::ApiError};
 use crate::{
     message::{Status, Wamid},
+    policy::wit,
     store::StatusUpdate,
 };
 
@@ -119,9 +120,9 @@ pub async fn receive(State(state): State<ApiState>, headers: HeaderMap, body: By
     let now = crate::store::now_ms();
     let mut updates = Vec::new();
     let mut unknown = 0usize;
-    let mut inbound = 0usize;
+    let mut inbound = Vec::new();
     for change in payload.entry.into_iter().flat_map(|entry| entry.changes) {
-        inbound += change.value.messages.len();
+        inbound.extend(change.value.messages.iter().filter_map(|message| inbound_message(message, now)));
         for item in change.value.statuses {
             let Some(wamid) = item.id.filter(|id| !id.is_empty()) else {
                 unknown += 1;
@@ -164,7 +165,10 @@ pub async fn receive(State(state): State<ApiState>, headers: HeaderMap, body: By
             .await
             .map_err(|error| ApiError::internal("applying webhook statuses", &error))?
     };
-    tracing::debug!(received, applied = report.applied.len(), ignored = report.ignored, held = report.held, unknown, inbound, "webhook");
+    let inbound_count = inbound.len();
+    tracing::debug!(received, applied = report.applied.len(), ignored = report.ignored, held = report.held, unknown, inbound = inbound_count, "webhook");
+    state.events.statuses(report.applied.clone());
+    state.events.inbound(inbound);
     Ok((
         StatusCode::OK,
         Json(json!({
@@ -172,15 +176,53 @@ pub async fn receive(State(state): State<ApiState>, headers: HeaderMap, body: By
             "applied": report.applied.len(),
             "ignored": report.ignored,
             "held": report.held,
-            "inbound_messages": inbound,
+            "inbound_messages": inbound_count,
         })),
     )
         .into_response())
 }
 
+/// A customer's message as plugins see it; `None` for items without an id (nothing to key on).
+fn inbound_message(message: &serde_json::Value, now_ms: i64) -> Option<wit::InboundMessage> {
+    let text_at = |pointer: &str| message.pointer(pointer).and_then(|value| value.as_str()).map(str::to_owned);
+    let wamid = text_at("/id").filter(|id| !id.is_empty())?;
+    let from = text_at("/from").unwrap_or_default();
+    let at_ms = text_at("/timestamp")
+        .and_then(|seconds| seconds.parse::<i64>().ok())
+        .map_or(now_ms, |seconds| seconds.saturating_mul(1_000));
+    Some(wit::InboundMessage {
+        from: if from.is_empty() || from.starts_with('+') { from } else { format!("+{from}") },
+        wamid,
+        at_ms,
+        kind: text_at("/type").unwrap_or_else(|| "unknown".into()),
+        text: text_at("/text/body")
+            .or_else(|| text_at("/button/text"))
+            .or_else(|| text_at("/interactive/button_reply/title"))
+            .or_else(|| text_at("/interactive/list_reply/title")),
+        reply_id: text_at("/interactive/button_reply/id")
+            .or_else(|| text_at("/interactive/list_reply/id"))
+            .or_else(|| text_at("/button/payload")),
+        context_wamid: text_at("/context/id"),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn inbound_replies_carry_the_choice_and_the_message_answered() {
+        let message = serde_json::json!({"from": "16315551234", "id": "wamid.X", "timestamp": "1700000000",
+            "type": "interactive", "context": {"from": "15550000000", "id": "wamid.ASKED"},
+            "interactive": {"type": "list_reply", "list_reply": {"id": "row-2", "title": "Tuesday"}}});
+        let inbound = inbound_message(&message, 0).unwrap();
+        assert_eq!(inbound.from, "+16315551234");
+        assert_eq!(inbound.reply_id.as_deref(), Some("row-2"));
+        assert_eq!(inbound.text.as_deref(), Some("Tuesday"));
+        assert_eq!(inbound.context_wamid.as_deref(), Some("wamid.ASKED"));
+        assert_eq!(inbound.at_ms, 1_700_000_000_000);
+        assert!(inbound_message(&serde_json::json!({"from": "1"}), 0).is_none());
+    }
 
     #[test]
     fn meta_test_vector_verifies() {

@@ -1,8 +1,21 @@
 //! The WhatsApp Cloud API client: `POST {base_url}/{version}/{phone_number_id}/messages` with
 //! a bearer token and Meta's JSON body; reads the wamid from `messages[0].id` and Meta's error
 //! object (`error.code`, `error_subcode`, `message`, `error_data.details`) on failure.
+//!
+//! Failover: several base URLs, in order of preference, each with a circuit breaker. A
+//! connection error or a 5xx answer takes the endpoint out of rotation at once and the same
+//! send goes to the next endpoint in the same call (Meta did not accept it, so nothing is sent
+//! twice). Other transport failures (a timeout, a reset mid-answer) also take the endpoint out,
+//! but the send is not repeated here: whether it arrived is unknown, so it goes back to the
+//! dispatcher's retry (at least once). A prober brings endpoints back when they answer again.
 
-use std::time::Duration;
+use std::{
+    sync::{
+        Arc, Weak,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -35,6 +48,9 @@ pub enum SendError {
     },
     #[error("Cloud API unreachable: {0}")]
     Transport(String),
+    /// No connection could be made: the request never left, so another endpoint may take it.
+    #[error("Cloud API endpoint refused the connection: {0}")]
+    Unreachable(String),
     #[error("Cloud API answer not understood (HTTP {http_status}): {detail}")]
     Malformed { http_status: u16, detail: String },
 }
@@ -43,9 +59,39 @@ impl SendError {
     pub fn class(&self) -> ErrorClass {
         match self {
             SendError::Rejected { code, http_status, .. } => classify(*code, *http_status),
-            SendError::Transport(_) => ErrorClass::Retry,
+            SendError::Transport(_) | SendError::Unreachable(_) => ErrorClass::Retry,
             SendError::Malformed { http_status, .. } if *http_status >= 500 => ErrorClass::Retry,
             SendError::Malformed { .. } => ErrorClass::Permanent,
+        }
+    }
+
+    /// Which limit a rate-limit answer is about: the sender number's throughput (and the
+    /// app, account and spam limits that act on the whole sender) or one recipient.
+    pub fn rate_scope(&self) -> Option<RateScope> {
+        match self {
+            SendError::Rejected { code: 131056, .. } => Some(RateScope::Recipient),
+            SendError::Rejected {
+                code: 130429 | 131048 | 4 | 80007,
+                ..
+            } => Some(RateScope::Sender),
+            _ => None,
+        }
+    }
+
+    /// The endpoint failed (not the message): it leaves the rotation.
+    fn is_endpoint_failure(&self) -> bool {
+        match self {
+            SendError::Transport(_) | SendError::Unreachable(_) => true,
+            SendError::Rejected { http_status, .. } | SendError::Malformed { http_status, .. } => *http_status >= 500,
+        }
+    }
+
+    /// Certainly not accepted upstream: the same send may go to another endpoint at once.
+    fn is_failover_safe(&self) -> bool {
+        match self {
+            SendError::Unreachable(_) => true,
+            SendError::Rejected { http_status, .. } | SendError::Malformed { http_status, .. } => *http_status >= 500,
+            SendError::Transport(_) => false,
         }
     }
 
@@ -70,11 +116,42 @@ pub fn classify(code: i64, http_status: u16) -> ErrorClass {
     }
 }
 
+/// What a rate-limit answer slows down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateScope {
+    Sender,
+    Recipient,
+}
+
+/// One upstream base URL and its circuit breaker.
+struct Endpoint {
+    base_url: String,
+    messages_url: String,
+    /// Any answer below 500 here means the endpoint is back.
+    probe_url: String,
+    healthy: AtomicBool,
+}
+
+/// Counters of the failover machinery, for `wasp bench` and the logs.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct FailoverStats {
+    /// Endpoints taken out of rotation.
+    pub trips: u64,
+    /// Sends moved to another endpoint within the same call.
+    pub failovers: u64,
+    /// Endpoints brought back by the prober.
+    pub recoveries: u64,
+}
+
 pub struct CloudApi {
     client: reqwest::Client,
-    endpoint: String,
+    endpoints: Vec<Endpoint>,
     access_token: Option<String>,
     phone_number_id: String,
+    probe_interval: Duration,
+    trips: AtomicU64,
+    failovers: AtomicU64,
+    recoveries: AtomicU64,
 }
 
 #[derive(Deserialize)]
@@ -116,17 +193,85 @@ impl CloudApi {
             .tcp_nodelay(true)
             .build()
             .map_err(|error| SendError::Transport(format!("building the HTTP client: {error}")))?;
+        let endpoints = config
+            .endpoints()
+            .into_iter()
+            .map(|base_url| {
+                let base = base_url.trim_end_matches('/');
+                Endpoint {
+                    messages_url: format!("{base}/{}/{}/messages", config.api_version, config.phone_number_id),
+                    probe_url: format!("{base}/{}/{}", config.api_version, config.phone_number_id),
+                    base_url: base.to_owned(),
+                    healthy: AtomicBool::new(true),
+                }
+            })
+            .collect();
         Ok(Self {
             client,
-            endpoint: format!(
-                "{}/{}/{}/messages",
-                config.base_url.trim_end_matches('/'),
-                config.api_version,
-                config.phone_number_id
-            ),
+            endpoints,
             access_token: config.access_token.clone(),
             phone_number_id: config.phone_number_id.clone(),
+            probe_interval: Duration::from_millis(config.probe_interval_ms.max(1)),
+            trips: AtomicU64::new(0),
+            failovers: AtomicU64::new(0),
+            recoveries: AtomicU64::new(0),
         })
+    }
+
+    pub fn failover_stats(&self) -> FailoverStats {
+        FailoverStats {
+            trips: self.trips.load(Ordering::Relaxed),
+            failovers: self.failovers.load(Ordering::Relaxed),
+            recoveries: self.recoveries.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Base URLs currently in rotation.
+    pub fn healthy_endpoints(&self) -> Vec<String> {
+        self.endpoints
+            .iter()
+            .filter(|endpoint| endpoint.healthy.load(Ordering::Relaxed))
+            .map(|endpoint| endpoint.base_url.clone())
+            .collect()
+    }
+
+    /// Starts the task that probes endpoints out of rotation and brings them back; it ends
+    /// when the client is dropped.
+    pub fn spawn_prober(self: &Arc<Self>) {
+        let weak: Weak<Self> = Arc::downgrade(self);
+        let interval = self.probe_interval;
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(interval);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticker.tick().await;
+                let Some(api) = weak.upgrade() else { return };
+                api.probe_once().await;
+            }
+        });
+    }
+
+    async fn probe_once(&self) {
+        for (index, endpoint) in self.endpoints.iter().enumerate() {
+            if endpoint.healthy.load(Ordering::Relaxed) {
+                continue;
+            }
+            let answer = self.client.get(&endpoint.probe_url).timeout(self.probe_interval).send().await;
+            if let Ok(response) = answer
+                && response.status().as_u16() < 500
+            {
+                endpoint.healthy.store(true, Ordering::Relaxed);
+                self.recoveries.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(endpoint = index, "Cloud API endpoint answers again; back in rotation");
+            }
+        }
+    }
+
+    fn trip(&self, index: usize, error: &SendError) {
+        if self.endpoints[index].healthy.swap(false, Ordering::Relaxed) {
+            self.trips.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(endpoint = index, %error, "Cloud API endpoint out of rotation");
+        }
     }
 
     /// The sender id messages leave from.
@@ -147,15 +292,50 @@ impl CloudApi {
         body
     }
 
+    /// Sends over the first endpoint in rotation; when it fails before Meta accepted the
+    /// message, over the next one, each endpoint at most once.
     pub async fn send(&self, to: &PhoneNumber, content: &Content) -> Result<Wamid, SendError> {
-        let mut request = self.client.post(&self.endpoint).json(&Self::body(to, content));
+        let body = Self::body(to, content);
+        let mut tried = vec![false; self.endpoints.len()];
+        let mut last_error = None;
+        loop {
+            let healthy = (0..self.endpoints.len())
+                .find(|&index| !tried[index] && self.endpoints[index].healthy.load(Ordering::Relaxed));
+            // Every endpoint out of rotation: the first is tried anyway, it may be back.
+            let next = healthy.or_else(|| (last_error.is_none()).then_some(0));
+            let (Some(index), false) = (next, self.endpoints.is_empty()) else {
+                return Err(last_error.unwrap_or_else(|| SendError::Unreachable("no endpoint configured".into())));
+            };
+            tried[index] = true;
+            if last_error.is_some() {
+                self.failovers.fetch_add(1, Ordering::Relaxed);
+            }
+            match self.post(index, &body).await {
+                Ok(wamid) => return Ok(wamid),
+                Err(error) if error.is_endpoint_failure() => {
+                    self.trip(index, &error);
+                    if !error.is_failover_safe() {
+                        return Err(error);
+                    }
+                    last_error = Some(error);
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
+    async fn post(&self, index: usize, body: &Value) -> Result<Wamid, SendError> {
+        let mut request = self.client.post(&self.endpoints[index].messages_url).json(body);
         if let Some(token) = &self.access_token {
             request = request.bearer_auth(token);
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|error| SendError::Transport(error.to_string()))?;
+        let response = request.send().await.map_err(|error| {
+            if error.is_connect() {
+                SendError::Unreachable(error.to_string())
+            } else {
+                SendError::Transport(error.to_string())
+            }
+        })?;
         let http_status = response.status().as_u16();
         let bytes = response
             .bytes()
@@ -212,5 +392,26 @@ mod tests {
         assert_eq!(classify(131009, 400), ErrorClass::Permanent);
         assert_eq!(classify(132001, 404), ErrorClass::Permanent);
         assert_eq!(classify(99999, 503), ErrorClass::Retry);
+    }
+
+    fn rejected(code: i64, http_status: u16) -> SendError {
+        SendError::Rejected { http_status, code, subcode: None, message: String::new(), details: None }
+    }
+
+    #[test]
+    fn rate_limits_name_what_they_slow_down() {
+        assert_eq!(rejected(130429, 429).rate_scope(), Some(RateScope::Sender));
+        assert_eq!(rejected(80007, 429).rate_scope(), Some(RateScope::Sender));
+        assert_eq!(rejected(131056, 429).rate_scope(), Some(RateScope::Recipient));
+        assert_eq!(rejected(131047, 400).rate_scope(), None);
+    }
+
+    #[test]
+    fn only_failures_before_acceptance_move_to_another_endpoint() {
+        assert!(SendError::Unreachable("refused".into()).is_failover_safe());
+        assert!(rejected(131000, 500).is_failover_safe());
+        assert!(!SendError::Transport("timed out".into()).is_failover_safe());
+        assert!(SendError::Transport("timed out".into()).is_endpoint_failure());
+        assert!(!rejected(131047, 400).is_endpoint_failure());
     }
 }

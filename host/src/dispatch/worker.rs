@@ -1,6 +1,10 @@
 //! One dispatch worker: admits (on-submit), prepares (on-dispatch) and sends the messages of
 //! its shards, a batch at a time. State changes of a batch are written together: once after
 //! the policies, once after the sends.
+//!
+//! Before each send the rate limits are asked ([`Limits`]); a send that would break one waits
+//! briefly or goes back to the queue with its due time, and holds back the later messages of
+//! its recipient in this batch. A message past its deadline ends `expired` instead of going.
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -8,9 +12,12 @@ use futures::StreamExt;
 use rand::Rng;
 use tokio::sync::{Notify, mpsc};
 
-use super::Claimed;
+use super::{
+    Backlog, Claimed,
+    limits::{Admission, Limits},
+};
 use crate::{
-    channel::{CloudApi, ErrorClass, SendError},
+    channel::{CloudApi, ErrorClass, RateScope, SendError},
     config::DispatchConfig,
     message::{Channel, Content, MessageId, PhoneNumber, Status},
     policy::{Chain, ChainOutcome, Decision, Envelope, Hook, PolicyRuntime, wit},
@@ -27,6 +34,8 @@ pub struct Worker {
     pub policies: Arc<PolicyRuntime>,
     pub channel: Arc<CloudApi>,
     pub wake: Arc<Notify>,
+    pub limits: Arc<Limits>,
+    pub backlog: Backlog,
 }
 
 /// A message that passed its policies and goes out now.
@@ -36,6 +45,13 @@ struct Outgoing {
     channel: Channel,
     content: Content,
     attempts: u32,
+    /// Not sent by then: `expired`.
+    deadline_ms: Option<i64>,
+}
+
+/// Messages a batch of transitions takes out of the queue (sent or ended).
+fn leaving_queue(transitions: &[Transition]) -> usize {
+    transitions.iter().filter(|transition| !transition.status.is_pending()).count()
 }
 
 impl Worker {
@@ -57,8 +73,9 @@ impl Worker {
         // on a blocking thread, never on an async worker.
         let chain = self.policies.chain();
         let sender = self.channel.phone_number_id().to_owned();
+        let ttl_ms = self.config.message_ttl_ms;
         let judged = tokio::task::spawn_blocking(move || {
-            let (transitions, outgoing) = judge(&chain, &sender, &batch);
+            let (transitions, outgoing) = judge(&chain, &sender, ttl_ms, &batch);
             (transitions, outgoing, batch)
         })
         .await;
@@ -71,17 +88,21 @@ impl Worker {
                 return;
             }
         };
+        let ended = leaving_queue(&transitions);
         if let Err(error) = self.store.record(transitions).await {
             // Nothing was sent; the leases run out and the messages are claimed again.
             tracing::error!(%error, worker = self.index, "recording policy outcomes failed");
             return;
         }
+        self.backlog.remove(ended);
 
         let results = self.send_all(outgoing).await;
-        if let Err(error) = self.store.record(results).await {
+        let left = leaving_queue(&results);
+        match self.store.record(results).await {
+            Ok(()) => self.backlog.remove(left),
             // The sends happened but are not recorded: after the lease they go again
             // (at least once), and the upstream wamid check catches what it can.
-            tracing::error!(%error, worker = self.index, "recording send results failed");
+            Err(error) => tracing::error!(%error, worker = self.index, "recording send results failed"),
         }
     }
 
@@ -125,6 +146,28 @@ impl Worker {
                 });
                 continue;
             }
+            if message.deadline_ms.is_some_and(|deadline| deadline <= now) {
+                results.push(expired(message.id, now));
+                continue;
+            }
+            match self.limits.admit(&message.to) {
+                Admission::Now => {}
+                Admission::After(wait) => tokio::time::sleep(wait).await,
+                Admission::Requeue { due_at_ms } => {
+                    held_back = Some(due_at_ms);
+                    results.push(Transition {
+                        id: message.id,
+                        status: Status::Queued,
+                        at_ms: now,
+                        cause: "waiting for the sender's or recipient's rate limit".into(),
+                        changes: Changes {
+                            due_at_ms: Some(due_at_ms),
+                            ..Changes::default()
+                        },
+                    });
+                    continue;
+                }
+            }
             let outcome = match message.channel {
                 Channel::Whatsapp => self.channel.send(&message.to, &message.content).await,
                 Channel::Sms => Err(SendError::Malformed {
@@ -167,7 +210,13 @@ impl Worker {
                             },
                         }
                     } else {
-                        let due_at_ms = now + self.backoff_ms(attempts, class);
+                        let backoff_ms = self.backoff_ms(attempts, class);
+                        match error.rate_scope() {
+                            Some(RateScope::Sender) => self.limits.slow_sender(backoff_ms),
+                            Some(RateScope::Recipient) => self.limits.slow_recipient(&message.to, backoff_ms),
+                            None => {}
+                        }
+                        let due_at_ms = now + backoff_ms;
                         held_back = Some(due_at_ms);
                         Transition {
                             id: message.id,
@@ -201,14 +250,41 @@ impl Worker {
     }
 }
 
+fn expired(id: MessageId, now: i64) -> Transition {
+    Transition {
+        id,
+        status: Status::Expired,
+        at_ms: now,
+        cause: "expired: not sent before its deadline".into(),
+        changes: Changes {
+            reason: Some("not sent before its deadline".into()),
+            ..Changes::default()
+        },
+    }
+}
+
+/// The earlier of the message's own `expires_at` and acceptance plus the TTL (0: none).
+fn deadline(message: &PendingMessage, ttl_ms: u64) -> Option<i64> {
+    let by_ttl = (ttl_ms > 0).then(|| message.created_at_ms.saturating_add(i64::try_from(ttl_ms).unwrap_or(i64::MAX)));
+    match (message.expires_at_ms, by_ttl) {
+        (Some(own), Some(ttl)) => Some(own.min(ttl)),
+        (own, ttl) => own.or(ttl),
+    }
+}
+
 /// Runs each claimed message through the chain: on-submit when it is new, then on-dispatch.
 /// Returns the state changes to record and the messages that go out now.
-fn judge(chain: &Chain, sender: &str, batch: &[Claimed]) -> (Vec<Transition>, Vec<Outgoing>) {
+fn judge(chain: &Chain, sender: &str, ttl_ms: u64, batch: &[Claimed]) -> (Vec<Transition>, Vec<Outgoing>) {
     let now = store::now_ms();
     let mut transitions = Vec::with_capacity(batch.len() * 3);
     let mut outgoing = Vec::with_capacity(batch.len());
     for claimed in batch {
         let message = &claimed.message;
+        let deadline_ms = deadline(message, ttl_ms);
+        if deadline_ms.is_some_and(|deadline| deadline <= now) {
+            transitions.push(expired(message.id, now));
+            continue;
+        }
         let mut envelope = Envelope {
             id: message.id,
             to: message.to.clone(),
@@ -233,11 +309,22 @@ fn judge(chain: &Chain, sender: &str, batch: &[Claimed]) -> (Vec<Transition>, Ve
         let Some(ready) = settle(message.id, Hook::Dispatch, outcome, &mut rewritten_by, now, &mut transitions) else {
             continue;
         };
+        // A message found `sending` was claimed before a crash: whether it left is unknown,
+        // so it goes again (at least once), and its history says so.
+        let cause = if message.status == Status::Sending {
+            format!(
+                "resending over {} after an interrupted attempt, such as a crash (attempt {}; the earlier send may have arrived)",
+                ready.channel,
+                message.attempts + 1
+            )
+        } else {
+            format!("sending over {} (attempt {})", ready.channel, message.attempts + 1)
+        };
         transitions.push(Transition {
             id: message.id,
             status: Status::Sending,
             at_ms: now,
-            cause: format!("sending over {} (attempt {})", ready.channel, message.attempts + 1),
+            cause,
             changes: Changes {
                 content_sent: Some((ready.content.clone(), rewritten_by.clone())),
                 priority: (ready.priority != message.priority).then_some(ready.priority),
@@ -250,6 +337,7 @@ fn judge(chain: &Chain, sender: &str, batch: &[Claimed]) -> (Vec<Transition>, Ve
             channel: ready.channel,
             content: ready.content,
             attempts: message.attempts,
+            deadline_ms,
         });
     }
     (transitions, outgoing)
@@ -264,10 +352,7 @@ fn settle(
     now: i64,
     transitions: &mut Vec<Transition>,
 ) -> Option<Envelope> {
-    let stage = match hook {
-        Hook::Submit => "on-submit",
-        Hook::Dispatch => "on-dispatch",
-    };
+    let stage = hook.export_name();
     let rewrote = !outcome.rewritten_by.is_empty();
     for plugin in &outcome.rewritten_by {
         if !rewritten_by.contains(plugin) {

@@ -13,6 +13,7 @@ use crate::message::{
 wasmtime::component::bindgen!({
     path: "../sdk/wit/v0.1.0",
     world: "wasp:policy/policy",
+    additional_derives: [PartialEq],
 });
 
 pub use self::wasp::policy::types as wit;

@@ -22,12 +22,12 @@ use super::bindings::{Policy, PolicyPre, wasp::policy::host};
 use crate::{config::FailurePolicy, store::StateWrite};
 
 /// Sandbox limits for each call.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Limits {
     pub fuel_per_call: u64,
     pub memory_limit_bytes: usize,
-    /// Epoch ticks a call may run; see [`super::EPOCH_TICK_MS`].
-    pub deadline_ticks: u64,
+    pub call_deadline_ms: u64,
 }
 
 /// A plugin misbehaved: trapped, ran out of fuel or time, or returned something unusable.
@@ -39,6 +39,19 @@ pub enum Fault {
     Instantiate(String),
     #[error("malformed result: {0}")]
     Malformed(String),
+    #[error("init refused the config: {0}")]
+    ConfigRefused(String),
+}
+
+/// Why a plugin could not be made ready.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoadError {
+    /// The component does not fit the host's world (exports or imports).
+    World(String),
+    /// `init` refused the config, with the plugin's own reason.
+    ConfigRefused(String),
+    /// Instantiation or `init` trapped.
+    Fault(Fault),
 }
 
 /// Key/value state of one plugin: read from memory, written through to the store.
@@ -159,12 +172,73 @@ struct Instance {
     bindings: Policy,
 }
 
+/// Recent call durations kept for percentiles.
+const LATENCY_SAMPLES: usize = 1_024;
+
 /// Counts and timings a plugin has gathered since it was loaded.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct PluginStats {
     pub calls: AtomicU64,
     pub faults: AtomicU64,
     pub call_nanos: AtomicU64,
+    /// Faults since the last good call; quarantine counts these.
+    pub consecutive_faults: AtomicU64,
+    recent_micros: Box<[AtomicU64]>,
+}
+
+impl Default for PluginStats {
+    fn default() -> Self {
+        Self {
+            calls: AtomicU64::new(0),
+            faults: AtomicU64::new(0),
+            call_nanos: AtomicU64::new(0),
+            consecutive_faults: AtomicU64::new(0),
+            recent_micros: (0..LATENCY_SAMPLES).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+}
+
+/// A point-in-time view of [`PluginStats`].
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct StatsSnapshot {
+    pub calls: u64,
+    pub faults: u64,
+    pub p50_us: u64,
+    pub p99_us: u64,
+    pub consecutive_faults: u64,
+}
+
+impl PluginStats {
+    fn record(&self, micros: u64) {
+        let call = self.calls.fetch_add(1, Ordering::Relaxed);
+        // Slot by call number: lock-free, and old samples are overwritten in turn.
+        let slot = usize::try_from(call).unwrap_or_default() % LATENCY_SAMPLES;
+        self.recent_micros[slot].store(micros.max(1), Ordering::Relaxed);
+    }
+
+    pub fn snapshot(&self) -> StatsSnapshot {
+        let mut samples: Vec<u64> = self
+            .recent_micros
+            .iter()
+            .map(|sample| sample.load(Ordering::Relaxed))
+            .filter(|micros| *micros > 0)
+            .collect();
+        samples.sort_unstable();
+        let percentile = |fraction: f64| -> u64 {
+            if samples.is_empty() {
+                return 0;
+            }
+            let index = ((samples.len() as f64 - 1.0) * fraction).round() as usize;
+            samples[index.min(samples.len() - 1)]
+        };
+        StatsSnapshot {
+            calls: self.calls.load(Ordering::Relaxed),
+            faults: self.faults.load(Ordering::Relaxed),
+            p50_us: percentile(0.50),
+            p99_us: percentile(0.99),
+            consecutive_faults: self.consecutive_faults.load(Ordering::Relaxed),
+        }
+    }
 }
 
 pub struct LoadedPlugin {
@@ -175,6 +249,9 @@ pub struct LoadedPlugin {
     pub config_json: String,
     pub stats: PluginStats,
     pub counters: Arc<Mutex<HashMap<String, u64>>>,
+    /// Set after `quarantine_after` faults in a row: the chain skips the plugin.
+    pub quarantined: std::sync::atomic::AtomicBool,
+    quarantine_after: u64,
     limits: Limits,
     pre: PolicyPre<InstanceState>,
     kv: Arc<PluginKv>,
@@ -195,12 +272,13 @@ impl LoadedPlugin {
         limits: Limits,
         kv: Arc<PluginKv>,
         max_idle: usize,
-    ) -> Result<Self, String> {
+        quarantine_after: u64,
+    ) -> Result<Self, LoadError> {
         let instance_pre = linker
             .instantiate_pre(component)
-            .map_err(|error| format!("does not fit the host's imports: {error:#}"))?;
+            .map_err(|error| LoadError::World(format!("does not fit the host's imports: {error:#}")))?;
         let pre = PolicyPre::new(instance_pre)
-            .map_err(|error| format!("does not implement the wasp:policy@0.1.0 world: {error:#}"))?;
+            .map_err(|error| LoadError::World(format!("does not implement the wasp:policy@0.1.0 world: {error:#}")))?;
         let plugin = Self {
             name: Arc::from(name),
             version,
@@ -208,13 +286,18 @@ impl LoadedPlugin {
             config_json,
             stats: PluginStats::default(),
             counters: Arc::default(),
+            quarantined: std::sync::atomic::AtomicBool::new(false),
+            quarantine_after: quarantine_after.max(1),
             limits,
             pre,
             kv,
             idle: Mutex::new(Vec::new()),
             max_idle: max_idle.max(1),
         };
-        let instance = plugin.instantiate().map_err(|fault| fault.to_string())?;
+        let instance = plugin.instantiate().map_err(|fault| match fault {
+            Fault::ConfigRefused(reason) => LoadError::ConfigRefused(reason),
+            other => LoadError::Fault(other),
+        })?;
         plugin.release(instance);
         Ok(plugin)
     }
@@ -245,7 +328,7 @@ impl LoadedPlugin {
         self.arm(&mut store)?;
         match bindings.call_init(&mut store, &self.config_json) {
             Ok(Ok(())) => Ok(Instance { store, bindings }),
-            Ok(Err(reason)) => Err(Fault::Instantiate(format!("init refused the config: {reason}"))),
+            Ok(Err(reason)) => Err(Fault::ConfigRefused(reason)),
             Err(error) => Err(Fault::Trap(format!("in init: {}", describe_trap(&error)))),
         }
     }
@@ -254,7 +337,7 @@ impl LoadedPlugin {
         store
             .set_fuel(self.limits.fuel_per_call)
             .map_err(|error| Fault::Instantiate(format!("setting fuel: {error}")))?;
-        store.set_epoch_deadline(self.limits.deadline_ticks);
+        store.set_epoch_deadline(self.limits.call_deadline_ms.div_ceil(super::EPOCH_TICK_MS).max(1));
         Ok(())
     }
 
@@ -279,7 +362,6 @@ impl LoadedPlugin {
         hook: impl FnOnce(&Policy, &mut Store<InstanceState>) -> wasmtime::Result<R>,
     ) -> Result<R, Fault> {
         let started = Instant::now();
-        self.stats.calls.fetch_add(1, Ordering::Relaxed);
         let result = self.acquire().and_then(|mut instance| {
             self.arm(&mut instance.store)?;
             match hook(&instance.bindings, &mut instance.store) {
@@ -293,16 +375,36 @@ impl LoadedPlugin {
         });
         let elapsed = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
         self.stats.call_nanos.fetch_add(elapsed, Ordering::Relaxed);
-        if let Err(fault) = &result {
-            self.record_fault(fault);
+        self.stats.record(elapsed / 1_000);
+        match &result {
+            Ok(_) => self.stats.consecutive_faults.store(0, Ordering::Relaxed),
+            Err(fault) => self.record_fault(fault),
         }
         result
     }
 
-    /// Counts and logs a fault, including one the chain found in a result the call returned.
+    /// Counts and logs a fault, including one the chain found in a result the call returned,
+    /// and quarantines the plugin after too many in a row.
     pub fn record_fault(&self, fault: &Fault) {
         self.stats.faults.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(plugin = %self.name, version = %short(&self.version), %fault, "plugin fault");
+        let in_a_row = self.stats.consecutive_faults.fetch_add(1, Ordering::Relaxed) + 1;
+        tracing::warn!(plugin = %self.name, version = %short(&self.version), %fault, in_a_row, "plugin fault");
+        if in_a_row >= self.quarantine_after && !self.quarantined.swap(true, Ordering::Relaxed) {
+            tracing::error!(
+                plugin = %self.name,
+                version = %short(&self.version),
+                faults_in_a_row = in_a_row,
+                "plugin quarantined: the chain skips it until a version is activated again"
+            );
+        }
+    }
+
+    pub fn is_quarantined(&self) -> bool {
+        self.quarantined.load(Ordering::Relaxed)
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.limits
     }
 }
 
@@ -311,7 +413,7 @@ fn short(version: &str) -> &str {
 }
 
 /// Names the kind of trap in words an operator reads: fuel, deadline, memory, or the guest's own.
-fn describe_trap(error: &wasmtime::Error) -> String {
+pub fn describe_trap(error: &wasmtime::Error) -> String {
     match error.downcast_ref::<wasmtime::Trap>() {
         Some(wasmtime::Trap::OutOfFuel) => "fuel budget exhausted".to_owned(),
         Some(wasmtime::Trap::Interrupt) => "wall-clock deadline exceeded".to_owned(),
@@ -319,4 +421,42 @@ fn describe_trap(error: &wasmtime::Error) -> String {
         Some(trap) => format!("{trap}"),
         None => format!("{error:#}"),
     }
+}
+
+/// A store outside a [`LoadedPlugin`], set up as its instances' stores are (WASI with nothing
+/// granted, the memory cap, fuel and deadline armed), for tools that call a plugin's exports
+/// by name (`wasp plugin test`, `wasp bench policy`).
+pub fn detached_store(
+    engine: &wasmtime::Engine,
+    plugin: &str,
+    limits: Limits,
+    kv: Arc<PluginKv>,
+) -> Result<Store<InstanceState>, Fault> {
+    let state = InstanceState {
+        wasi: WasiCtx::builder().build(),
+        table: ResourceTable::new(),
+        limits: StoreLimitsBuilder::new()
+            .memory_size(limits.memory_limit_bytes)
+            .trap_on_grow_failure(true)
+            .instances(8)
+            .tables(8)
+            .memories(4)
+            .build(),
+        plugin: Arc::from(plugin),
+        kv,
+        counters: Arc::default(),
+    };
+    let mut store = Store::new(engine, state);
+    store.limiter(|state| &mut state.limits);
+    arm(&mut store, limits)?;
+    Ok(store)
+}
+
+/// Gives a detached store a full fuel budget and call deadline for its next call.
+pub fn arm(store: &mut Store<InstanceState>, limits: Limits) -> Result<(), Fault> {
+    store
+        .set_fuel(limits.fuel_per_call)
+        .map_err(|error| Fault::Instantiate(format!("setting fuel: {error}")))?;
+    store.set_epoch_deadline(limits.call_deadline_ms.div_ceil(super::EPOCH_TICK_MS).max(1));
+    Ok(())
 }

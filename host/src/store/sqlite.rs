@@ -24,6 +24,9 @@ const ROWS_PER_STATEMENT: usize = 500;
 const WRITER_QUEUE: usize = 4_096;
 const READERS: u32 = 4;
 
+mod plugins;
+mod queue;
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 pub struct SqliteStore {
@@ -40,6 +43,7 @@ enum WriteOp {
     Claim { now_ms: i64, limit: usize, lease_until_ms: i64, reply: Reply<Vec<PendingMessage>> },
     ReleaseLeases(Reply<u64>),
     State(Vec<StateWrite>, Reply<()>),
+    Plugin(Vec<super::PluginWrite>, Reply<()>),
 }
 
 impl WriteOp {
@@ -51,6 +55,7 @@ impl WriteOp {
             WriteOp::Claim { limit, .. } => *limit,
             WriteOp::ReleaseLeases(_) => 1,
             WriteOp::State(writes, _) => writes.len(),
+            WriteOp::Plugin(writes, _) => writes.len(),
         }
     }
 }
@@ -133,6 +138,54 @@ impl SqliteStore {
         self.submit(|reply| WriteOp::State(writes, reply)).await
     }
 
+    pub async fn plugin_writes(&self, writes: Vec<super::PluginWrite>) -> Result<()> {
+        self.submit(|reply| WriteOp::Plugin(writes, reply)).await
+    }
+
+    pub async fn plugin_bindings(&self) -> Result<Vec<super::PluginBinding>> {
+        plugins::bindings(&self.readers).await
+    }
+
+    pub async fn plugin_versions(&self, name: &str) -> Result<Vec<super::PluginVersionRow>> {
+        plugins::versions(&self.readers, name).await
+    }
+
+    pub async fn plugin_component(&self, name: &str, version: &str) -> Result<Option<Vec<u8>>> {
+        plugins::component(&self.readers, name, version).await
+    }
+
+    pub async fn shadow_report(&self, plugin: &str, shadow_version: &str, samples: usize) -> Result<super::ShadowReport> {
+        plugins::shadow_report(&self.readers, plugin, shadow_version, samples).await
+    }
+
+    pub async fn due_timers(&self, now_ms: i64, limit: usize) -> Result<Vec<super::Timer>> {
+        plugins::due_timers(&self.readers, now_ms, limit).await
+    }
+
+    pub async fn next_timer_due_ms(&self) -> Result<Option<i64>> {
+        sqlx::query_scalar("SELECT MIN(due_at) FROM plugin_timers")
+            .fetch_one(&self.readers)
+            .await
+            .map_err(database("next timer"))
+    }
+
+    pub async fn messages_by_id(&self, ids: &[MessageId]) -> Result<Vec<PendingMessage>> {
+        const OPERATION: &str = "messages by id";
+        let mut found = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+            let mut query = QueryBuilder::<Sqlite>::new("SELECT * FROM messages WHERE id IN (");
+            let mut list = query.separated(", ");
+            for id in chunk {
+                list.push_bind(id.0);
+            }
+            query.push(")");
+            for row in query.build().fetch_all(&self.readers).await.map_err(database(OPERATION))? {
+                found.push(pending_from_row(&row, OPERATION)?);
+            }
+        }
+        Ok(found)
+    }
+
     pub async fn load_state(&self, plugin: &str, now_ms: i64) -> Result<Vec<StateEntry>> {
         let rows = sqlx::query(
             "SELECT key, value, expires_at FROM plugin_state
@@ -162,6 +215,10 @@ impl SqliteStore {
         .fetch_one(&self.readers)
         .await
         .map_err(database("next due"))
+    }
+
+    pub async fn count_pending(&self) -> Result<u64> {
+        queue::count_pending(&self.readers).await
     }
 
     pub async fn ping(&self) -> Result<()> {
@@ -271,14 +328,16 @@ fn answer(op: WriteOp, output: Result<Output>) {
     }
     match (op, output) {
         (WriteOp::Accept(_, reply), Ok(Output::Accept(outcomes))) => send(reply, Ok(outcomes)),
-        (WriteOp::Record(_, reply), Ok(Output::Unit)) | (WriteOp::State(_, reply), Ok(Output::Unit)) => {
-            send(reply, Ok(()))
-        }
+        (WriteOp::Record(_, reply), Ok(Output::Unit))
+        | (WriteOp::State(_, reply), Ok(Output::Unit))
+        | (WriteOp::Plugin(_, reply), Ok(Output::Unit)) => send(reply, Ok(())),
         (WriteOp::Statuses(_, reply), Ok(Output::Statuses(report))) => send(reply, Ok(report)),
         (WriteOp::Claim { reply, .. }, Ok(Output::Claim(messages))) => send(reply, Ok(messages)),
         (WriteOp::ReleaseLeases(reply), Ok(Output::Count(count))) => send(reply, Ok(count)),
         (WriteOp::Accept(_, reply), Err(error)) => send(reply, Err(error)),
-        (WriteOp::Record(_, reply), Err(error)) | (WriteOp::State(_, reply), Err(error)) => send(reply, Err(error)),
+        (WriteOp::Record(_, reply), Err(error))
+        | (WriteOp::State(_, reply), Err(error))
+        | (WriteOp::Plugin(_, reply), Err(error)) => send(reply, Err(error)),
         (WriteOp::Statuses(_, reply), Err(error)) => send(reply, Err(error)),
         (WriteOp::Claim { reply, .. }, Err(error)) => send(reply, Err(error)),
         (WriteOp::ReleaseLeases(reply), Err(error)) => send(reply, Err(error)),
@@ -298,7 +357,7 @@ async fn execute(connection: &mut SqliteConnection, ops: &[WriteOp]) -> Result<V
             }
             WriteOp::Statuses(updates, _) => Output::Statuses(apply_status_updates(&mut transaction, updates).await?),
             WriteOp::Claim { now_ms, limit, lease_until_ms, .. } => {
-                Output::Claim(claim(&mut transaction, *now_ms, *limit, *lease_until_ms).await?)
+                Output::Claim(queue::claim(&mut transaction, *now_ms, *limit, *lease_until_ms).await?)
             }
             WriteOp::ReleaseLeases(_) => {
                 let done = sqlx::query("UPDATE messages SET lease_until = NULL WHERE lease_until IS NOT NULL")
@@ -309,6 +368,10 @@ async fn execute(connection: &mut SqliteConnection, ops: &[WriteOp]) -> Result<V
             }
             WriteOp::State(writes, _) => {
                 write_state(&mut transaction, writes).await?;
+                Output::Unit
+            }
+            WriteOp::Plugin(writes, _) => {
+                plugins::write(&mut transaction, writes).await?;
                 Output::Unit
             }
         };
@@ -333,7 +396,7 @@ async fn insert_messages(transaction: &mut Transaction<'_, Sqlite>, messages: &[
     for (chunk, encoded) in messages.chunks(ROWS_PER_STATEMENT).zip(encoded.chunks(ROWS_PER_STATEMENT)) {
         let mut query = QueryBuilder::<Sqlite>::new(
             "INSERT INTO messages (id, idempotency_key, request_hash, recipient, category, priority, priority_rank, \
-             shard, tags, status, content, due_at, created_at, updated_at) ",
+             shard, tags, status, content, due_at, created_at, updated_at, expires_at) ",
         );
         query.push_values(chunk.iter().zip(encoded), |mut row, (message, (content, tags))| {
             let submission = &message.submission;
@@ -350,7 +413,8 @@ async fn insert_messages(transaction: &mut Transaction<'_, Sqlite>, messages: &[
                 .push_bind(content.as_str())
                 .push_bind(message.at_ms)
                 .push_bind(message.at_ms)
-                .push_bind(message.at_ms);
+                .push_bind(message.at_ms)
+                .push_bind(message.expires_at_ms);
         });
         query.push(" ON CONFLICT (idempotency_key) DO NOTHING RETURNING id");
         for row in query.build().fetch_all(&mut **transaction).await.map_err(database(OPERATION))? {
@@ -621,7 +685,7 @@ async fn apply_status_updates(transaction: &mut Transaction<'_, Sqlite>, updates
                 ..Changes::default()
             },
         });
-        report.applied.push((*id, update.status));
+        report.applied.push((*id, update.clone()));
     }
     if !transitions.is_empty() {
         Box::pin(apply_transitions(transaction, &transitions)).await?;
@@ -643,39 +707,6 @@ async fn apply_status_updates(transaction: &mut Transaction<'_, Sqlite>, updates
         query.build().execute(&mut **transaction).await.map_err(database("hold statuses"))?;
     }
     Ok(report)
-}
-
-async fn claim(
-    transaction: &mut Transaction<'_, Sqlite>,
-    now_ms: i64,
-    limit: usize,
-    lease_until_ms: i64,
-) -> Result<Vec<PendingMessage>> {
-    const OPERATION: &str = "claim due messages";
-    let rows = sqlx::query(
-        "UPDATE messages SET lease_until = ?1 WHERE id IN (
-             SELECT id FROM messages
-             WHERE status IN ('accepted', 'queued', 'deferred', 'sending')
-               AND due_at <= ?2 AND (lease_until IS NULL OR lease_until < ?2)
-             ORDER BY priority_rank, due_at, id
-             LIMIT ?3)
-         RETURNING *",
-    )
-    .bind(lease_until_ms)
-    .bind(now_ms)
-    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-    .fetch_all(&mut **transaction)
-    .await
-    .map_err(database(OPERATION))?;
-    let mut claimed = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let due_at: i64 = row.try_get("due_at").map_err(database(OPERATION))?;
-        let rank: i64 = row.try_get("priority_rank").map_err(database(OPERATION))?;
-        claimed.push(((rank, due_at), pending_from_row(row, OPERATION)?));
-    }
-    // RETURNING has no order: restore the queue's.
-    claimed.sort_by(|(left_key, left), (right_key, right)| left_key.cmp(right_key).then(left.id.cmp(&right.id)));
-    Ok(claimed.into_iter().map(|(_, message)| message).collect())
 }
 
 async fn write_state(transaction: &mut Transaction<'_, Sqlite>, writes: &[StateWrite]) -> Result<()> {
@@ -748,5 +779,6 @@ fn pending_from_row(row: &SqliteRow, operation: &'static str) -> Result<PendingM
             .unwrap_or_default(),
         attempts: u32::try_from(attempts).unwrap_or_default(),
         created_at_ms: row.try_get("created_at").map_err(database(operation))?,
+        expires_at_ms: row.try_get("expires_at").map_err(database(operation))?,
     })
 }

@@ -111,6 +111,15 @@ pub struct HostOptions {
     pub simulator: SimulatorConfig,
     /// Extra lines appended to the config file.
     pub extra_config: String,
+    /// Extra `key = value` lines in the `[dispatch]` section.
+    pub dispatch: String,
+    /// Extra `key = value` lines in the `[policy]` section.
+    pub policy: String,
+    /// Extra `key = value` lines in the `[channel.cloud_api]` section.
+    pub cloud_api: String,
+    /// Start a second simulator and list it first in `base_urls`, before `simulator`:
+    /// stopping it is "an endpoint down".
+    pub failover: bool,
 }
 
 impl Default for HostOptions {
@@ -126,6 +135,10 @@ impl Default for HostOptions {
                 ..SimulatorConfig::default()
             },
             extra_config: String::new(),
+            dispatch: String::new(),
+            policy: String::new(),
+            cloud_api: String::new(),
+            failover: false,
         }
     }
 }
@@ -135,9 +148,15 @@ pub struct TestHost {
     pub url: String,
     pub client: reqwest::Client,
     pub simulator: RunningSimulator,
+    /// With `failover`: the endpoint listed first.
+    pub first_endpoint: Option<RunningSimulator>,
+    /// The config the simulators were started with (webhooks to this host).
+    pub simulator_config: SimulatorConfig,
     pub data_dir: tempfile::TempDir,
     child: Child,
     log_path: PathBuf,
+    binary: PathBuf,
+    config_path: PathBuf,
 }
 
 impl TestHost {
@@ -152,17 +171,31 @@ impl TestHost {
         simulator_config.webhook_url = Some(format!("{url}/webhooks/whatsapp"));
         simulator_config.access_token = Some("test-cloud-token".to_owned());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let simulator = Simulator::start(simulator_config, listener).await?;
+        let simulator = Simulator::start(simulator_config.clone(), listener).await?;
+        let first_endpoint = if options.failover {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            Some(Simulator::start(simulator_config.clone(), listener).await?)
+        } else {
+            None
+        };
+        let endpoints = match &first_endpoint {
+            Some(first) => format!("base_urls = [\"{}\", \"{}\"]\n", first.base_url(), simulator.base_url()),
+            None => String::new(),
+        };
 
         let mut config = format!(
             "[server]\nlisten = \"127.0.0.1:{port}\"\n\
              [store]\ndatabase_url = \"sqlite://{data}/wasp.db\"\n\
-             [policy]\nplugins_dir = \"{data}\"\ncompiled_cache_dir = \"{cache}\"\n\
+             [policy]\nplugins_dir = \"{data}\"\ncompiled_cache_dir = \"{cache}\"\n{policy}\n\
              [channel.cloud_api]\nbase_url = \"{simulator}\"\naccess_token = \"test-cloud-token\"\n\
-             [dispatch]\npoll_interval_ms = 50\nretry_base_ms = 50\n",
+             probe_interval_ms = 100\n{endpoints}{cloud_api}\n\
+             [dispatch]\npoll_interval_ms = 50\nretry_base_ms = 50\n{dispatch}\n",
             data = data_dir.path().display(),
             cache = target_dir().join("wasp-test-compiled").display(),
             simulator = simulator.base_url(),
+            cloud_api = options.cloud_api,
+            dispatch = options.dispatch,
+            policy = options.policy,
         );
         for entry in &options.chain {
             config.push_str(&format!(
@@ -180,29 +213,70 @@ impl TestHost {
         std::fs::write(&config_path, config)?;
 
         let log_path = data_dir.path().join("wasp.log");
-        let log = std::fs::File::create(&log_path)?;
-        let child = Command::new(&binary)
-            .arg("serve")
-            .arg("--config")
-            .arg(&config_path)
-            .env("WASP_ADMIN_TOKEN", TOKEN)
-            .env("WASP_APP_SECRET", APP_SECRET)
-            .env("WASP_VERIFY_TOKEN", VERIFY_TOKEN)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .with_context(|| format!("starting {}", binary.display()))?;
+        let child = spawn_host(&binary, &config_path, &log_path)?;
         let host = Self {
             url,
             client: reqwest::Client::new(),
             simulator,
+            first_endpoint,
+            simulator_config,
             data_dir,
             child,
             log_path,
+            binary,
+            config_path,
         };
         host.wait_ready().await?;
         Ok(host)
+    }
+
+    /// `kill -9`: the process ends at once, mid-whatever it was doing.
+    pub fn kill_hard(&mut self) -> anyhow::Result<()> {
+        self.child.kill().context("killing wasp")?;
+        self.child.wait().context("reaping wasp")?;
+        Ok(())
+    }
+
+    /// SIGTERM, then waits (bounded) for the process to exit; returns whether it exited 0.
+    pub async fn terminate(&mut self, timeout: Duration) -> anyhow::Result<bool> {
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .context("running kill -TERM")?;
+        anyhow::ensure!(status.success(), "kill -TERM failed");
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status.success());
+            }
+            if Instant::now() > deadline {
+                bail!("wasp did not exit within {timeout:?} of SIGTERM; its log:\n{}", self.log());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Starts the binary again on the same config and data directory (after a kill or exit).
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        if self.is_running() {
+            self.kill_hard()?;
+        }
+        self.child = spawn_host(&self.binary, &self.config_path, &self.log_path)?;
+        self.wait_ready().await
+    }
+
+    /// `POST /v1/messages/batch` with these items.
+    pub async fn send_batch(&self, messages: &[Value]) -> anyhow::Result<(u16, Value)> {
+        let response = self
+            .client
+            .post(format!("{}/v1/messages/batch", self.url))
+            .bearer_auth(TOKEN)
+            .json(&serde_json::json!({"messages": messages}))
+            .send()
+            .await?;
+        let status = response.status().as_u16();
+        Ok((status, response.json().await.unwrap_or(Value::Null)))
     }
 
     async fn wait_ready(&self) -> anyhow::Result<()> {
@@ -279,6 +353,23 @@ impl TestHost {
         }
         Ok(request.send().await?.status().as_u16())
     }
+}
+
+fn spawn_host(binary: &Path, config_path: &Path, log_path: &Path) -> anyhow::Result<Child> {
+    // Appends, so the log of every run of a restarted host is kept.
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(log_path)?;
+    Command::new(binary)
+        .arg("serve")
+        .arg("--config")
+        .arg(config_path)
+        .env("WASP_ADMIN_TOKEN", TOKEN)
+        .env("WASP_APP_SECRET", APP_SECRET)
+        .env("WASP_VERIFY_TOKEN", VERIFY_TOKEN)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .with_context(|| format!("starting {}", binary.display()))
 }
 
 impl Drop for TestHost {

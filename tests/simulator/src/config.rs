@@ -24,6 +24,8 @@ pub const DEFAULT_READ_AFTER_MS: u64 = 1_000;
 pub const DEFAULT_READ_RATIO: f64 = 0.5;
 /// Share of sends answered with a transient 131000 error.
 pub const DEFAULT_ERROR_RATE: f64 = 0.0;
+/// Share of sends (to `fault_prefixes`, or all) answered with `fault_code`.
+pub const DEFAULT_FAULT_RATE: f64 = 0.0;
 /// Statuses per webhook POST.
 pub const DEFAULT_WEBHOOK_BATCH_MAX: usize = 100;
 /// Meta never puts more than this many updates in one webhook POST.
@@ -65,6 +67,14 @@ pub struct SimulatorConfig {
     /// Recipient prefixes (digits, e.g. `"62"`) whose sends are accepted, then get
     /// `sent` and `failed` with 131026.
     pub failing_prefixes: Vec<String>,
+    /// A Meta error code (e.g. 130429, 131056, 131047, 131000) answered synchronously, with
+    /// the HTTP status Meta uses for it, to a share `fault_rate` of valid sends: rate-limit
+    /// storms, 5xx bursts and permanent refusals. `None`: no such fault.
+    pub fault_code: Option<u32>,
+    /// Share of sends answered with `fault_code`, `0..=1`.
+    pub fault_rate: f64,
+    /// Recipient prefixes (digits) the fault applies to; empty: every recipient.
+    pub fault_prefixes: Vec<String>,
     /// Statuses per webhook POST, `1..=1000`.
     pub webhook_batch_max: usize,
     /// How long the batcher waits to fill a POST.
@@ -88,6 +98,9 @@ impl Default for SimulatorConfig {
             read_ratio: DEFAULT_READ_RATIO,
             error_rate: DEFAULT_ERROR_RATE,
             failing_prefixes: Vec::new(),
+            fault_code: None,
+            fault_rate: DEFAULT_FAULT_RATE,
+            fault_prefixes: Vec::new(),
             webhook_batch_max: DEFAULT_WEBHOOK_BATCH_MAX,
             webhook_flush_ms: DEFAULT_WEBHOOK_FLUSH_MS,
             display_phone_number: DEFAULT_DISPLAY_PHONE_NUMBER.to_owned(),
@@ -101,6 +114,17 @@ impl SimulatorConfig {
     pub fn validate(&self) -> Result<()> {
         check_ratio("read_ratio", self.read_ratio)?;
         check_ratio("error_rate", self.error_rate)?;
+        check_ratio("fault_rate", self.fault_rate)?;
+        if self
+            .fault_prefixes
+            .iter()
+            .any(|prefix| prefix.is_empty() || !prefix.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return Err(invalid(
+                "fault_prefixes",
+                "prefixes are digits only".to_owned(),
+            ));
+        }
         if !(1..=MAX_WEBHOOK_BATCH).contains(&self.webhook_batch_max) {
             return Err(invalid(
                 "webhook_batch_max",
@@ -135,6 +159,9 @@ impl SimulatorConfig {
     pub(crate) fn clamp(&mut self) {
         self.read_ratio = clamp_ratio(self.read_ratio);
         self.error_rate = clamp_ratio(self.error_rate);
+        self.fault_rate = clamp_ratio(self.fault_rate);
+        self.fault_prefixes
+            .retain(|prefix| !prefix.is_empty() && prefix.bytes().all(|b| b.is_ascii_digit()));
         self.webhook_batch_max = self.webhook_batch_max.clamp(1, MAX_WEBHOOK_BATCH);
         self.failing_prefixes
             .retain(|prefix| !prefix.is_empty() && prefix.bytes().all(|b| b.is_ascii_digit()));
@@ -180,6 +207,19 @@ impl SimulatorConfig {
             .map_err(|source| invalid("config", source.to_string()))?;
         next.validate()?;
         Ok(next)
+    }
+
+    /// The synchronous fault this send to `recipient_digits` gets, if any (drawn at random
+    /// by `fault_rate`).
+    pub fn fault_for(&self, recipient_digits: &str) -> Option<u32> {
+        let code = self.fault_code?;
+        let applies = self.fault_prefixes.is_empty()
+            || self
+                .fault_prefixes
+                .iter()
+                .any(|prefix| recipient_digits.starts_with(prefix.as_str()));
+        (applies && self.fault_rate > 0.0 && rand::random::<f64>() < self.fault_rate)
+            .then_some(code)
     }
 
     /// Whether sends to this recipient (digits only) are to fail with 131026.
@@ -337,6 +377,24 @@ mod tests {
         let masked = config.masked();
         assert_eq!(masked.access_token.as_deref(), Some(MASK));
         assert_eq!(masked.app_secret, MASK);
+    }
+
+    #[test]
+    fn faults_apply_by_rate_and_prefix() {
+        let mut config = SimulatorConfig {
+            fault_code: Some(130429),
+            fault_rate: 1.0,
+            fault_prefixes: vec!["62".into()],
+            ..SimulatorConfig::default()
+        };
+        assert_eq!(config.fault_for("6281234"), Some(130429));
+        assert_eq!(config.fault_for("6581234"), None);
+        config.fault_rate = 0.0;
+        assert_eq!(config.fault_for("6281234"), None);
+        let error = SimulatorConfig::default()
+            .patched(json!({"fault_prefixes": ["x"]}))
+            .expect_err("not digits");
+        assert!(matches!(error, Error::InvalidConfig { field: "fault_prefixes", .. }));
     }
 
     #[test]

@@ -122,6 +122,9 @@ async fn answer(
     };
 
     let recipient: String = to.chars().filter(char::is_ascii_digit).collect();
+    if let Some(code) = config.fault_for(&recipient) {
+        return Err(GraphError::fault(code));
+    }
     let wamid = shared.wamids.outbound(&recipient);
     let answer = SendAnswer {
         messaging_product: "whatsapp",

@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 use wasp_simulator::config::{
     DEFAULT_APP_SECRET, DEFAULT_DELIVERED_AFTER_MS, DEFAULT_DISPLAY_PHONE_NUMBER,
-    DEFAULT_ERROR_RATE, DEFAULT_LATENCY_MS, DEFAULT_READ_AFTER_MS, DEFAULT_READ_RATIO,
+    DEFAULT_ERROR_RATE, DEFAULT_FAULT_RATE, DEFAULT_LATENCY_MS, DEFAULT_READ_AFTER_MS, DEFAULT_READ_RATIO,
     DEFAULT_SENT_AFTER_MS, DEFAULT_WABA_ID, DEFAULT_WEBHOOK_BATCH_MAX, DEFAULT_WEBHOOK_FLUSH_MS,
 };
 use wasp_simulator::{Simulator, SimulatorConfig};
@@ -55,6 +55,15 @@ struct Args {
     /// Recipient prefixes (digits, comma-separated) whose messages fail with 131026.
     #[arg(long, env = "SIM_FAILING_PREFIXES", value_delimiter = ',')]
     failing_prefixes: Vec<String>,
+    /// A Meta error code answered to a share `--fault-rate` of sends (e.g. 130429, 131000).
+    #[arg(long, env = "SIM_FAULT_CODE")]
+    fault_code: Option<u32>,
+    /// Share of sends answered with `--fault-code` (0..=1).
+    #[arg(long, env = "SIM_FAULT_RATE", default_value_t = DEFAULT_FAULT_RATE)]
+    fault_rate: f64,
+    /// Recipient prefixes (digits, comma-separated) the fault applies to; none: all.
+    #[arg(long, env = "SIM_FAULT_PREFIXES", value_delimiter = ',')]
+    fault_prefixes: Vec<String>,
     /// Statuses per webhook POST (1..=1000).
     #[arg(long, env = "SIM_WEBHOOK_BATCH_MAX", default_value_t = DEFAULT_WEBHOOK_BATCH_MAX)]
     webhook_batch_max: usize,
@@ -83,6 +92,14 @@ impl Args {
             error_rate: self.error_rate,
             failing_prefixes: self
                 .failing_prefixes
+                .into_iter()
+                .map(|prefix| prefix.trim().to_owned())
+                .filter(|prefix| !prefix.is_empty())
+                .collect(),
+            fault_code: self.fault_code,
+            fault_rate: self.fault_rate,
+            fault_prefixes: self
+                .fault_prefixes
                 .into_iter()
                 .map(|prefix| prefix.trim().to_owned())
                 .filter(|prefix| !prefix.is_empty())

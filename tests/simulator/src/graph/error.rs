@@ -144,6 +144,32 @@ impl GraphError {
         )
     }
 
+    /// A configured fault: `code` with Meta's title for it and the HTTP status Meta uses.
+    pub fn fault(code: u32) -> Self {
+        let title = match code {
+            CODE_THROUGHPUT => "Rate limit hit",
+            CODE_PAIR_RATE_LIMIT => {
+                "(Business Account, Consumer Account) pair rate limit hit"
+            }
+            131048 => "Spam rate limit hit",
+            CODE_APP_RATE_LIMIT => "Application request limit reached",
+            CODE_ACCOUNT_RATE_LIMIT => "Rate limit issues",
+            CODE_SOMETHING_WENT_WRONG => "Something went wrong",
+            CODE_SERVICE_UNAVAILABLE => "Service unavailable",
+            CODE_UNKNOWN => "An unknown error occurred",
+            CODE_SERVICE_TEMPORARILY_UNAVAILABLE => "Service temporarily unavailable",
+            131047 => "Re-engagement message",
+            CODE_UNDELIVERABLE => "Message undeliverable",
+            131049 => "This message was not delivered to maintain healthy ecosystem engagement",
+            131050 => "Unable to deliver the message",
+            CODE_POLICY_BLOCK => "Temporarily blocked for policies violations",
+            132000 => "Number of parameters does not match the expected number of params",
+            132001 => "Template name does not exist in the translation",
+            _ => "Simulated fault",
+        };
+        Self::whatsapp(code, title, "Simulated fault set in the simulator's config")
+    }
+
     /// 190, HTTP 401: the token is missing or not the one configured.
     pub fn invalid_token() -> Self {
         Self {

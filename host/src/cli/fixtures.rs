@@ -1,0 +1,585 @@
+//! `wasp plugin test PLUGIN.wasm --fixtures DIR`: runs a built component offline against the
+//! JSON fixtures of `sdk/README.md` and prints a pass/fail table.
+//!
+//! The component is first validated exactly as an upload to the server is. Each fixture then
+//! gets a fresh instance in the host's sandbox (fuel, memory cap, deadline, WASI with nothing
+//! granted, the host's imports), `init` with the fixture's config, and one call of its hook.
+//! Inputs and expectations are converted by the component's own export types (see
+//! [`super::values`]), so the runner follows the contract rather than a copy of it.
+//! May call the offline host and the policy runtime's sandbox helpers.
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+};
+
+use anyhow::Context as _;
+use clap::Args;
+use serde_json::{Map, Value};
+use wasmtime::component::{Component, InstancePre, Type, Val, types::ComponentItem};
+
+use super::{
+    offline::OfflineHost,
+    table::{Table, truncate},
+    values::{self, Absent, snake},
+};
+use crate::{
+    config::PolicyConfig,
+    policy::{InstanceState, PolicyRuntime, describe_trap},
+};
+
+/// Run a plugin component offline against JSON fixtures and print a pass/fail table.
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    /// The plugin component, as `wasp plugin build` or cargo made it.
+    pub plugin: PathBuf,
+    /// Folder of fixture files (`*.json`), as described in sdk/README.md.
+    #[arg(long)]
+    pub fixtures: PathBuf,
+}
+
+/// The hook a fixture calls when it names none, by the input it gives.
+const DEFAULT_HOOKS: &[(&str, &str)] = &[("message", "on-submit"), ("event", "on-event")];
+/// The export that builds the policy from its config; every other function export is a hook.
+const INIT: &str = "init";
+/// The parameter every field of which may be left out.
+const CONTEXT_PARAMETER: &str = "context";
+/// The fixture keys that are not hook parameters.
+const FIXTURE_KEYS: &[&str] = &["description", "hook", "config", "expect"];
+/// Keys of `expect` narrowing a verdict case: (case, key, field of the payload it checks, if
+/// not the whole payload).
+const NARROWING: &[(&str, &str, Option<&str>)] = &[
+    ("reject", "reason", None),
+    ("defer", "until_ms", None),
+    ("reroute", "channel", None),
+    ("rewrite", "message", None),
+    ("rewrite", "content", Some("content")),
+];
+/// Cells longer than this are cut in the table (the details below it are whole).
+const CELL_CHARS: usize = 44;
+
+pub async fn run(args: TestArgs) -> anyhow::Result<()> {
+    let report = test_component(&args.plugin, &args.fixtures).await?;
+    print!("{}", report.render());
+    let failed = report.failed();
+    anyhow::ensure!(failed == 0, "{failed} of {} fixtures failed", report.rows.len());
+    Ok(())
+}
+
+/// One fixture's line in the table, and the details of a failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    pub file: String,
+    pub hook: String,
+    pub expected: String,
+    pub got: String,
+    pub passed: bool,
+    pub detail: Option<String>,
+}
+
+/// Every fixture's row, in file-name order.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    pub rows: Vec<Row>,
+}
+
+impl Report {
+    pub fn failed(&self) -> usize {
+        self.rows.iter().filter(|row| !row.passed).count()
+    }
+
+    /// The table, then each failure's details, then a summary line.
+    pub fn render(&self) -> String {
+        let mut table = Table::new(&["FILE", "HOOK", "EXPECTED", "GOT", "RESULT"]);
+        for row in &self.rows {
+            table.row(vec![
+                row.file.clone(),
+                row.hook.clone(),
+                truncate(&row.expected, CELL_CHARS),
+                truncate(&row.got, CELL_CHARS),
+                if row.passed { "PASS" } else { "FAIL" }.to_owned(),
+            ]);
+        }
+        let mut out = table.render();
+        for row in self.rows.iter().filter(|row| !row.passed) {
+            out.push_str(&format!("\nFAIL {}\n", row.file));
+            let detail = row
+                .detail
+                .clone()
+                .unwrap_or_else(|| format!("expected {}, got {}", row.expected, row.got));
+            for line in detail.lines() {
+                out.push_str(&format!("  {line}\n"));
+            }
+        }
+        let failed = self.failed();
+        out.push_str(&format!(
+            "\n{} passed, {failed} failed, {} fixtures\n",
+            self.rows.len() - failed,
+            self.rows.len()
+        ));
+        out
+    }
+}
+
+/// Validates `plugin` as the server would, then runs every fixture of `folder` against it.
+pub async fn test_component(plugin: &Path, folder: &Path) -> anyhow::Result<Report> {
+    let bytes = std::fs::read(plugin).with_context(|| format!("reading {}", plugin.display()))?;
+    let files = fixture_files(folder)?;
+    let host = OfflineHost::start(&PolicyConfig::default()).await?;
+    let name = super::plugin_name(plugin);
+    host.runtime
+        .upload(&name, bytes.clone())
+        .await
+        .with_context(|| format!("{} is not a plugin this host accepts", plugin.display()))?;
+    let runtime = host.runtime.clone();
+    let report = tokio::task::spawn_blocking(move || run_fixtures(&runtime, &name, &bytes, &files))
+        .await
+        .context("the fixture runner stopped")??;
+    drop(host);
+    Ok(report)
+}
+
+/// The `*.json` files of `folder`, by name.
+pub fn fixture_files(folder: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let entries = std::fs::read_dir(folder).with_context(|| format!("reading the fixtures folder {}", folder.display()))?;
+    let mut files = Vec::new();
+    for entry in entries {
+        let path = entry.with_context(|| format!("reading the fixtures folder {}", folder.display()))?.path();
+        if path.extension().is_some_and(|extension| extension == "json") {
+            files.push(path);
+        }
+    }
+    files.sort();
+    anyhow::ensure!(!files.is_empty(), "no *.json fixtures in {}", folder.display());
+    Ok(files)
+}
+
+/// An export's signature, from the component's own types.
+#[derive(Debug, Clone)]
+struct Signature {
+    parameters: Vec<(String, Type)>,
+    result: Option<Type>,
+}
+
+fn run_fixtures(runtime: &PolicyRuntime, name: &str, bytes: &[u8], files: &[PathBuf]) -> anyhow::Result<Report> {
+    let engine = runtime.engine();
+    // Compiled already by the upload; this is a cache hit.
+    let component = Component::new(engine, bytes)
+        .map_err(super::wasm_error)
+        .context("compiling the component")?;
+    let pre = runtime
+        .linker()
+        .instantiate_pre(&component)
+        .map_err(super::wasm_error)
+        .context("the component does not fit the host's imports")?;
+    let signatures: BTreeMap<String, Signature> = component
+        .component_type()
+        .exports(engine)
+        .filter_map(|(export, item)| match item.ty {
+            ComponentItem::ComponentFunc(function) => Some((
+                export.to_owned(),
+                Signature {
+                    parameters: function.params().map(|(name, ty)| (name.to_owned(), ty)).collect(),
+                    result: function.results().next(),
+                },
+            )),
+            _ => None,
+        })
+        .collect();
+    let rows = files
+        .iter()
+        .map(|path| run_fixture(runtime, &pre, &signatures, name, path))
+        .collect();
+    Ok(Report { rows })
+}
+
+fn run_fixture(
+    runtime: &PolicyRuntime,
+    pre: &InstancePre<InstanceState>,
+    signatures: &BTreeMap<String, Signature>,
+    name: &str,
+    path: &Path,
+) -> Row {
+    let file = path
+        .file_name()
+        .map_or_else(|| path.display().to_string(), |file| file.to_string_lossy().into_owned());
+    let fixture = std::fs::read_to_string(path)
+        .map_err(|error| format!("cannot read it: {error}"))
+        .and_then(|text| Fixture::parse(&text, signatures));
+    match fixture {
+        Ok(fixture) => {
+            let outcome = call(runtime, pre, name, &fixture);
+            fixture.judge(file, outcome)
+        }
+        Err(reason) => Row {
+            file,
+            hook: "-".to_owned(),
+            expected: "-".to_owned(),
+            got: format!("invalid fixture: {reason}"),
+            passed: false,
+            detail: Some(format!("invalid fixture: {reason}")),
+        },
+    }
+}
+
+/// One parsed fixture: the call to make and what should come back.
+#[derive(Debug, Clone)]
+struct Fixture {
+    description: Option<String>,
+    hook: String,
+    config: String,
+    arguments: Vec<Val>,
+    expectation: Expectation,
+}
+
+#[derive(Debug, Clone)]
+enum Expectation {
+    /// A verdict of this case (the contract's name), its payload narrowed by the checks.
+    Verdict { case: String, checks: Vec<Check> },
+    /// The exact list of actions.
+    Actions(Val),
+}
+
+#[derive(Debug, Clone)]
+struct Check {
+    /// The `expect` key (`reason`, `content`, ...).
+    key: &'static str,
+    /// The payload's field it compares, or the whole payload.
+    field: Option<&'static str>,
+    expected: Val,
+}
+
+/// What the call produced.
+#[derive(Debug, Clone)]
+enum Outcome {
+    Returned(Val),
+    InitRefused(String),
+    Fault(String),
+}
+
+impl Fixture {
+    fn parse(text: &str, signatures: &BTreeMap<String, Signature>) -> Result<Fixture, String> {
+        let value: Value = serde_json::from_str(text).map_err(|error| format!("not JSON: {error}"))?;
+        let Value::Object(object) = value else {
+            return Err("a fixture is a JSON object".to_owned());
+        };
+        let parameter_keys: Vec<String> = signatures
+            .iter()
+            .filter(|(export, _)| export.as_str() != INIT)
+            .flat_map(|(_, signature)| signature.parameters.iter().map(|(name, _)| snake(name)))
+            .collect();
+        if let Some(unknown) = object
+            .keys()
+            .find(|key| !FIXTURE_KEYS.contains(&key.as_str()) && !parameter_keys.contains(key))
+        {
+            return Err(format!("unknown key `{unknown}`"));
+        }
+        let description = match object.get("description") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(text)) => Some(text.clone()),
+            Some(_) => return Err("`description` is text".to_owned()),
+        };
+        let hook = match object.get("hook") {
+            Some(Value::String(hook)) => hook.clone(),
+            Some(_) => return Err("`hook` is the name of an export, such as \"on-submit\"".to_owned()),
+            None => {
+                let given: Vec<&str> = DEFAULT_HOOKS
+                    .iter()
+                    .filter(|(input, _)| object.contains_key(*input))
+                    .map(|(_, hook)| *hook)
+                    .collect();
+                match given.as_slice() {
+                    [hook] => (*hook).to_owned(),
+                    _ => return Err("give either `message` or `event` (or name the `hook`)".to_owned()),
+                }
+            }
+        };
+        let signature = signatures
+            .get(&hook)
+            .filter(|_| hook != INIT)
+            .ok_or_else(|| format!("the component has no hook `{hook}` to call"))?;
+        let mut arguments = Vec::with_capacity(signature.parameters.len());
+        for (parameter, ty) in &signature.parameters {
+            let key = snake(parameter);
+            let argument = match (object.get(&key), key == CONTEXT_PARAMETER) {
+                (Some(value), context) => {
+                    let absent = if context { Absent::Neutral } else { Absent::Refused };
+                    values::from_json(value, ty, &key, absent).map_err(|error| error.to_string())?
+                }
+                (None, true) => values::neutral(ty, &key).map_err(|error| error.to_string())?,
+                (None, false) => return Err(format!("hook `{hook}` takes a `{key}`")),
+            };
+            arguments.push(argument);
+        }
+        if let Some(stray) = parameter_keys.iter().find(|key| {
+            object.contains_key(key.as_str()) && !signature.parameters.iter().any(|(name, _)| snake(name) == **key)
+        }) {
+            return Err(format!("hook `{hook}` takes no `{stray}`"));
+        }
+        let config = match object.get("config") {
+            None | Some(Value::Null) => String::new(),
+            Some(value) => value.to_string(),
+        };
+        let expect = match object.get("expect") {
+            Some(Value::Object(expect)) => expect,
+            Some(_) => return Err("`expect` is an object".to_owned()),
+            None => return Err("`expect` is required".to_owned()),
+        };
+        let expectation = Expectation::parse(expect, signature.result.as_ref(), &hook)?;
+        Ok(Fixture {
+            description,
+            hook,
+            config,
+            arguments,
+            expectation,
+        })
+    }
+
+    fn judge(&self, file: String, outcome: Outcome) -> Row {
+        let expected = self.expectation.describe();
+        let (got, failure) = match outcome {
+            Outcome::Returned(value) => (summary(&value), self.expectation.mismatch(&value)),
+            Outcome::InitRefused(reason) => (
+                format!("init refused: {reason}"),
+                Some(format!("init refused the config {:?}: {reason}", self.config)),
+            ),
+            Outcome::Fault(fault) => (format!("fault: {fault}"), Some(format!("the plugin faulted: {fault}"))),
+        };
+        let detail = failure.map(|failure| match &self.description {
+            Some(description) => format!("{description}\n{failure}"),
+            None => failure,
+        });
+        Row {
+            file,
+            hook: self.hook.clone(),
+            expected,
+            got,
+            passed: detail.is_none(),
+            detail,
+        }
+    }
+}
+
+impl Expectation {
+    fn parse(expect: &Map<String, Value>, result: Option<&Type>, hook: &str) -> Result<Expectation, String> {
+        match result {
+            Some(Type::Variant(variant)) => {
+                if expect.contains_key("actions") {
+                    return Err(format!("`expect.actions` belongs to `on-event`; `{hook}` returns a verdict"));
+                }
+                let case = match expect.get("verdict") {
+                    Some(Value::String(case)) => case.as_str(),
+                    _ => return Err("`expect.verdict` is required: allow, rewrite, defer, reroute or reject".to_owned()),
+                };
+                let cases: Vec<(String, Option<Type>)> =
+                    variant.cases().map(|case| (case.name.to_owned(), case.ty)).collect();
+                let Some((name, payload)) = cases.iter().find(|(name, _)| snake(name) == case) else {
+                    let names: Vec<String> = cases.iter().map(|(name, _)| snake(name)).collect();
+                    return Err(format!("unknown verdict {case:?}; expected one of: {}", names.join(", ")));
+                };
+                let mut checks = Vec::new();
+                for key in expect.keys().filter(|key| key.as_str() != "verdict") {
+                    let Some((_, key, field)) = NARROWING
+                        .iter()
+                        .find(|(narrowed, narrowing, _)| *narrowed == case && narrowing == key)
+                    else {
+                        return Err(format!("`expect.{key}` does not go with verdict `{case}`"));
+                    };
+                    let Some(payload) = payload else {
+                        return Err(format!("verdict `{case}` has no payload to check"));
+                    };
+                    let ty = match field {
+                        None => payload.clone(),
+                        Some(field) => field_type(payload, field)
+                            .ok_or_else(|| format!("the `{case}` payload has no field `{field}`"))?,
+                    };
+                    let value = expect.get(*key).unwrap_or(&Value::Null);
+                    let expected = values::from_json(value, &ty, &format!("expect.{key}"), Absent::Refused)
+                        .map_err(|error| error.to_string())?;
+                    checks.push(Check {
+                        key,
+                        field: *field,
+                        expected,
+                    });
+                }
+                Ok(Expectation::Verdict {
+                    case: name.clone(),
+                    checks,
+                })
+            }
+            Some(list @ Type::List(_)) => {
+                if let Some(stray) = expect.keys().find(|key| key.as_str() != "actions") {
+                    return Err(format!("`{hook}` expects `actions` only, not `{stray}`"));
+                }
+                let actions = expect
+                    .get("actions")
+                    .ok_or_else(|| format!("`{hook}` expects `actions`, the exact list (`[]` for none)"))?;
+                values::from_json(actions, list, "expect.actions", Absent::Refused)
+                    .map(Expectation::Actions)
+                    .map_err(|error| error.to_string())
+            }
+            _ => Err(format!("`{hook}` returns nothing a fixture can check")),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Expectation::Verdict { case, checks } => match checks.as_slice() {
+                [] => snake(case),
+                [check, ..] => format!("{}: {}", snake(case), short(&check.expected)),
+            },
+            Expectation::Actions(actions) => summary(actions),
+        }
+    }
+
+    /// Why `value` does not meet the expectation, or `None` when it does.
+    fn mismatch(&self, value: &Val) -> Option<String> {
+        match self {
+            Expectation::Verdict { case, checks } => {
+                let Val::Variant(got, payload) = value else {
+                    return Some(format!("expected a verdict, got {}", values::to_json(value)));
+                };
+                if got != case {
+                    return Some(format!(
+                        "expected verdict `{}`, got `{}`\ngot: {}",
+                        snake(case),
+                        snake(got),
+                        values::to_json(value)
+                    ));
+                }
+                let failures: Vec<String> = checks
+                    .iter()
+                    .filter_map(|check| {
+                        let actual = match (payload.as_deref(), check.field) {
+                            (Some(payload), None) => Some(payload),
+                            (Some(payload), Some(field)) => field_value(payload, field),
+                            (None, _) => None,
+                        };
+                        if actual == Some(&check.expected) {
+                            return None;
+                        }
+                        Some(format!(
+                            "expected {}: {}\n     got {}: {}",
+                            check.key,
+                            values::to_json(&check.expected),
+                            check.key,
+                            actual.map_or(Value::Null, values::to_json)
+                        ))
+                    })
+                    .collect();
+                (!failures.is_empty()).then(|| failures.join("\n"))
+            }
+            Expectation::Actions(expected) => (expected != value).then(|| {
+                format!(
+                    "expected actions: {}\n     got actions: {}",
+                    values::to_json(expected),
+                    values::to_json(value)
+                )
+            }),
+        }
+    }
+}
+
+/// The type of `record`'s field `field` (by its snake_case name).
+fn field_type(record: &Type, field: &str) -> Option<Type> {
+    match record {
+        Type::Record(record) => record
+            .fields()
+            .find(|candidate| snake(candidate.name) == field)
+            .map(|candidate| candidate.ty),
+        _ => None,
+    }
+}
+
+fn field_value<'a>(record: &'a Val, field: &str) -> Option<&'a Val> {
+    match record {
+        Val::Record(fields) => fields.iter().find(|(name, _)| snake(name) == field).map(|(_, value)| value),
+        _ => None,
+    }
+}
+
+/// A returned value in a few words: the verdict case and the gist of its payload, or the
+/// cases of a list of actions.
+fn summary(value: &Val) -> String {
+    match value {
+        Val::Variant(case, None) => snake(case),
+        Val::Variant(case, Some(payload)) => format!("{}: {}", snake(case), short(payload)),
+        Val::List(items) if items.is_empty() => "no actions".to_owned(),
+        Val::List(items) => format!(
+            "actions: {}",
+            items
+                .iter()
+                .map(|item| match item {
+                    Val::Variant(case, _) => snake(case),
+                    other => short(other),
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        other => short(other),
+    }
+}
+
+/// The gist of a payload: text quoted, numbers and cases as they are, a message or content by
+/// its content's case.
+fn short(value: &Val) -> String {
+    match value {
+        Val::String(text) => format!("{text:?}"),
+        Val::Enum(case) | Val::Variant(case, _) => snake(case),
+        Val::Record(_) => match field_value(value, "content") {
+            Some(content) => short(content),
+            None => "{…}".to_owned(),
+        },
+        Val::Option(None) => "none".to_owned(),
+        Val::Option(Some(inner)) => short(inner),
+        other => values::to_json(other).to_string(),
+    }
+}
+
+/// A fresh instance in the host's sandbox, `init` with the fixture's config, then the hook.
+fn call(runtime: &PolicyRuntime, pre: &InstancePre<InstanceState>, name: &str, fixture: &Fixture) -> Outcome {
+    let mut store = match runtime.detached_store(name) {
+        Ok(store) => store,
+        Err(fault) => return Outcome::Fault(fault.to_string()),
+    };
+    let instance = match pre.instantiate(&mut store) {
+        Ok(instance) => instance,
+        Err(error) => return Outcome::Fault(format!("instantiation failed: {}", describe_trap(&error))),
+    };
+    let Some(init) = instance.get_func(&mut store, INIT) else {
+        return Outcome::Fault("the component has no `init` export".to_owned());
+    };
+    let mut answer = [Val::Bool(false)];
+    if let Err(fault) = runtime.arm(&mut store) {
+        return Outcome::Fault(fault.to_string());
+    }
+    if let Err(error) = init.call(&mut store, &[Val::String(fixture.config.clone())], &mut answer) {
+        return Outcome::Fault(format!("in init: {}", describe_trap(&error)));
+    }
+    match &answer[0] {
+        Val::Result(Ok(_)) => {}
+        Val::Result(Err(reason)) => {
+            let reason = match reason.as_deref() {
+                Some(Val::String(reason)) => reason.clone(),
+                Some(other) => values::to_json(other).to_string(),
+                None => String::new(),
+            };
+            return Outcome::InitRefused(reason);
+        }
+        other => return Outcome::Fault(format!("init returned {}", values::to_json(other))),
+    }
+    let Some(hook) = instance.get_func(&mut store, fixture.hook.as_str()) else {
+        return Outcome::Fault(format!("the component has no `{}` export", fixture.hook));
+    };
+    let mut results = vec![Val::Bool(false); hook.ty(&store).results().len()];
+    if let Err(fault) = runtime.arm(&mut store) {
+        return Outcome::Fault(fault.to_string());
+    }
+    if let Err(error) = hook.call(&mut store, &fixture.arguments, &mut results) {
+        return Outcome::Fault(describe_trap(&error));
+    }
+    match results.into_iter().next() {
+        Some(value) => Outcome::Returned(value),
+        None => Outcome::Fault(format!("`{}` returned nothing", fixture.hook)),
+    }
+}

@@ -1,0 +1,270 @@
+//! Events for plugins: statuses and inbound messages that webhooks bring, and the timers
+//! plugins set, each delivered to `on-event`; and the actions plugins answer with (a
+//! follow-up message, a timer set or cancelled), carried out through the store.
+//!
+//! Timers live in the store, so one set before a restart still fires after it; a timer is
+//! removed only after its event ran (at least once). Follow-ups get an idempotency key made
+//! from the event, so an event delivered twice sends one follow-up.
+//! May call the store, the policy runtime and the dispatcher's wake handle.
+
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
+
+use sha2::{Digest, Sha256};
+use tokio::sync::Notify;
+
+use crate::{
+    dispatch::DispatchHandle,
+    facts,
+    message::{Channel, MessageId, PhoneNumber, Status, Submission},
+    policy::{Envelope, PolicyRuntime, bindings::content_from_wit, wit},
+    store::{self, NewMessage, PluginWrite, StatusUpdate, Store, Timer},
+};
+
+/// Timers fired in one pass.
+const TIMER_BATCH: usize = 256;
+
+pub struct Events {
+    store: Store,
+    policies: Arc<PolicyRuntime>,
+    dispatch: DispatchHandle,
+    sender: String,
+    shards: u16,
+    timers_changed: Notify,
+    poll: Duration,
+}
+
+/// Where an event came from, for the follow-up's idempotency key.
+struct Origin {
+    plugin: Arc<str>,
+    event: String,
+}
+
+impl Events {
+    /// Starts the timer loop.
+    pub fn start(
+        store: Store,
+        policies: Arc<PolicyRuntime>,
+        dispatch: DispatchHandle,
+        sender: String,
+        shards: u16,
+        poll: Duration,
+    ) -> Arc<Self> {
+        let events = Arc::new(Self {
+            store,
+            policies,
+            dispatch,
+            sender,
+            shards,
+            timers_changed: Notify::new(),
+            poll,
+        });
+        tokio::spawn(events.clone().timer_loop());
+        events
+    }
+
+    fn has_listeners(&self) -> bool {
+        self.policies
+            .chain()
+            .entries
+            .iter()
+            .any(|entry| entry.hooks.iter().any(|hook| hook == "on-event"))
+    }
+
+    /// Statuses that moved messages on; runs in the background so the webhook answers at once.
+    pub fn statuses(self: &Arc<Self>, applied: Vec<(MessageId, StatusUpdate)>) {
+        if applied.is_empty() || !self.has_listeners() {
+            return;
+        }
+        let events = self.clone();
+        tokio::spawn(async move {
+            if let Err(error) = events.deliver_statuses(applied).await {
+                tracing::error!(%error, "delivering status events to plugins failed");
+            }
+        });
+    }
+
+    /// Inbound messages from customers.
+    pub fn inbound(self: &Arc<Self>, messages: Vec<wit::InboundMessage>) {
+        if messages.is_empty() || !self.has_listeners() {
+            return;
+        }
+        let events = self.clone();
+        tokio::spawn(async move {
+            let now = store::now_ms();
+            for message in messages {
+                let to = PhoneNumber::parse(&message.from).ok();
+                let shard = to.as_ref().map_or(0, |number| number.shard(events.shards));
+                let context = facts::context(to.as_ref(), &events.sender, shard, now);
+                let identity = format!("inbound:{}", message.wamid);
+                events.run(wit::Event::Inbound(message), context, None, identity).await;
+            }
+        });
+    }
+
+    async fn deliver_statuses(&self, applied: Vec<(MessageId, StatusUpdate)>) -> store::Result<()> {
+        let ids: Vec<MessageId> = applied.iter().map(|(id, _)| *id).collect();
+        let messages: BTreeMap<MessageId, store::PendingMessage> = self
+            .store
+            .messages_by_id(&ids)
+            .await?
+            .into_iter()
+            .map(|message| (message.id, message))
+            .collect();
+        let now = store::now_ms();
+        for (id, update) in applied {
+            let Some(message) = messages.get(&id) else { continue };
+            let status = match update.status {
+                Status::Sent => wit::DeliveryStatus::Sent,
+                Status::Delivered => wit::DeliveryStatus::Delivered,
+                Status::Read => wit::DeliveryStatus::Read,
+                Status::Failed => wit::DeliveryStatus::Failed,
+                _ => continue,
+            };
+            let envelope = Envelope {
+                id: message.id,
+                to: message.to.clone(),
+                sender: self.sender.clone(),
+                category: message.category,
+                priority: message.priority,
+                channel: message.channel,
+                content: message.content_sent.clone().unwrap_or_else(|| message.content.clone()),
+                tags: message.tags.clone(),
+            };
+            let event = wit::Event::Status(wit::StatusEvent {
+                message: envelope.to_wit(),
+                status,
+                at_ms: update.at_ms,
+                error_code: update.error_code.and_then(|code| i32::try_from(code).ok()),
+                error_title: update.error_title.clone(),
+            });
+            let context = facts::context(Some(&message.to), &self.sender, message.shard, now);
+            self.run(event, context, None, format!("status:{id}:{}", update.status)).await;
+        }
+        Ok(())
+    }
+
+    async fn timer_loop(self: Arc<Self>) {
+        loop {
+            let now = store::now_ms();
+            let due = match self.store.due_timers(now, TIMER_BATCH).await {
+                Ok(due) => due,
+                Err(error) => {
+                    tracing::error!(%error, "reading due timers failed");
+                    tokio::time::sleep(self.poll).await;
+                    continue;
+                }
+            };
+            if due.is_empty() {
+                let wait = match self.store.next_timer_due_ms().await {
+                    Ok(Some(next)) => Duration::from_millis(u64::try_from(next - now).unwrap_or(0)).min(self.poll),
+                    _ => self.poll,
+                };
+                tokio::select! {
+                    () = self.timers_changed.notified() => {}
+                    () = tokio::time::sleep(wait) => {}
+                }
+                continue;
+            }
+            for timer in &due {
+                let context = facts::context(None, &self.sender, 0, now);
+                let event = wit::Event::Timer(wit::TimerEvent {
+                    key: timer.key.clone(),
+                    payload: timer.payload.clone(),
+                    at_ms: timer.due_at_ms,
+                });
+                let identity = format!("timer:{}:{}", timer.key, timer.due_at_ms);
+                self.run(event, context, Some(timer.plugin.clone()), identity).await;
+            }
+            if let Err(error) = self.store.plugin_writes(vec![PluginWrite::FiredTimers(due)]).await {
+                tracing::error!(%error, "removing fired timers failed; they fire again");
+            }
+        }
+    }
+
+    /// Runs one event through the chain on a blocking thread, then carries out the actions.
+    async fn run(&self, event: wit::Event, context: wit::Context, only: Option<String>, identity: String) {
+        let chain = self.policies.chain();
+        let answered = tokio::task::spawn_blocking(move || chain.on_event(&event, &context, only.as_deref())).await;
+        let answered = match answered {
+            Ok(answered) => answered,
+            Err(error) => {
+                tracing::error!(%error, "on-event task failed");
+                return;
+            }
+        };
+        for (plugin, actions) in answered {
+            let origin = Origin {
+                plugin,
+                event: identity.clone(),
+            };
+            self.carry_out(&origin, actions).await;
+        }
+    }
+
+    async fn carry_out(&self, origin: &Origin, actions: Vec<wit::Action>) {
+        let mut follow_ups = Vec::new();
+        let mut writes = Vec::new();
+        for (index, action) in actions.into_iter().enumerate() {
+            match action {
+                wit::Action::Send(follow_up) => match self.follow_up(origin, index, follow_up) {
+                    Ok(message) => follow_ups.push(message),
+                    Err(reason) => tracing::warn!(plugin = %origin.plugin, %reason, "follow-up refused"),
+                },
+                wit::Action::SetTimer(request) => writes.push(PluginWrite::SetTimer(Timer {
+                    plugin: origin.plugin.to_string(),
+                    key: request.key,
+                    payload: request.payload,
+                    due_at_ms: request.at_ms,
+                })),
+                wit::Action::CancelTimer(key) => writes.push(PluginWrite::CancelTimer {
+                    plugin: origin.plugin.to_string(),
+                    key,
+                }),
+            }
+        }
+        if !writes.is_empty() {
+            match self.store.plugin_writes(writes).await {
+                Ok(()) => self.timers_changed.notify_one(),
+                Err(error) => tracing::error!(plugin = %origin.plugin, %error, "storing timers failed"),
+            }
+        }
+        if !follow_ups.is_empty() {
+            match self.store.accept(follow_ups).await {
+                Ok(_) => self.dispatch.wake(),
+                Err(error) => tracing::error!(plugin = %origin.plugin, %error, "accepting follow-ups failed"),
+            }
+        }
+    }
+
+    fn follow_up(&self, origin: &Origin, index: usize, follow_up: wit::FollowUp) -> Result<NewMessage, String> {
+        if Channel::from(follow_up.channel) != Channel::Whatsapp {
+            return Err(format!(
+                "a follow-up over {} needs that channel, which this host does not have",
+                Channel::from(follow_up.channel)
+            ));
+        }
+        let to = PhoneNumber::parse(&follow_up.to).map_err(|error| format!("follow-up `to`: {error}"))?;
+        let content = content_from_wit(follow_up.content);
+        content
+            .validate()
+            .map_err(|error| format!("follow-up {}: {}", error.field, error.message))?;
+        let key = format!("{}:{}:{index}", origin.plugin, origin.event);
+        let idempotency_key = format!("follow-up:{}", hex::encode(&Sha256::digest(key.as_bytes())[..16]));
+        let submission = Submission {
+            to,
+            category: follow_up.category.into(),
+            priority: follow_up.priority.into(),
+            idempotency_key: Some(idempotency_key),
+            tags: follow_up.tags,
+            content,
+        };
+        Ok(NewMessage {
+            id: MessageId::new(),
+            shard: submission.to.shard(self.shards),
+            request_hash: crate::api::messages::request_hash(&submission),
+            at_ms: store::now_ms(),
+            expires_at_ms: None,
+            submission,
+        })
+    }
+}

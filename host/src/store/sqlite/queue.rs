@@ -1,0 +1,221 @@
+//! The dispatcher's queue in SQLite: which due messages a claim takes, in what order, and how
+//! big the backlog is.
+//!
+//! A claim fills its slots by class: first a small floor for each class below critical
+//! ([`FLOOR_PERCENT`] of the slots each, at least one), so bulk is never starved, then the
+//! rest strictly highest class first. Within a class the oldest due message goes first. A
+//! message is not taken while an earlier message of the same recipient and class is leased,
+//! waiting for a retry, or due later than it: one recipient's messages of one class leave in
+//! the order they were accepted, retries included. Deferred messages (a policy's decision)
+//! hold nobody back. Called by the SQLite backend's writer only.
+
+use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool, Transaction};
+use uuid::Uuid;
+
+use super::{ROWS_PER_STATEMENT, database, pending_from_row};
+use crate::store::{PendingMessage, Result};
+
+/// Share of each claim's slots offered first to each class below critical, in percent.
+pub const FLOOR_PERCENT: usize = 5;
+
+/// Priority ranks, highest class first (see `Priority::rank`).
+const RANKS: [i64; 4] = [0, 1, 2, 3];
+
+/// Slots per class taken before the strict pass: nothing for critical (it leads the strict
+/// pass), a floor for each class below it.
+fn floors(limit: usize) -> [usize; 4] {
+    if limit < RANKS.len() {
+        return [0; 4];
+    }
+    let floor = (limit * FLOOR_PERCENT / 100).max(1);
+    [0, floor, floor, floor]
+}
+
+const CANDIDATES: &str = "SELECT m.id FROM messages AS m \
+    WHERE m.status IN ('accepted', 'queued', 'deferred', 'sending') \
+      AND m.priority_rank = ?1 AND m.due_at <= ?2 AND (m.lease_until IS NULL OR m.lease_until < ?2) \
+      AND NOT EXISTS (SELECT 1 FROM messages AS e \
+          WHERE e.recipient = m.recipient AND e.priority_rank = m.priority_rank AND e.id < m.id \
+            AND e.status IN ('accepted', 'queued', 'deferred', 'sending') AND e.status <> 'deferred' \
+            AND (e.due_at > ?2 OR e.lease_until >= ?2 OR e.due_at > m.due_at)) \
+    ORDER BY m.due_at, m.id LIMIT ?3 OFFSET ?4";
+
+async fn candidates(
+    transaction: &mut Transaction<'_, Sqlite>,
+    rank: i64,
+    now_ms: i64,
+    limit: usize,
+    offset: usize,
+) -> Result<Vec<Uuid>> {
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    let rows = sqlx::query(CANDIDATES)
+        .bind(rank)
+        .bind(now_ms)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .bind(i64::try_from(offset).unwrap_or(i64::MAX))
+        .fetch_all(&mut **transaction)
+        .await
+        .map_err(database("claim due messages"))?;
+    rows.iter()
+        .map(|row| row.try_get("id").map_err(database("claim due messages")))
+        .collect()
+}
+
+/// Takes up to `limit` due messages under a lease until `lease_until_ms`, in queue order.
+pub(super) async fn claim(
+    transaction: &mut Transaction<'_, Sqlite>,
+    now_ms: i64,
+    limit: usize,
+    lease_until_ms: i64,
+) -> Result<Vec<PendingMessage>> {
+    const OPERATION: &str = "claim due messages";
+    let floors = floors(limit);
+    let mut taken = [0usize; 4];
+    let mut ids: Vec<Uuid> = Vec::with_capacity(limit);
+    for (index, rank) in RANKS.iter().enumerate() {
+        let found = candidates(transaction, *rank, now_ms, floors[index], 0).await?;
+        taken[index] = found.len();
+        ids.extend(found);
+    }
+    for (index, rank) in RANKS.iter().enumerate() {
+        let room = limit.saturating_sub(ids.len());
+        if room == 0 {
+            break;
+        }
+        let found = candidates(transaction, *rank, now_ms, room, taken[index]).await?;
+        taken[index] += found.len();
+        ids.extend(found);
+    }
+
+    let mut claimed = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+        let mut query = QueryBuilder::<Sqlite>::new("UPDATE messages SET lease_until = ");
+        query.push_bind(lease_until_ms).push(" WHERE id IN (");
+        let mut list = query.separated(", ");
+        for id in chunk {
+            list.push_bind(*id);
+        }
+        query.push(") RETURNING *");
+        for row in query.build().fetch_all(&mut **transaction).await.map_err(database(OPERATION))? {
+            let due_at: i64 = row.try_get("due_at").map_err(database(OPERATION))?;
+            let rank: i64 = row.try_get("priority_rank").map_err(database(OPERATION))?;
+            claimed.push(((rank, due_at), pending_from_row(&row, OPERATION)?));
+        }
+    }
+    // RETURNING has no order: restore the queue's.
+    claimed.sort_by(|(left_key, left), (right_key, right)| left_key.cmp(right_key).then(left.id.cmp(&right.id)));
+    Ok(claimed.into_iter().map(|(_, message)| message).collect())
+}
+
+/// Messages not yet sent upstream nor ended: the backlog the API's backpressure bounds.
+pub(super) async fn count_pending(readers: &SqlitePool) -> Result<u64> {
+    let count: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM messages WHERE status IN ('accepted', 'queued', 'deferred', 'sending')",
+    )
+    .fetch_one(readers)
+    .await
+    .map_err(database("count pending messages"))?;
+    Ok(u64::try_from(count).unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::floors;
+    use crate::{
+        message::{Category, Content, MessageId, PhoneNumber, Priority, Status, Submission, content::TextBody},
+        store::{Changes, NewMessage, Store, Transition},
+    };
+
+    #[test]
+    fn every_class_below_critical_gets_a_floor() {
+        assert_eq!(floors(2), [0, 0, 0, 0]);
+        assert_eq!(floors(4), [0, 1, 1, 1]);
+        assert_eq!(floors(512), [0, 25, 25, 25]);
+    }
+
+    async fn fresh() -> (Store, tempfile::TempDir) {
+        let directory = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/wasp.db", directory.path().display());
+        (Store::open(&url, 1_000).await.unwrap(), directory)
+    }
+
+    fn message(to: &str, priority: Priority, at_ms: i64) -> NewMessage {
+        let submission = Submission {
+            to: PhoneNumber::parse(to).unwrap(),
+            category: Category::Utility,
+            priority,
+            idempotency_key: None,
+            tags: Vec::new(),
+            content: Content::Text { text: TextBody { body: "hi".into(), preview_url: false } },
+        };
+        NewMessage {
+            id: MessageId::new(),
+            shard: submission.to.shard(256),
+            request_hash: String::new(),
+            submission,
+            at_ms,
+            expires_at_ms: None,
+        }
+    }
+
+    async fn accept(store: &Store, messages: Vec<NewMessage>) -> Vec<MessageId> {
+        let ids = messages.iter().map(|message| message.id).collect();
+        store.accept(messages).await.unwrap();
+        ids
+    }
+
+    #[tokio::test]
+    async fn a_later_message_waits_while_an_earlier_one_of_its_recipient_and_class_is_out() {
+        let (store, _directory) = fresh().await;
+        let ids = accept(
+            &store,
+            vec![
+                message("+6591234567", Priority::High, 1_000),
+                message("+6591234567", Priority::High, 1_001),
+                message("+6591234567", Priority::Critical, 1_002),
+                message("+6591234999", Priority::High, 1_003),
+            ],
+        )
+        .await;
+        // The first is leased (being sent): the second of its class waits; another class and
+        // another recipient go.
+        let first = store.claim_due(2_000, 1, 60_000).await.unwrap();
+        assert_eq!(first.iter().map(|m| m.id).collect::<Vec<_>>(), vec![ids[2]], "critical leads");
+        let second = store.claim_due(2_000, 1, 60_000).await.unwrap();
+        assert_eq!(second[0].id, ids[0]);
+        let rest: Vec<MessageId> = store.claim_due(2_000, 10, 60_000).await.unwrap().iter().map(|m| m.id).collect();
+        assert_eq!(rest, vec![ids[3]]);
+
+        // The first goes back for a retry at 5,000: the second still waits, then both go in order.
+        store
+            .record(vec![Transition {
+                id: ids[0],
+                status: Status::Queued,
+                at_ms: 2_100,
+                cause: "retry".into(),
+                changes: Changes { due_at_ms: Some(5_000), ..Changes::default() },
+            }])
+            .await
+            .unwrap();
+        assert!(store.claim_due(3_000, 10, 60_000).await.unwrap().is_empty());
+        let both: Vec<MessageId> = store.claim_due(5_000, 10, 60_000).await.unwrap().iter().map(|m| m.id).collect();
+        assert_eq!(both, vec![ids[0]], "the later one waits while the earlier is due later than it");
+        assert_eq!(store.count_pending().await.unwrap(), 4);
+    }
+
+    #[tokio::test]
+    async fn bulk_gets_its_floor_under_a_full_critical_queue() {
+        let (store, _directory) = fresh().await;
+        let mut messages: Vec<NewMessage> =
+            (0..50).map(|index| message(&format!("+65912{index:05}"), Priority::Critical, 1_000)).collect();
+        messages.push(message("+6598765432", Priority::Bulk, 500));
+        let ids = accept(&store, messages).await;
+        let claimed = store.claim_due(2_000, 20, 60_000).await.unwrap();
+        assert_eq!(claimed.len(), 20);
+        assert!(claimed.iter().any(|m| m.id == ids[50]), "bulk is never starved");
+        assert_eq!(claimed.iter().filter(|m| m.priority == Priority::Critical).count(), 19);
+        assert_eq!(claimed[0].priority, Priority::Critical, "critical goes first within the claim");
+    }
+}
