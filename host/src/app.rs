@@ -19,6 +19,8 @@ use crate::{
 pub struct RunningHost {
     pub addr: SocketAddr,
     pub server: tokio::task::JoinHandle<anyhow::Result<()>>,
+    /// The Cloud API client, for its failover counters.
+    pub channel: Arc<CloudApi>,
 }
 
 /// Starts every part and serves until `shutdown` completes.
@@ -40,7 +42,7 @@ pub async fn start(config: Config, shutdown: impl Future<Output = ()> + Send + '
         &config.channel.cloud_api,
         store.clone(),
         policies.clone(),
-        channel,
+        channel.clone(),
     )
     .await
     .context("starting the dispatcher")?;
@@ -83,7 +85,7 @@ pub async fn start(config: Config, shutdown: impl Future<Output = ()> + Send + '
         }
         served
     });
-    Ok(RunningHost { addr, server })
+    Ok(RunningHost { addr, server, channel })
 }
 
 /// Completes on Ctrl-C or SIGTERM.

@@ -10,10 +10,16 @@ pub fn init(config: &LogConfig) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&config.filter))
         .unwrap_or_else(|_| EnvFilter::new("info"));
+    // Logs go to stderr: stdout stays for what a command prints (the demo banner, bench tables).
     let installed = if config.format == "json" {
-        fmt().json().with_env_filter(filter).try_init()
+        fmt().json().with_writer(std::io::stderr).with_env_filter(filter).try_init()
     } else {
-        fmt().with_env_filter(filter).with_target(false).try_init()
+        fmt()
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .with_env_filter(filter)
+            .with_target(false)
+            .try_init()
     };
     if installed.is_err() {
         tracing::debug!("a log subscriber was already installed");

@@ -152,10 +152,8 @@ fn prepare(request: SendRequest, shards: u16, now_ms: i64) -> Result<NewMessage,
 }
 
 /// 429 with `Retry-After` when the dispatcher's backlog is full.
-fn check_backlog(state: &ApiState) -> Result<(), Response> {
-    let Some(retry_after_ms) = state.dispatch.backpressure() else {
-        return Ok(());
-    };
+fn backlog_full(state: &ApiState) -> Option<Response> {
+    let retry_after_ms = state.dispatch.backpressure()?;
     let seconds = retry_after_ms.div_ceil(1_000).max(1);
     let mut response = ApiError::new(
         StatusCode::TOO_MANY_REQUESTS,
@@ -166,7 +164,7 @@ fn check_backlog(state: &ApiState) -> Result<(), Response> {
     response
         .headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-    Err(response)
+    Some(response)
 }
 
 fn key_reused(id: MessageId, field: String) -> ApiError {
@@ -179,7 +177,7 @@ fn key_reused(id: MessageId, field: String) -> ApiError {
 }
 
 pub async fn send(State(state): State<ApiState>, StrictJson(request): StrictJson<SendRequest>) -> Result<Response, ApiError> {
-    if let Err(response) = check_backlog(&state) {
+    if let Some(response) = backlog_full(&state) {
         return Ok(response);
     }
     let message = prepare(request, state.shards, crate::store::now_ms())?;
@@ -211,7 +209,7 @@ pub async fn send_batch(State(state): State<ApiState>, StrictJson(batch): Strict
             format!("holds 1 to {MAX_BATCH_MESSAGES} messages, not {}", batch.messages.len()),
         ));
     }
-    if let Err(response) = check_backlog(&state) {
+    if let Some(response) = backlog_full(&state) {
         return Ok(response);
     }
     let now_ms = crate::store::now_ms();

@@ -12,7 +12,7 @@
 use std::{
     sync::{
         Arc, Weak,
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering},
     },
     time::Duration,
 };
@@ -141,6 +141,8 @@ pub struct FailoverStats {
     pub failovers: u64,
     /// Endpoints brought back by the prober.
     pub recoveries: u64,
+    /// When an endpoint was last taken out, in µs since the Unix epoch (0: never).
+    pub last_trip_unix_us: i64,
 }
 
 pub struct CloudApi {
@@ -152,6 +154,7 @@ pub struct CloudApi {
     trips: AtomicU64,
     failovers: AtomicU64,
     recoveries: AtomicU64,
+    last_trip_unix_us: AtomicI64,
 }
 
 #[derive(Deserialize)]
@@ -215,6 +218,7 @@ impl CloudApi {
             trips: AtomicU64::new(0),
             failovers: AtomicU64::new(0),
             recoveries: AtomicU64::new(0),
+            last_trip_unix_us: AtomicI64::new(0),
         })
     }
 
@@ -223,6 +227,7 @@ impl CloudApi {
             trips: self.trips.load(Ordering::Relaxed),
             failovers: self.failovers.load(Ordering::Relaxed),
             recoveries: self.recoveries.load(Ordering::Relaxed),
+            last_trip_unix_us: self.last_trip_unix_us.load(Ordering::Relaxed),
         }
     }
 
@@ -269,6 +274,10 @@ impl CloudApi {
 
     fn trip(&self, index: usize, error: &SendError) {
         if self.endpoints[index].healthy.swap(false, Ordering::Relaxed) {
+            let now_us = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |since| i64::try_from(since.as_micros()).unwrap_or(i64::MAX));
+            self.last_trip_unix_us.store(now_us, Ordering::Relaxed);
             self.trips.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(endpoint = index, %error, "Cloud API endpoint out of rotation");
         }

@@ -78,9 +78,23 @@ impl ComponentReport {
             size = thousands(u64::try_from(self.size_bytes).unwrap_or(u64::MAX)),
             sha256 = self.sha256,
             exports = self.exports.join(", "),
-            imports = self.imports.join(", "),
+            imports = imports_line(&self.imports),
             config = self.config,
         )
+    }
+}
+
+/// The contract's imports by name, WASI's counted: the host links WASI with nothing granted.
+fn imports_line(imports: &[String]) -> String {
+    let (wasi, other): (Vec<&String>, Vec<&String>) = imports.iter().partition(|import| import.starts_with("wasi:"));
+    let mut parts: Vec<String> = other.into_iter().cloned().collect();
+    if !wasi.is_empty() {
+        parts.push(format!("{} wasi:* interfaces (linked with nothing granted)", wasi.len()));
+    }
+    if parts.is_empty() {
+        "none".to_owned()
+    } else {
+        parts.join(", ")
     }
 }
 
@@ -242,6 +256,17 @@ pub fn wasm_artifacts(messages: &[String], manifest: &Path) -> Vec<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wasi_imports_are_counted_and_the_contracts_named() {
+        let imports = ["wasp:policy/host@0.1.0", "wasi:io/poll@0.2.6", "wasp:policy/types@0.1.0", "wasi:cli/exit@0.2.6"]
+            .map(String::from);
+        assert_eq!(
+            imports_line(&imports),
+            "wasp:policy/host@0.1.0, wasp:policy/types@0.1.0, 2 wasi:* interfaces (linked with nothing granted)"
+        );
+        assert_eq!(imports_line(&[]), "none");
+    }
 
     #[test]
     fn components_of_the_crate_are_picked_from_cargo_messages() {

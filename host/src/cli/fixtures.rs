@@ -343,7 +343,10 @@ impl Fixture {
                 format!("init refused: {reason}"),
                 Some(format!("init refused the config {:?}: {reason}", self.config)),
             ),
-            Outcome::Fault(fault) => (format!("fault: {fault}"), Some(format!("the plugin faulted: {fault}"))),
+            Outcome::Fault(fault) => (
+                format!("fault: {}", fault_gist(&fault)),
+                Some(format!("the plugin faulted: {fault}")),
+            ),
         };
         let detail = failure.map(|failure| match &self.description {
             Some(description) => format!("{description}\n{failure}"),
@@ -477,6 +480,15 @@ impl Expectation {
                 )
             }),
         }
+    }
+}
+
+/// The cause of a fault without the wasm backtrace wasmtime puts before it.
+fn fault_gist(fault: &str) -> &str {
+    let last = fault.lines().rev().find(|line| !line.trim().is_empty()).unwrap_or(fault);
+    match last.rfind(">: ") {
+        Some(index) if fault.contains("wasm backtrace") => &last[index + 3..],
+        _ => last.trim(),
     }
 }
 

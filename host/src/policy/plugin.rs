@@ -108,6 +108,59 @@ impl PluginKv {
     }
 }
 
+/// Longest piece of one write of a plugin's stdout or stderr that reaches the log.
+const MAX_LOGGED_OUTPUT_BYTES: usize = 1_024;
+
+/// A plugin's stdout or stderr: each write becomes a host log line tagged with the plugin,
+/// cut to [`MAX_LOGGED_OUTPUT_BYTES`] so a chatty plugin cannot flood the log.
+#[derive(Clone)]
+struct PluginOutput {
+    plugin: Arc<str>,
+    stream: &'static str,
+}
+
+impl wasmtime_wasi::cli::IsTerminal for PluginOutput {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl wasmtime_wasi::cli::StdoutStream for PluginOutput {
+    fn p2_stream(&self) -> Box<dyn wasmtime_wasi::p2::OutputStream> {
+        Box::new(self.clone())
+    }
+
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        // Only the WASIp2 stream is used by components of this contract.
+        Box::new(tokio::io::sink())
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl wasmtime_wasi::p2::Pollable for PluginOutput {
+    async fn ready(&mut self) {}
+}
+
+#[wasmtime_wasi::async_trait]
+impl wasmtime_wasi::p2::OutputStream for PluginOutput {
+    fn write(&mut self, bytes: bytes::Bytes) -> wasmtime_wasi::p2::StreamResult<()> {
+        let shown = &bytes[..bytes.len().min(MAX_LOGGED_OUTPUT_BYTES)];
+        let text = String::from_utf8_lossy(shown);
+        for line in text.lines().map(str::trim_end).filter(|line| !line.is_empty()) {
+            tracing::info!(plugin = %self.plugin, stream = self.stream, "{line}");
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> wasmtime_wasi::p2::StreamResult<()> {
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> wasmtime_wasi::p2::StreamResult<usize> {
+        Ok(64 * 1024)
+    }
+}
+
 /// What a store's instance carries: WASI with nothing granted, limits, and the plugin's host state.
 pub struct InstanceState {
     wasi: WasiCtx,
@@ -305,7 +358,16 @@ impl LoadedPlugin {
     fn instantiate(&self) -> Result<Instance, Fault> {
         let engine = self.pre.engine();
         let state = InstanceState {
-            wasi: WasiCtx::builder().build(),
+            wasi: WasiCtx::builder()
+                .stdout(PluginOutput {
+                    plugin: self.name.clone(),
+                    stream: "stdout",
+                })
+                .stderr(PluginOutput {
+                    plugin: self.name.clone(),
+                    stream: "stderr",
+                })
+                .build(),
             table: ResourceTable::new(),
             limits: StoreLimitsBuilder::new()
                 .memory_size(self.limits.memory_limit_bytes)

@@ -103,8 +103,10 @@ async fn a_batch_is_stored_at_once_with_a_result_per_item() -> anyhow::Result<()
 
 #[tokio::test]
 async fn a_full_backlog_answers_429_with_retry_after_until_it_drains() -> anyhow::Result<()> {
-    let mut options = HostOptions::default();
-    options.dispatch = "max_backlog = 3\nbacklog_retry_after_ms = 2000\n".into();
+    let options = HostOptions {
+        dispatch: "max_backlog = 3\nbacklog_retry_after_ms = 2000\n".into(),
+        ..HostOptions::default()
+    };
     let host = TestHost::start(options).await?;
     // Every send is refused with a transient error: the messages stay in the backlog.
     host.simulator.set_config(|config| {
@@ -141,10 +143,15 @@ async fn a_full_backlog_answers_429_with_retry_after_until_it_drains() -> anyhow
 
 #[tokio::test]
 async fn critical_overtakes_a_full_bulk_backlog() -> anyhow::Result<()> {
-    let mut options = HostOptions::default();
-    options.dispatch = "workers = 1\nsends_in_flight_per_worker = 2\nclaim_batch = 4\n".into();
-    options.cloud_api = "messages_per_second = 0\n".into();
-    options.simulator.latency_ms = 5;
+    let options = HostOptions {
+        dispatch: "workers = 1\nsends_in_flight_per_worker = 2\nclaim_batch = 4\n".into(),
+        cloud_api: "messages_per_second = 0\n".into(),
+        simulator: SimulatorConfig {
+            latency_ms: 5,
+            ..HostOptions::default().simulator
+        },
+        ..HostOptions::default()
+    };
     let host = TestHost::start(options).await?;
     let bulk: Vec<Value> =
         (0..400).map(|index| message(&format!("+65912{index:05}"), "bulk", &format!("bulk {index}"))).collect();
@@ -164,9 +171,14 @@ async fn critical_overtakes_a_full_bulk_backlog() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn one_recipients_messages_keep_their_order_per_class_through_retries() -> anyhow::Result<()> {
-    let mut options = HostOptions::default();
-    options.cloud_api = "messages_per_second = 0\npair_burst = 0\n".into();
-    options.simulator.error_rate = 0.3;
+    let options = HostOptions {
+        cloud_api: "messages_per_second = 0\npair_burst = 0\n".into(),
+        simulator: SimulatorConfig {
+            error_rate: 0.3,
+            ..HostOptions::default().simulator
+        },
+        ..HostOptions::default()
+    };
     let host = TestHost::start(options).await?;
     let classes = ["critical", "bulk", "normal", "high"];
     let items: Vec<Value> = (0..40)
@@ -246,10 +258,12 @@ async fn each_class_of_meta_error_is_answered_as_meta_means_it() -> anyhow::Resu
 
 #[tokio::test]
 async fn rate_limits_pace_what_the_simulator_receives() -> anyhow::Result<()> {
-    let mut options = HostOptions::default();
     // 20/s for the sender (burst 2); per recipient a burst of 2, then one per 300 ms.
-    options.cloud_api = "messages_per_second = 20\npair_interval_ms = 300\npair_burst = 2\n".into();
-    options.dispatch = "rate_limit_hold_ms = 100\n".into();
+    let options = HostOptions {
+        cloud_api: "messages_per_second = 20\npair_interval_ms = 300\npair_burst = 2\n".into(),
+        dispatch: "rate_limit_hold_ms = 100\n".into(),
+        ..HostOptions::default()
+    };
     let host = TestHost::start(options).await?;
 
     let spread: Vec<Value> = (0..30).map(|index| text_message(&format!("+65913{index:05}"), "spread")).collect();
@@ -413,8 +427,13 @@ fn time_in(after: Duration) -> String {
 
 #[tokio::test]
 async fn sigterm_drains_in_flight_sends_before_exit() -> anyhow::Result<()> {
-    let mut options = HostOptions::default();
-    options.simulator.latency_ms = 400;
+    let options = HostOptions {
+        simulator: SimulatorConfig {
+            latency_ms: 400,
+            ..HostOptions::default().simulator
+        },
+        ..HostOptions::default()
+    };
     let mut host = TestHost::start(options).await?;
     let items: Vec<Value> = (0..5).map(|index| text_message(&format!("+65917{index:05}"), &format!("drain {index}"))).collect();
     let (_, answer) = host.send_batch(&items).await?;
@@ -458,10 +477,15 @@ async fn wait_left_queue(host: &TestHost, ids: &[String]) -> anyhow::Result<()> 
 
 #[tokio::test]
 async fn kill_nine_at_random_points_loses_no_accepted_message() -> anyhow::Result<()> {
-    let mut options = HostOptions::default();
-    options.cloud_api = "messages_per_second = 0\npair_burst = 0\n".into();
-    options.dispatch = "lease_ms = 2000\n".into();
-    options.simulator.latency_ms = 2;
+    let options = HostOptions {
+        cloud_api: "messages_per_second = 0\npair_burst = 0\n".into(),
+        dispatch: "lease_ms = 2000\n".into(),
+        simulator: SimulatorConfig {
+            latency_ms: 2,
+            ..HostOptions::default().simulator
+        },
+        ..HostOptions::default()
+    };
     let mut host = TestHost::start(options).await?;
     let mut accepted: Vec<String> = Vec::new();
     let mut texts: HashMap<String, String> = HashMap::new();

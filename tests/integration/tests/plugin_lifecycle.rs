@@ -233,3 +233,64 @@ async fn delivered_status_sets_a_timer_whose_follow_up_is_sent() -> anyhow::Resu
     assert_eq!(host.simulator.sent().len(), 3);
     Ok(())
 }
+
+#[tokio::test]
+async fn swapping_versions_under_load_drops_nothing_and_judges_nothing_twice() -> anyhow::Result<()> {
+    let host = TestHost::start(HostOptions::default()).await?;
+    let (_, limits) = upload(&host, "limits", std::fs::read(plugin("button-limit")?)?).await?;
+    let (_, allow) = upload(&host, "limits", std::fs::read(plugin("hostile")?)?).await?;
+    let limits_version = limits["version"].as_str().unwrap().to_owned();
+    let allow_version = allow["version"].as_str().unwrap().to_owned();
+    call(&host, reqwest::Method::POST, "/v1/plugins/limits/activate", Some(json!({"version": limits_version}))).await?;
+
+    let mut ids = Vec::new();
+    for round in 0..10 {
+        for index in 0..10 {
+            let (status, answer) = host.send(&buttons_message(&format!("+65912{round:02}{index:03}"), 5, None)).await?;
+            assert_eq!(status, 202);
+            ids.push(answer["id"].as_str().unwrap().to_owned());
+        }
+        let (version, config) = if round % 2 == 0 {
+            (&allow_version, json!({"mode": "allow"}))
+        } else {
+            (&limits_version, json!({}))
+        };
+        let (status, view) = call(
+            &host,
+            reqwest::Method::POST,
+            "/v1/plugins/limits/activate",
+            Some(json!({"version": version, "config": config})),
+        )
+        .await?;
+        assert_eq!(status, 200, "{view}");
+    }
+    let mut upstream = 0;
+    for id in &ids {
+        let message = wait_final(&host, id).await?;
+        let history: Vec<&str> = message["history"].as_array().unwrap().iter().map(|entry| entry["status"].as_str().unwrap()).collect();
+        assert_eq!(history.iter().filter(|status| **status == "queued").count(), 1, "{message:#}");
+        assert_eq!(history.iter().filter(|status| **status == "sending").count(), 1, "{message:#}");
+        match message["status"].as_str().unwrap() {
+            // Judged by button-limit: a list went out.
+            "read" => assert_eq!(message["upstream"]["content"]["interactive"]["type"], "list"),
+            // Judged by the version that allows everything: five buttons went out, Meta refused.
+            "failed" => assert_eq!(message["error_code"], 131009),
+            other => panic!("message {id} ended {other}"),
+        }
+        upstream += 1;
+    }
+    assert_eq!(host.simulator.counters().requests, upstream, "one upstream call per message");
+    Ok(())
+}
+
+async fn wait_final(host: &TestHost, id: &str) -> anyhow::Result<Value> {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let message = host.message(id).await?;
+        if matches!(message["status"].as_str(), Some("read" | "failed" | "rejected")) {
+            return Ok(message);
+        }
+        anyhow::ensure!(std::time::Instant::now() < deadline, "message {id} is stuck: {message:#}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}

@@ -7,7 +7,7 @@ use wasp_integration::{ChainEntry, HostOptions, TestHost, text_message};
 
 const WAIT: Duration = Duration::from_secs(30);
 
-async fn contained(mode: &str, expected_fault: &str) -> anyhow::Result<()> {
+async fn contained(mode: &str, expected_fault: &str) -> anyhow::Result<TestHost> {
     let mut host = TestHost::start(HostOptions {
         chain: vec![ChainEntry::new("hostile")?.with_config(&format!("{{ mode = \"{mode}\", hook = \"on-submit\" }}"))],
         ..HostOptions::default()
@@ -25,33 +25,51 @@ async fn contained(mode: &str, expected_fault: &str) -> anyhow::Result<()> {
     let health = host.client.get(format!("{}/healthz", host.url)).send().await?;
     assert_eq!(health.status(), 200);
     assert!(host.simulator.sent().is_empty());
-    Ok(())
+    Ok(host)
 }
 
 #[tokio::test]
 async fn an_endless_loop_is_stopped() -> anyhow::Result<()> {
     // Fuel or the wall-clock deadline, whichever runs out first.
-    contained("loop", "faulted:").await
+    contained("loop", "faulted:").await.map(drop)
 }
 
 #[tokio::test]
 async fn a_trap_is_contained() -> anyhow::Result<()> {
-    contained("trap", "trap").await
+    contained("trap", "trap").await.map(drop)
 }
 
 #[tokio::test]
-async fn a_panic_is_contained() -> anyhow::Result<()> {
-    contained("panic", "trap").await
+async fn a_panic_is_contained_and_its_message_reaches_the_log_tagged_with_the_plugin() -> anyhow::Result<()> {
+    let host = contained("panic", "trap").await?;
+    let log = host.log();
+    let line = log
+        .lines()
+        .find(|line| line.contains("hostile panics"))
+        .ok_or_else(|| anyhow::anyhow!("the panic message is not in the log:\n{log}"))?;
+    assert!(line.contains("plugin=hostile") && line.contains("stderr"), "{line}");
+    Ok(())
 }
 
 #[tokio::test]
 async fn a_memory_bomb_is_contained() -> anyhow::Result<()> {
-    contained("memory", "faulted:").await
+    contained("memory", "faulted:").await.map(drop)
+}
+
+#[tokio::test]
+async fn a_huge_output_is_contained() -> anyhow::Result<()> {
+    // 50 MB of text is over the memory cap, or over the Cloud API's text limit if it fits.
+    contained("huge-output", "faulted:").await.map(drop)
+}
+
+#[tokio::test]
+async fn a_slow_plugin_is_stopped_at_its_budget() -> anyhow::Result<()> {
+    contained("slow", "faulted:").await.map(drop)
 }
 
 #[tokio::test]
 async fn runaway_recursion_is_contained() -> anyhow::Result<()> {
-    contained("recursion", "faulted:").await
+    contained("recursion", "faulted:").await.map(drop)
 }
 
 #[tokio::test]
