@@ -375,6 +375,13 @@ impl Store {
         }
     }
 
+    /// Timers a plugin has set that have not fired yet.
+    pub async fn pending_timers(&self, plugin: &str) -> Result<u64> {
+        match &*self.backend {
+            Backend::Sqlite(store) => store.pending_timers(plugin).await,
+        }
+    }
+
     pub async fn next_timer_due_ms(&self) -> Result<Option<i64>> {
         match &*self.backend {
             Backend::Sqlite(store) => store.next_timer_due_ms().await,

@@ -96,6 +96,7 @@ pub fn status_json(status: &PluginStatus) -> Value {
         "limits": binding.limits,
         "config": binding.config,
         "quarantined": status.quarantined,
+        "pending_timers": status.pending_timers,
         "updated_at": format_time(binding.updated_at_ms),
         "versions": status.versions.iter().map(|version| json!({
             "version": version.version,

@@ -71,6 +71,7 @@ pub struct PluginStatus {
     pub live_stats: Option<StatsSnapshot>,
     pub shadow_stats: Option<StatsSnapshot>,
     pub quarantined: bool,
+    pub pending_timers: u64,
 }
 
 struct Managed {
@@ -492,6 +493,7 @@ impl PolicyRuntime {
             )
         };
         let versions = self.store.plugin_versions(name).await.map_err(Self::store_error(name))?;
+        let pending_timers = self.store.pending_timers(name).await.map_err(Self::store_error(name))?;
         let mut binding = binding;
         binding.quarantined = quarantined;
         Ok(PluginStatus {
@@ -500,6 +502,7 @@ impl PolicyRuntime {
             live_stats,
             shadow_stats,
             quarantined,
+            pending_timers,
         })
     }
 

@@ -162,6 +162,15 @@ impl SqliteStore {
         plugins::due_timers(&self.readers, now_ms, limit).await
     }
 
+    pub async fn pending_timers(&self, plugin: &str) -> Result<u64> {
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM plugin_timers WHERE plugin = ?")
+            .bind(plugin)
+            .fetch_one(&self.readers)
+            .await
+            .map_err(database("count plugin timers"))?;
+        Ok(u64::try_from(count).unwrap_or_default())
+    }
+
     pub async fn next_timer_due_ms(&self) -> Result<Option<i64>> {
         sqlx::query_scalar("SELECT MIN(due_at) FROM plugin_timers")
             .fetch_one(&self.readers)

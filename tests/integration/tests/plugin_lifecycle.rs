@@ -294,3 +294,35 @@ async fn wait_final(host: &TestHost, id: &str) -> anyhow::Result<Value> {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
+
+#[tokio::test]
+async fn a_timer_set_before_a_crash_fires_after_the_restart() -> anyhow::Result<()> {
+    let mut host = TestHost::start(HostOptions {
+        chain: vec![ChainEntry::new("reminder")?.with_config("{ delay_ms = 1500 }")],
+        ..HostOptions::default()
+    })
+    .await?;
+    let mut body = text_message("+6591234567", "see you tomorrow");
+    body["tags"] = json!(["remind"]);
+    let (_, answer) = host.send(&body).await?;
+    let id = answer["id"].as_str().unwrap().to_owned();
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let (_, view) = call(&host, reqwest::Method::GET, "/v1/plugins/reminder", None).await?;
+        if view["pending_timers"] == 1 {
+            break;
+        }
+        anyhow::ensure!(std::time::Instant::now() < deadline, "no timer was set: {view}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    host.kill_hard()?;
+    host.restart().await?;
+    let deadline = std::time::Instant::now() + WAIT;
+    while !host.simulator.sent().iter().any(|sent| sent.body["text"]["body"] == format!("reminder for {id}")) {
+        anyhow::ensure!(std::time::Instant::now() < deadline, "the timer did not fire after the restart:\n{}", host.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (_, view) = call(&host, reqwest::Method::GET, "/v1/plugins/reminder", None).await?;
+    assert_eq!(view["pending_timers"], 0);
+    Ok(())
+}

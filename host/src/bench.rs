@@ -1,0 +1,803 @@
+//! `wasp bench`: the host, two Cloud API simulators and a load generator in one process, on a
+//! temporary SQLite database, measured in one run.
+//!
+//! Phases: end-to-end throughput (batches over HTTP → policies → upstream → signed webhooks
+//! → `read`), accept-to-upstream latency at 50% and 90% of that maximum, webhook ingest
+//! (Meta-shaped POSTs of 1,000 statuses), failover (the preferred endpoint is shut down), and
+//! two baselines on the same cores: a bare reqwest client posting the same bodies to the
+//! simulator at the host's send concurrency, and a bare axum handler doing a group-commit
+//! SQLite insert per request.
+//!
+//! CPU: the simulators run on their own runtime (threads named `bench-sim`), the load
+//! generator on another (`bench-load`). The host's CPU is the process's CPU time
+//! (`/proc/self/stat`, which keeps the time of exited threads) minus the CPU time of those
+//! threads (`/proc/self/task/*/stat`), read before and after the end-to-end phase.
+//! Owns no part of the host; calls `app`, `config` and the simulator library.
+
+use std::{
+    collections::HashSet,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use anyhow::{Context as _, bail};
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use sha2::Sha256;
+use tokio::{
+    runtime::Runtime,
+    sync::{Semaphore, mpsc, oneshot},
+};
+use wasp_simulator::{RunningSimulator, Simulator, SimulatorConfig};
+
+use crate::{
+    app,
+    config::{Config, FailurePolicy, PluginEntry},
+};
+
+const ADMIN_TOKEN: &str = "bench-admin-token";
+const APP_SECRET: &str = "bench-app-secret";
+const CLOUD_TOKEN: &str = "bench-cloud-token";
+/// Linux's `USER_HZ`: the unit of the CPU times in `/proc/*/stat`.
+const CLOCK_TICKS_PER_SECOND: u64 = 100;
+/// How long each latency run lasts.
+const LATENCY_RUN: Duration = Duration::from_secs(3);
+/// Most messages read back to measure latency in one run.
+const LATENCY_SAMPLES: usize = 2_000;
+/// Messages whose statuses the webhook phase posts (the simulator's sent log holds 20,000).
+const WEBHOOK_MESSAGES: usize = 10_000;
+/// Requests of the raw-insert baseline, and its connections.
+const INSERT_REQUESTS: usize = 30_000;
+const INSERT_CONNECTIONS: usize = 64;
+/// Sends of the raw-upstream baseline.
+const UPSTREAM_REQUESTS: usize = 20_000;
+
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    /// Messages of the end-to-end phase.
+    pub messages: usize,
+    /// Messages per `POST /v1/messages/batch`.
+    pub batch_size: usize,
+    /// Batch requests in flight at once.
+    pub connections: usize,
+    /// Where the plugin components are, and which make up the chain.
+    pub plugins_dir: PathBuf,
+    pub plugins: Vec<String>,
+    pub json: bool,
+}
+
+/// The figures of one run.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct BenchReport {
+    pub messages: usize,
+    pub plugins: Vec<String>,
+    pub e2e_msgs_per_s: f64,
+    pub baseline_msgs_per_s: f64,
+    pub baseline_insert_per_s: f64,
+    pub p50_accept_to_upstream_ms_at_50: f64,
+    pub p95_accept_to_upstream_ms_at_50: f64,
+    pub p99_accept_to_upstream_ms: f64,
+    pub p50_accept_to_upstream_ms_at_90: f64,
+    pub p95_accept_to_upstream_ms_at_90: f64,
+    pub p99_accept_to_upstream_ms_at_90: f64,
+    pub webhook_events_per_s: f64,
+    pub failover_ms: Option<f64>,
+    pub cpu_us_per_msg: f64,
+}
+
+/// Runs every phase and prints the table (or, with `--json`, one JSON line at the end).
+pub async fn run(options: BenchOptions) -> anyhow::Result<BenchReport> {
+    let sim_runtime = named_runtime("bench-sim", 1)?;
+    let load_runtime = named_runtime("bench-load", 2)?;
+    let result = run_phases(&options, &sim_runtime, &load_runtime).await;
+    sim_runtime.shutdown_background();
+    load_runtime.shutdown_background();
+    let report = result?;
+    if options.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print_table(&report);
+    }
+    Ok(report)
+}
+
+fn named_runtime(name: &str, threads: usize) -> anyhow::Result<Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .max_blocking_threads(2)
+        .thread_name(name)
+        .enable_all()
+        .build()
+        .with_context(|| format!("starting the {name} runtime"))
+}
+
+fn progress(options: &BenchOptions, phase: &str) {
+    if !options.json {
+        eprintln!("• {phase}");
+    }
+}
+
+async fn run_phases(options: &BenchOptions, sim_runtime: &Runtime, load_runtime: &Runtime) -> anyhow::Result<BenchReport> {
+    let data_dir = tempfile::tempdir().context("creating a temporary data directory")?;
+    let host_port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let host_url = format!("http://127.0.0.1:{host_port}");
+    let simulator_config = SimulatorConfig {
+        access_token: Some(CLOUD_TOKEN.into()),
+        app_secret: APP_SECRET.into(),
+        webhook_url: Some(format!("{host_url}/webhooks/whatsapp")),
+        sent_after_ms: 5,
+        delivered_after_ms: 5,
+        read_after_ms: 5,
+        read_ratio: 1.0,
+        webhook_batch_max: 1_000,
+        webhook_flush_ms: 10,
+        ..SimulatorConfig::default()
+    };
+    let preferred = start_simulator(sim_runtime, simulator_config.clone()).await?;
+    let standby = start_simulator(sim_runtime, simulator_config.clone()).await?;
+
+    let mut config = Config::load(None)?;
+    config.server.listen = format!("127.0.0.1:{host_port}");
+    config.server.admin_token = Some(ADMIN_TOKEN.into());
+    config.webhook.app_secret = Some(APP_SECRET.into());
+    config.store.database_url = format!("sqlite://{}", data_dir.path().join("wasp.db").display());
+    config.policy.plugins_dir = options.plugins_dir.display().to_string();
+    config.policy.compiled_cache_dir = data_dir.path().join("compiled").display().to_string();
+    config.policy.plugins = chain(&options.plugins_dir, &options.plugins)?;
+    config.channel.cloud_api.base_urls = vec![preferred.base_url(), standby.base_url()];
+    config.channel.cloud_api.access_token = Some(CLOUD_TOKEN.into());
+    // The simulator takes whatever pace it is given: the sender limit would only measure
+    // itself. Recipients are all different, so the pair limit never binds.
+    config.channel.cloud_api.messages_per_second = 0;
+    config.dispatch.max_backlog = u64::MAX;
+    let send_concurrency = config.dispatch.workers * config.dispatch.sends_in_flight_per_worker;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let host = app::start(config, async {
+        if stopped.await.is_err() {
+            tracing::debug!("bench dropped its stop handle");
+        }
+    })
+    .await?;
+    // One client per runtime: a pooled connection is driven by the runtime that opened it,
+    // so the load's connections must never be opened (or reused) from the host's runtime.
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .tcp_nodelay(true)
+        .build()?;
+    let reader = reqwest::Client::builder().tcp_nodelay(true).build()?;
+    let load = Load {
+        client: client.clone(),
+        url: host_url.clone(),
+        batch_size: options.batch_size.clamp(1, 1_000),
+        connections: options.connections.max(1),
+    };
+    let mut report = BenchReport {
+        messages: options.messages,
+        plugins: options.plugins.clone(),
+        ..BenchReport::default()
+    };
+    let mut sequence = 0usize;
+
+    progress(options, "warm-up");
+    let warm = load.clone();
+    let from = sequence;
+    sequence += 2_000;
+    load_runtime.spawn(async move { warm.closed_loop(from, 2_000, "warm").await }).await??;
+    wait_statuses(&preferred, 3 * 2_000, Duration::from_secs(60), None).await?;
+
+    progress(options, "end to end");
+    let statuses_before = preferred.counters().webhook_statuses;
+    let cpu_before = CpuSample::read()?;
+    let started = Instant::now();
+    let e2e = load.clone();
+    let count = options.messages;
+    let from = sequence;
+    sequence += count;
+    let accepting = load_runtime.spawn(async move { e2e.closed_loop(from, count, "e2e").await });
+    let bar = (!options.json).then_some(count);
+    wait_statuses(&preferred, statuses_before + 3 * u64::try_from(count)?, Duration::from_secs(600), bar).await?;
+    let elapsed = started.elapsed();
+    accepting.await??;
+    let cpu_after = CpuSample::read()?;
+    report.e2e_msgs_per_s = per_second(count, elapsed);
+    report.cpu_us_per_msg = cpu_after.host_us_since(&cpu_before) / count.max(1) as f64;
+
+    for (share, label) in [(0.5, "50%"), (0.9, "90%")] {
+        progress(options, &format!("latency at {label} of the maximum"));
+        let rate = report.e2e_msgs_per_s * share;
+        let open = load.clone();
+        let from = sequence;
+        let ids = load_runtime.spawn(async move { open.open_loop(from, rate, LATENCY_RUN).await }).await??;
+        sequence += ids.len() + 1;
+        let latencies = accept_to_upstream(&reader, &host_url, &ids).await?;
+        let (p50, p95, p99) = (percentile(&latencies, 0.50), percentile(&latencies, 0.95), percentile(&latencies, 0.99));
+        if share < 0.6 {
+            report.p50_accept_to_upstream_ms_at_50 = p50;
+            report.p95_accept_to_upstream_ms_at_50 = p95;
+            report.p99_accept_to_upstream_ms = p99;
+        } else {
+            report.p50_accept_to_upstream_ms_at_90 = p50;
+            report.p95_accept_to_upstream_ms_at_90 = p95;
+            report.p99_accept_to_upstream_ms_at_90 = p99;
+        }
+    }
+
+    progress(options, "webhook ingest");
+    report.webhook_events_per_s = webhook_phase(&preferred, &load, load_runtime, &mut sequence).await?;
+
+    progress(options, "failover");
+    report.failover_ms = failover_phase(preferred, &standby, &host.channel, &load, load_runtime, &mut sequence).await?;
+
+    progress(options, "baseline: raw upstream sends");
+    standby.set_config(|config| config.webhook_url = None);
+    let upstream = standby.base_url();
+    let upstream_client = client.clone();
+    report.baseline_msgs_per_s = load_runtime
+        .spawn(async move { raw_upstream(upstream_client, upstream, send_concurrency).await })
+        .await??;
+
+    progress(options, "baseline: raw durable inserts");
+    report.baseline_insert_per_s = raw_inserts(data_dir.path(), &client, load_runtime).await?;
+    drop(reader);
+
+    if stop.send(()).is_err() {
+        tracing::debug!("the host had already stopped");
+    }
+    host.server.await.context("the host task failed")??;
+    standby.shutdown().await;
+    Ok(report)
+}
+
+async fn start_simulator(runtime: &Runtime, config: SimulatorConfig) -> anyhow::Result<RunningSimulator> {
+    runtime
+        .spawn(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            Simulator::start(config, listener).await
+        })
+        .await?
+}
+
+fn chain(plugins_dir: &Path, names: &[String]) -> anyhow::Result<Vec<PluginEntry>> {
+    names
+        .iter()
+        .map(|name| {
+            let file = plugins_dir.join(format!("{}.wasm", name.replace('-', "_")));
+            anyhow::ensure!(file.exists(), "plugin {name} is not built at {} (scripts/build-plugins)", file.display());
+            Ok(PluginEntry {
+                name: name.clone(),
+                file: Some(file.display().to_string()),
+                failure: FailurePolicy::Closed,
+                config: None,
+            })
+        })
+        .collect()
+}
+
+fn per_second(count: usize, elapsed: Duration) -> f64 {
+    count as f64 / elapsed.as_secs_f64().max(1e-9)
+}
+
+/// Waits until the simulator has delivered `target` statuses in all (and has none pending).
+async fn wait_statuses(simulator: &RunningSimulator, target: u64, timeout: Duration, bar: Option<usize>) -> anyhow::Result<()> {
+    let start = simulator.counters().webhook_statuses;
+    let deadline = Instant::now() + timeout;
+    loop {
+        let counters = simulator.counters();
+        if counters.webhook_statuses >= target && counters.webhook_backlog == 0 {
+            if bar.is_some() {
+                eprintln!();
+            }
+            return Ok(());
+        }
+        if let Some(total) = bar {
+            let done = counters.webhook_statuses.saturating_sub(start) as f64;
+            let wanted = (target.saturating_sub(start)).max(1) as f64;
+            let filled = ((done / wanted) * 40.0).clamp(0.0, 40.0) as usize;
+            eprint!("\r  [{}{}] {:>3.0}% of {total} messages read", "#".repeat(filled), " ".repeat(40 - filled), done / wanted * 100.0);
+        }
+        if Instant::now() > deadline {
+            bail!("statuses stalled at {} of {target} ({:?})", counters.webhook_statuses, counters);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The load generator: batches of text messages, one recipient each.
+#[derive(Clone)]
+struct Load {
+    client: reqwest::Client,
+    url: String,
+    batch_size: usize,
+    connections: usize,
+}
+
+fn bench_message(sequence: usize, tag: &str) -> Value {
+    json!({
+        "to": format!("+659{:07}", sequence % 10_000_000),
+        "category": "utility",
+        "content": {"type": "text", "text": {"body": format!("{tag} {sequence}")}},
+    })
+}
+
+impl Load {
+    async fn post_batch(&self, from: usize, count: usize, tag: &str) -> anyhow::Result<Vec<String>> {
+        let messages: Vec<Value> = (from..from + count).map(|sequence| bench_message(sequence, tag)).collect();
+        let response = self
+            .client
+            .post(format!("{}/v1/messages/batch", self.url))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&json!({"messages": messages}))
+            .send()
+            .await?;
+        let status = response.status();
+        let answer: Value = response.json().await?;
+        anyhow::ensure!(status.as_u16() == 202 && answer["rejected"] == 0, "batch answered {status}: {answer}");
+        Ok(answer["results"]
+            .as_array()
+            .map(|results| results.iter().filter_map(|item| item["id"].as_str().map(str::to_owned)).collect())
+            .unwrap_or_default())
+    }
+
+    /// `count` messages as fast as `connections` batch requests at a time allow.
+    async fn closed_loop(self, from: usize, count: usize, tag: &'static str) -> anyhow::Result<()> {
+        let load = Arc::new(self);
+        let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for _ in 0..load.connections {
+            let load = load.clone();
+            let next = next.clone();
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    let offset = next.fetch_add(load.batch_size, std::sync::atomic::Ordering::Relaxed);
+                    if offset >= count {
+                        return anyhow::Ok(());
+                    }
+                    let size = load.batch_size.min(count - offset);
+                    load.post_batch(from + offset, size, tag).await?;
+                }
+            }));
+        }
+        for task in tasks {
+            task.await??;
+        }
+        Ok(())
+    }
+
+    /// Batches of 50 at `rate` messages/s for `duration`; returns the ids accepted.
+    async fn open_loop(self, from: usize, rate: f64, duration: Duration) -> anyhow::Result<Vec<String>> {
+        const BATCH: usize = 50;
+        let interval = Duration::from_secs_f64(BATCH as f64 / rate.max(1.0));
+        let load = Arc::new(self);
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        let mut offset = 0;
+        while started.elapsed() < duration {
+            ticker.tick().await;
+            let load = load.clone();
+            let at = from + offset;
+            offset += BATCH;
+            tasks.push(tokio::spawn(async move { load.post_batch(at, BATCH, "latency").await }));
+        }
+        let mut ids = Vec::new();
+        for task in tasks {
+            ids.extend(task.await??);
+        }
+        Ok(ids)
+    }
+}
+
+/// Reads a sample of `ids` back and returns, for each sent one, the ms from its acceptance
+/// (the `accepted` history row) to Meta's answer (the `sent` row the dispatcher wrote).
+async fn accept_to_upstream(client: &reqwest::Client, url: &str, ids: &[String]) -> anyhow::Result<Vec<f64>> {
+    let step = (ids.len() / LATENCY_SAMPLES).max(1);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut latencies = Vec::new();
+    for id in ids.iter().step_by(step) {
+        loop {
+            let view: Value = client
+                .get(format!("{url}/v1/messages/{id}"))
+                .bearer_auth(ADMIN_TOKEN)
+                .send()
+                .await?
+                .json()
+                .await?;
+            let history = view["history"].as_array().cloned().unwrap_or_default();
+            let at = |status: &str| {
+                history
+                    .iter()
+                    .find(|entry| entry["status"] == status)
+                    .and_then(|entry| entry["at"].as_str())
+                    .and_then(|text| time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok())
+            };
+            if let (Some(accepted), Some(sent)) = (at("accepted"), at("sent")) {
+                latencies.push((sent - accepted).as_seconds_f64() * 1_000.0);
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("message {id} was not sent in time: {view}");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    latencies.sort_by(f64::total_cmp);
+    Ok(latencies)
+}
+
+fn percentile(sorted: &[f64], share: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let index = ((sorted.len() as f64 - 1.0) * share).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}
+
+/// Sends messages with the simulator's webhooks off, then posts their `delivered` and `read`
+/// statuses itself, 1,000 per signed POST as Meta batches them; returns statuses/s ingested.
+async fn webhook_phase(
+    simulator: &RunningSimulator,
+    load: &Load,
+    load_runtime: &Runtime,
+    sequence: &mut usize,
+) -> anyhow::Result<f64> {
+    let webhook_url = simulator.config().webhook_url;
+    simulator.set_config(|config| config.webhook_url = None);
+    let accepted_before = simulator.counters().accepted;
+    let sender = load.clone();
+    let from = *sequence;
+    *sequence += WEBHOOK_MESSAGES;
+    load_runtime.spawn(async move { sender.closed_loop(from, WEBHOOK_MESSAGES, "hook").await }).await??;
+    let target = accepted_before + u64::try_from(WEBHOOK_MESSAGES)?;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while simulator.counters().accepted < target {
+        anyhow::ensure!(Instant::now() < deadline, "webhook-phase messages were not sent in time");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let sent: Vec<(String, String)> = simulator
+        .sent()
+        .into_iter()
+        .filter(|sent| sent.body["text"]["body"].as_str().is_some_and(|text| text.starts_with("hook ")))
+        .map(|sent| (sent.wamid, sent.to))
+        .collect();
+    // The dispatcher records each send a moment after Meta's answer: let it catch up so the
+    // statuses apply rather than wait as orphans.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let timestamp = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs().to_string();
+    let mut bodies = Vec::new();
+    for status in ["delivered", "read"] {
+        for chunk in sent.chunks(1_000) {
+            let statuses: Vec<Value> = chunk
+                .iter()
+                .map(|(wamid, to)| json!({"id": wamid, "status": status, "timestamp": timestamp, "recipient_id": to}))
+                .collect();
+            let body = json!({"object": "whatsapp_business_account", "entry": [{"id": "102290129340398", "changes": [{
+                "field": "messages",
+                "value": {"messaging_product": "whatsapp",
+                          "metadata": {"display_phone_number": "15550783881", "phone_number_id": "100000000000001"},
+                          "statuses": statuses}}]}]});
+            bodies.push(serde_json::to_vec(&body)?);
+        }
+    }
+    let events = sent.len() * 2;
+    let client = load.client.clone();
+    let url = format!("{}/webhooks/whatsapp", load.url);
+    let elapsed = load_runtime
+        .spawn(async move {
+            let started = Instant::now();
+            let gate = Arc::new(Semaphore::new(4));
+            let mut tasks = Vec::new();
+            for body in bodies {
+                let permit = gate.clone().acquire_owned().await?;
+                let client = client.clone();
+                let url = url.clone();
+                tasks.push(tokio::spawn(async move {
+                    let signature = sign(&body);
+                    let status = client
+                        .post(&url)
+                        .header("content-type", "application/json")
+                        .header("x-hub-signature-256", signature)
+                        .body(body)
+                        .send()
+                        .await?
+                        .status();
+                    drop(permit);
+                    anyhow::ensure!(status.is_success(), "webhook answered {status}");
+                    anyhow::Ok(())
+                }));
+            }
+            for task in tasks {
+                task.await??;
+            }
+            anyhow::Ok(started.elapsed())
+        })
+        .await??;
+    simulator.set_config(move |config| config.webhook_url = webhook_url);
+    Ok(per_second(events, elapsed))
+}
+
+fn sign(body: &[u8]) -> String {
+    let mut mac = match Hmac::<Sha256>::new_from_slice(APP_SECRET.as_bytes()) {
+        Ok(mac) => mac,
+        Err(_) => return String::new(),
+    };
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// Shuts the preferred endpoint down under load and measures from the first failed request
+/// on it to the first message the standby accepted after that.
+async fn failover_phase(
+    preferred: RunningSimulator,
+    standby: &RunningSimulator,
+    channel: &crate::channel::CloudApi,
+    load: &Load,
+    load_runtime: &Runtime,
+    sequence: &mut usize,
+) -> anyhow::Result<Option<f64>> {
+    let trips_before = channel.failover_stats().trips;
+    let standby_before = standby.counters().accepted;
+    let sender = load.clone();
+    let from = *sequence;
+    *sequence += 5_000;
+    let running = load_runtime.spawn(async move { sender.closed_loop(from, 5_000, "failover").await });
+    // Let traffic flow to the preferred endpoint, then take it away mid-stream.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let preferred_before = preferred.counters().accepted;
+    while preferred.counters().accepted < preferred_before + 500 {
+        anyhow::ensure!(Instant::now() < deadline, "no traffic reached the preferred endpoint");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    preferred.shutdown().await;
+    running.await??;
+    let target = standby_before + 1;
+    while standby.counters().accepted < target {
+        anyhow::ensure!(Instant::now() < deadline, "nothing reached the standby endpoint");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let stats = channel.failover_stats();
+    if stats.trips == trips_before {
+        return Ok(None);
+    }
+    let tripped_us = stats.last_trip_unix_us;
+    let first_after = standby
+        .sent()
+        .iter()
+        .filter_map(|sent| sent.time.duration_since(UNIX_EPOCH).ok())
+        .map(|since| i64::try_from(since.as_micros()).unwrap_or(i64::MAX))
+        .filter(|at| *at >= tripped_us)
+        .min();
+    Ok(first_after.map(|at| (at - tripped_us) as f64 / 1_000.0))
+}
+
+/// A bare reqwest client posting the host's request bodies to the simulator, `concurrency`
+/// at a time; returns sends/s.
+async fn raw_upstream(client: reqwest::Client, base_url: String, concurrency: usize) -> anyhow::Result<f64> {
+    let url = format!("{base_url}/{}/{}/messages", crate::config::DEFAULT_CLOUD_API_VERSION, crate::config::DEFAULT_PHONE_NUMBER_ID);
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency.max(1) {
+        let client = client.clone();
+        let url = url.clone();
+        let next = next.clone();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if index >= UPSTREAM_REQUESTS {
+                    return anyhow::Ok(());
+                }
+                let body = json!({"messaging_product": "whatsapp", "recipient_type": "individual",
+                                  "to": format!("659{:07}", index), "type": "text", "text": {"body": format!("raw {index}")}});
+                let response = client.post(&url).bearer_auth(CLOUD_TOKEN).json(&body).send().await?;
+                anyhow::ensure!(response.status().is_success(), "simulator answered {}", response.status());
+                response.bytes().await?;
+            }
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    Ok(per_second(UPSTREAM_REQUESTS, started.elapsed()))
+}
+
+/// A bare axum handler that writes each request's message through a group-commit SQLite
+/// writer (one transaction for whatever is waiting, one multi-row insert) and answers 202.
+async fn raw_inserts(directory: &Path, client: &reqwest::Client, load_runtime: &Runtime) -> anyhow::Result<f64> {
+    use sqlx::{Connection as _, sqlite::SqliteConnectOptions};
+    let options = SqliteConnectOptions::new()
+        .filename(directory.join("baseline.db"))
+        .create_if_missing(true)
+        .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+        .synchronous(sqlx::sqlite::SqliteSynchronous::Full);
+    let mut connection = sqlx::SqliteConnection::connect_with(&options).await?;
+    sqlx::query("CREATE TABLE messages (id BLOB PRIMARY KEY, recipient TEXT NOT NULL, content TEXT NOT NULL) WITHOUT ROWID")
+        .execute(&mut connection)
+        .await?;
+    type Row = (uuid::Uuid, String, String, oneshot::Sender<()>);
+    let (sender, mut receiver) = mpsc::channel::<Row>(4_096);
+    tokio::spawn(async move {
+        let mut rows: Vec<Row> = Vec::new();
+        while receiver.recv_many(&mut rows, 2_000).await > 0 {
+            let written = async {
+                let mut transaction = connection.begin().await?;
+                for chunk in rows.chunks(500) {
+                    let mut query = sqlx::QueryBuilder::<sqlx::Sqlite>::new("INSERT INTO messages (id, recipient, content) ");
+                    query.push_values(chunk, |mut row, (id, recipient, content, _)| {
+                        row.push_bind(*id).push_bind(recipient.as_str()).push_bind(content.as_str());
+                    });
+                    query.build().execute(&mut *transaction).await?;
+                }
+                transaction.commit().await
+            }
+            .await;
+            if let Err(error) = written {
+                tracing::error!(%error, "baseline insert failed");
+                return;
+            }
+            for (_, _, _, reply) in rows.drain(..) {
+                if reply.send(()).is_err() {
+                    tracing::debug!("baseline caller left");
+                }
+            }
+        }
+    });
+    let router = axum::Router::new().route(
+        "/insert",
+        axum::routing::post(move |axum::Json(body): axum::Json<Value>| {
+            let sender = sender.clone();
+            async move {
+                let (reply, done) = oneshot::channel();
+                let recipient = body["to"].as_str().unwrap_or_default().to_owned();
+                let content = body["content"].to_string();
+                if sender.send((uuid::Uuid::now_v7(), recipient, content, reply)).await.is_err() || done.await.is_err() {
+                    return axum::http::StatusCode::SERVICE_UNAVAILABLE;
+                }
+                axum::http::StatusCode::ACCEPTED
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/insert", listener.local_addr()?);
+    let server = tokio::spawn(async move { axum::serve(listener, router).await });
+    let client = client.clone();
+    let rate = load_runtime
+        .spawn(async move {
+            let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let started = Instant::now();
+            let mut tasks = Vec::new();
+            for _ in 0..INSERT_CONNECTIONS {
+                let client = client.clone();
+                let url = url.clone();
+                let next = next.clone();
+                tasks.push(tokio::spawn(async move {
+                    loop {
+                        let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        if index >= INSERT_REQUESTS {
+                            return anyhow::Ok(());
+                        }
+                        let status = client.post(&url).json(&bench_message(index, "insert")).send().await?.status();
+                        anyhow::ensure!(status.as_u16() == 202, "baseline insert answered {status}");
+                    }
+                }));
+            }
+            for task in tasks {
+                task.await??;
+            }
+            anyhow::Ok(per_second(INSERT_REQUESTS, started.elapsed()))
+        })
+        .await??;
+    server.abort();
+    Ok(rate)
+}
+
+/// CPU time of the whole process and of the simulator and load threads, in clock ticks.
+struct CpuSample {
+    process: u64,
+    others: u64,
+}
+
+impl CpuSample {
+    fn read() -> anyhow::Result<Self> {
+        let process = stat_ticks(&std::fs::read_to_string("/proc/self/stat").context("reading /proc/self/stat")?)?.1;
+        let mut others = 0;
+        let mut seen = HashSet::new();
+        for entry in std::fs::read_dir("/proc/self/task").context("reading /proc/self/task")? {
+            let path = entry?.path().join("stat");
+            // A thread may end between the listing and the read.
+            let Ok(text) = std::fs::read_to_string(&path) else { continue };
+            let (name, ticks) = stat_ticks(&text)?;
+            if (name.starts_with("bench-sim") || name.starts_with("bench-load")) && seen.insert(path) {
+                others += ticks;
+            }
+        }
+        Ok(Self { process, others })
+    }
+
+    /// Microseconds of CPU the host used since `before`.
+    fn host_us_since(&self, before: &Self) -> f64 {
+        let process = self.process.saturating_sub(before.process);
+        let others = self.others.saturating_sub(before.others);
+        process.saturating_sub(others) as f64 * 1_000_000.0 / CLOCK_TICKS_PER_SECOND as f64
+    }
+}
+
+/// The thread name and utime + stime of a `/proc/…/stat` line.
+fn stat_ticks(text: &str) -> anyhow::Result<(String, u64)> {
+    let open = text.find('(').context("no ( in stat")?;
+    let close = text.rfind(')').context("no ) in stat")?;
+    let name = text[open + 1..close].to_owned();
+    let fields: Vec<&str> = text[close + 1..].split_whitespace().collect();
+    // After the name: state is field 3, utime 14 and stime 15 (1-based over the whole line).
+    let utime: u64 = fields.get(11).context("no utime in stat")?.parse()?;
+    let stime: u64 = fields.get(12).context("no stime in stat")?.parse()?;
+    Ok((name, utime + stime))
+}
+
+fn print_table(report: &BenchReport) {
+    let failover = report.failover_ms.map_or_else(|| "n/a".to_owned(), |ms| format!("{ms:.1}"));
+    println!(
+        "\nwasp bench: {} messages, plugins: {}\n\
+         \n  {:<44} {:>12}\
+         \n  {:<44} {:>12.0}\
+         \n  {:<44} {:>12.0}\
+         \n  {:<44} {:>12.0}\
+         \n  {:<44} {:>12}\
+         \n  {:<44} {:>12}\
+         \n  {:<44} {:>12.0}\
+         \n  {:<44} {:>12}\
+         \n  {:<44} {:>12.1}\n",
+        report.messages,
+        if report.plugins.is_empty() { "none".to_owned() } else { report.plugins.join(", ") },
+        "figure",
+        "value",
+        "end to end, messages/s (accept → read)",
+        report.e2e_msgs_per_s,
+        "baseline: raw upstream sends/s",
+        report.baseline_msgs_per_s,
+        "baseline: raw durable inserts/s",
+        report.baseline_insert_per_s,
+        "accept → upstream ms p50/p95/p99 at 50%",
+        format!(
+            "{:.1}/{:.1}/{:.1}",
+            report.p50_accept_to_upstream_ms_at_50, report.p95_accept_to_upstream_ms_at_50, report.p99_accept_to_upstream_ms
+        ),
+        "accept → upstream ms p50/p95/p99 at 90%",
+        format!(
+            "{:.1}/{:.1}/{:.1}",
+            report.p50_accept_to_upstream_ms_at_90, report.p95_accept_to_upstream_ms_at_90, report.p99_accept_to_upstream_ms_at_90
+        ),
+        "webhook statuses ingested/s",
+        report.webhook_events_per_s,
+        "failover ms (first failure → standby)",
+        failover,
+        "host CPU µs per message",
+        report.cpu_us_per_msg,
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_lines_give_name_and_cpu() {
+        let line = "4242 (bench-load) S 1 2 3 4 5 6 7 8 9 10 120 30 0 0 20 0 3 0 100 0 0";
+        let (name, ticks) = stat_ticks(line).unwrap();
+        assert_eq!(name, "bench-load");
+        assert_eq!(ticks, 150);
+        // Names may hold spaces and parentheses.
+        let (name, _) = stat_ticks("1 (a (b) c) R 1 2 3 4 5 6 7 8 9 10 1 1 0").unwrap();
+        assert_eq!(name, "a (b) c");
+        assert!(CpuSample::read().is_ok());
+    }
+
+    #[test]
+    fn percentiles_pick_from_sorted_samples() {
+        let samples: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&samples, 0.5), 51.0);
+        assert_eq!(percentile(&samples, 0.99), 99.0);
+        assert_eq!(percentile(&[], 0.5), 0.0);
+    }
+}
