@@ -2,6 +2,7 @@
 //! health checks. Handlers validate, hand work to the store, and answer; they never send.
 //! May call the store, the dispatcher's wake handle and the policy runtime (for readiness).
 
+pub mod contacts;
 pub mod error;
 pub mod messages;
 pub mod plugins;
@@ -57,6 +58,7 @@ pub fn router_with_limits(state: ApiState, max_body_bytes: usize, max_batch_body
             "/v1/plugins/{name}/versions",
             post(plugins::upload).layer(DefaultBodyLimit::max(crate::policy::MAX_COMPONENT_BYTES + 1)),
         )
+        .route("/v1/contacts/{wa_id}", get(contacts::get).put(contacts::put))
         .route("/v1/plugins", get(plugins::list))
         .route("/v1/plugins/{name}", get(plugins::get).put(plugins::update).delete(plugins::delete))
         .route("/v1/plugins/{name}/activate", post(plugins::activate))

@@ -266,7 +266,8 @@ fn chain(plugins_dir: &Path, names: &[String]) -> anyhow::Result<Vec<PluginEntry
             anyhow::ensure!(file.exists(), "plugin {name} is not built at {} (scripts/build-plugins)", file.display());
             Ok(PluginEntry {
                 name: name.clone(),
-                file: Some(file.display().to_string()),
+                // Found in `policy.plugins_dir` by its cargo name.
+                file: None,
                 failure: FailurePolicy::Closed,
                 config: None,
             })

@@ -16,7 +16,7 @@ pub mod scaffold;
 pub mod table;
 pub mod values;
 
-use std::path::Path;
+use std::{io::IsTerminal as _, path::Path};
 
 use clap::Subcommand;
 
@@ -72,6 +72,7 @@ fn init_logging() {
     let installed = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .try_init();
     if installed.is_err() {

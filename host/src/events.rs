@@ -94,7 +94,11 @@ impl Events {
             for message in messages {
                 let to = PhoneNumber::parse(&message.from).ok();
                 let shard = to.as_ref().map_or(0, |number| number.shard(events.shards));
-                let context = facts::context(to.as_ref(), &events.sender, shard, now);
+                let contact = match &to {
+                    Some(number) => events.store.contacts(&[number.digits()]).await.ok().and_then(|mut found| found.pop()),
+                    None => None,
+                };
+                let context = facts::context(to.as_ref(), contact.as_ref(), &events.sender, shard, now);
                 let identity = format!("inbound:{}", message.wamid);
                 events.run(wit::Event::Inbound(message), context, None, identity).await;
             }
@@ -109,6 +113,14 @@ impl Events {
             .await?
             .into_iter()
             .map(|message| (message.id, message))
+            .collect();
+        let recipients: Vec<&str> = messages.values().map(|message| message.to.digits()).collect();
+        let contacts: BTreeMap<String, store::Contact> = self
+            .store
+            .contacts(&recipients)
+            .await?
+            .into_iter()
+            .map(|contact| (contact.wa_id.clone(), contact))
             .collect();
         let now = store::now_ms();
         for (id, update) in applied {
@@ -137,7 +149,8 @@ impl Events {
                 error_code: update.error_code.and_then(|code| i32::try_from(code).ok()),
                 error_title: update.error_title.clone(),
             });
-            let context = facts::context(Some(&message.to), &self.sender, message.shard, now);
+            let contact = contacts.get(message.to.digits());
+            let context = facts::context(Some(&message.to), contact, &self.sender, message.shard, now);
             self.run(event, context, None, format!("status:{id}:{}", update.status)).await;
         }
         Ok(())
@@ -166,7 +179,7 @@ impl Events {
                 continue;
             }
             for timer in &due {
-                let context = facts::context(None, &self.sender, 0, now);
+                let context = facts::context(None, None, &self.sender, 0, now);
                 let event = wit::Event::Timer(wit::TimerEvent {
                     key: timer.key.clone(),
                     payload: timer.payload.clone(),

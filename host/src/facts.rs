@@ -1,12 +1,162 @@
-//! The facts a policy decides on, assembled into the plugin context for each call.
+//! The facts a policy decides on, assembled into the plugin context for each call: the time,
+//! the recipient's country, time zone and offset, and what the store knows of the contact
+//! (first seen, last inbound, interactions, the 24-hour service window, opt-out, attributes).
 //!
-//! This version knows the time, the recipient's country (from the number) and shard, and the
-//! sender; contact history, sender tiers and region health are not tracked yet and read as
-//! empty (no interactions, unknown quality, healthy region).
+//! The time zone comes from a contact attribute when set, else from the number: the area
+//! code for countries with several zones where it is known, else the country's main zone.
+//! Business-initiated sends per category, sender tiers and region health are not tracked
+//! yet and read as zero, unknown and healthy.
 
-use crate::{message::PhoneNumber, policy::wit};
+use crate::{message::PhoneNumber, policy::wit, store::Contact};
 
-pub fn context(to: Option<&PhoneNumber>, sender: &str, shard: u16, now_ms: i64) -> wit::Context {
+/// How long an inbound message keeps the customer-service window open.
+pub const SERVICE_WINDOW_MS: i64 = 24 * 60 * 60 * 1_000;
+
+/// Main IANA zone by country calling code.
+const COUNTRY_ZONES: &[(u16, &str)] = &[
+    (1, "America/New_York"),
+    (7, "Europe/Moscow"),
+    (20, "Africa/Cairo"),
+    (27, "Africa/Johannesburg"),
+    (30, "Europe/Athens"),
+    (31, "Europe/Amsterdam"),
+    (32, "Europe/Brussels"),
+    (33, "Europe/Paris"),
+    (34, "Europe/Madrid"),
+    (36, "Europe/Budapest"),
+    (39, "Europe/Rome"),
+    (40, "Europe/Bucharest"),
+    (41, "Europe/Zurich"),
+    (43, "Europe/Vienna"),
+    (44, "Europe/London"),
+    (45, "Europe/Copenhagen"),
+    (46, "Europe/Stockholm"),
+    (47, "Europe/Oslo"),
+    (48, "Europe/Warsaw"),
+    (49, "Europe/Berlin"),
+    (51, "America/Lima"),
+    (52, "America/Mexico_City"),
+    (53, "America/Havana"),
+    (54, "America/Argentina/Buenos_Aires"),
+    (55, "America/Sao_Paulo"),
+    (56, "America/Santiago"),
+    (57, "America/Bogota"),
+    (58, "America/Caracas"),
+    (60, "Asia/Kuala_Lumpur"),
+    (61, "Australia/Sydney"),
+    (62, "Asia/Jakarta"),
+    (63, "Asia/Manila"),
+    (64, "Pacific/Auckland"),
+    (65, "Asia/Singapore"),
+    (66, "Asia/Bangkok"),
+    (81, "Asia/Tokyo"),
+    (82, "Asia/Seoul"),
+    (84, "Asia/Ho_Chi_Minh"),
+    (86, "Asia/Shanghai"),
+    (90, "Europe/Istanbul"),
+    (91, "Asia/Kolkata"),
+    (92, "Asia/Karachi"),
+    (93, "Asia/Kabul"),
+    (94, "Asia/Colombo"),
+    (95, "Asia/Yangon"),
+    (98, "Asia/Tehran"),
+    (212, "Africa/Casablanca"),
+    (213, "Africa/Algiers"),
+    (216, "Africa/Tunis"),
+    (233, "Africa/Accra"),
+    (234, "Africa/Lagos"),
+    (254, "Africa/Nairobi"),
+    (255, "Africa/Dar_es_Salaam"),
+    (256, "Africa/Kampala"),
+    (351, "Europe/Lisbon"),
+    (352, "Europe/Luxembourg"),
+    (353, "Europe/Dublin"),
+    (354, "Atlantic/Reykjavik"),
+    (358, "Europe/Helsinki"),
+    (359, "Europe/Sofia"),
+    (380, "Europe/Kyiv"),
+    (420, "Europe/Prague"),
+    (421, "Europe/Bratislava"),
+    (852, "Asia/Hong_Kong"),
+    (880, "Asia/Dhaka"),
+    (886, "Asia/Taipei"),
+    (962, "Asia/Amman"),
+    (965, "Asia/Kuwait"),
+    (966, "Asia/Riyadh"),
+    (971, "Asia/Dubai"),
+    (972, "Asia/Jerusalem"),
+    (974, "Asia/Qatar"),
+    (977, "Asia/Kathmandu"),
+];
+
+/// Zones by national prefix, for countries that span several (longest prefix wins).
+const AREA_ZONES: &[(u16, &str, &str)] = &[
+    // United States and Canada, by area code.
+    (1, "206", "America/Los_Angeles"),
+    (1, "213", "America/Los_Angeles"),
+    (1, "310", "America/Los_Angeles"),
+    (1, "415", "America/Los_Angeles"),
+    (1, "604", "America/Vancouver"),
+    (1, "303", "America/Denver"),
+    (1, "480", "America/Phoenix"),
+    (1, "602", "America/Phoenix"),
+    (1, "312", "America/Chicago"),
+    (1, "214", "America/Chicago"),
+    (1, "713", "America/Chicago"),
+    (1, "403", "America/Edmonton"),
+    (1, "808", "Pacific/Honolulu"),
+    (1, "907", "America/Anchorage"),
+    // Australia, by the first digit after the country code.
+    (61, "8", "Australia/Perth"),
+    (61, "7", "Australia/Brisbane"),
+    (61, "3", "Australia/Melbourne"),
+    // Indonesia: Bali and Makassar (WITA), Jayapura (WIT).
+    (62, "361", "Asia/Makassar"),
+    (62, "411", "Asia/Makassar"),
+    (62, "967", "Asia/Jayapura"),
+    // Brazil: Manaus.
+    (55, "92", "America/Manaus"),
+    // Mexico: Tijuana.
+    (52, "664", "America/Tijuana"),
+    // Russia: Yekaterinburg, Novosibirsk, Vladivostok.
+    (7, "343", "Asia/Yekaterinburg"),
+    (7, "383", "Asia/Novosibirsk"),
+    (7, "423", "Asia/Vladivostok"),
+];
+
+/// The IANA zone of a number: its area's where known, else its country's main zone, else UTC.
+pub fn zone_for(number: &PhoneNumber) -> &'static str {
+    let Some(country) = number.country_code() else { return "UTC" };
+    let national = &number.digits()[country.to_string().len()..];
+    let by_area = AREA_ZONES
+        .iter()
+        .filter(|(code, prefix, _)| *code == country && national.starts_with(prefix))
+        .max_by_key(|(_, prefix, _)| prefix.len())
+        .map(|(_, _, zone)| *zone);
+    by_area
+        .or_else(|| COUNTRY_ZONES.iter().find(|(code, _)| *code == country).map(|(_, zone)| *zone))
+        .unwrap_or("UTC")
+}
+
+/// Whether `name` is a time zone this host knows.
+pub fn is_known_zone(name: &str) -> bool {
+    jiff::tz::TimeZone::get(name).is_ok()
+}
+
+/// The offset of `zone` from UTC at `now_ms`, in minutes (0 for an unknown zone).
+pub fn utc_offset_minutes(zone: &str, now_ms: i64) -> i32 {
+    let Ok(time_zone) = jiff::tz::TimeZone::get(zone) else { return 0 };
+    let Ok(instant) = jiff::Timestamp::from_millisecond(now_ms) else { return 0 };
+    time_zone.to_offset(instant).seconds() / 60
+}
+
+pub fn context(
+    to: Option<&PhoneNumber>,
+    contact: Option<&Contact>,
+    sender: &str,
+    shard: u16,
+    now_ms: i64,
+) -> wit::Context {
     let empty_counts = wit::CategoryCounts {
         authentication: 0,
         utility: 0,
@@ -14,21 +164,32 @@ pub fn context(to: Option<&PhoneNumber>, sender: &str, shard: u16, now_ms: i64) 
         service: 0,
     };
     let country_code = to.and_then(PhoneNumber::country_code).unwrap_or(0);
+    let time_zone = contact
+        .and_then(|contact| contact.attributes.time_zone.clone())
+        .unwrap_or_else(|| to.map_or("UTC", zone_for).to_owned());
+    let last_inbound_ms = contact.and_then(|contact| contact.last_inbound_ms);
+    let mut attributes = Vec::new();
+    if let Some(contact) = contact {
+        if let Some(language) = &contact.attributes.language {
+            attributes.push(("language".to_owned(), language.clone()));
+        }
+        attributes.extend(contact.attributes.tags.iter().map(|tag| ("tag".to_owned(), tag.clone())));
+    }
     wit::Context {
         now_ms,
         recipient: wit::RecipientFacts {
             country_code,
-            time_zone: "UTC".into(),
-            utc_offset_minutes: 0,
-            first_seen_ms: None,
-            last_inbound_ms: None,
-            interactions: 0,
-            service_window_open: false,
+            utc_offset_minutes: utc_offset_minutes(&time_zone, now_ms),
+            time_zone,
+            first_seen_ms: contact.map(|contact| contact.first_seen_ms),
+            last_inbound_ms,
+            interactions: contact.map_or(0, |contact| contact.interactions),
+            service_window_open: last_inbound_ms.is_some_and(|at| now_ms - at < SERVICE_WINDOW_MS),
             sent24h: empty_counts,
             sent7d: empty_counts,
-            opted_out: false,
-            device_hints: Vec::new(),
-            attributes: Vec::new(),
+            opted_out: contact.is_some_and(|contact| contact.opted_out),
+            device_hints: contact.map(|contact| contact.attributes.device_hints.clone()).unwrap_or_default(),
+            attributes,
         },
         sender: wit::SenderFacts {
             phone_number_id: sender.to_owned(),
@@ -45,5 +206,71 @@ pub fn context(to: Option<&PhoneNumber>, sender: &str, shard: u16, now_ms: i64) 
         shard,
         shard_backlog: 0,
         degraded_mode: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::ContactAttributes;
+
+    fn number(text: &str) -> PhoneNumber {
+        PhoneNumber::parse(text).unwrap()
+    }
+
+    #[test]
+    fn zones_come_from_the_area_then_the_country() {
+        assert_eq!(zone_for(&number("+6591234567")), "Asia/Singapore");
+        assert_eq!(zone_for(&number("+14155550100")), "America/Los_Angeles");
+        assert_eq!(zone_for(&number("+12125550100")), "America/New_York");
+        assert_eq!(zone_for(&number("+61812345678")), "Australia/Perth");
+        assert_eq!(zone_for(&number("+61212345678")), "Australia/Sydney");
+        assert_eq!(zone_for(&number("+37060012345")), "UTC");
+        for (_, zone) in COUNTRY_ZONES {
+            assert!(is_known_zone(zone), "{zone}");
+        }
+        for (_, _, zone) in AREA_ZONES {
+            assert!(is_known_zone(zone), "{zone}");
+        }
+    }
+
+    #[test]
+    fn offsets_follow_daylight_saving() {
+        // 2026-01-15 and 2026-07-15, noon UTC.
+        let winter = 1_768_478_400_000;
+        let summer = 1_784_116_800_000;
+        assert_eq!(utc_offset_minutes("Europe/Berlin", winter), 60);
+        assert_eq!(utc_offset_minutes("Europe/Berlin", summer), 120);
+        assert_eq!(utc_offset_minutes("Asia/Kolkata", winter), 330);
+        assert_eq!(utc_offset_minutes("Asia/Singapore", summer), 480);
+        assert_eq!(utc_offset_minutes("Nowhere/Atlantis", summer), 0);
+    }
+
+    #[test]
+    fn contact_facts_reach_the_context() {
+        let now = 1_784_116_800_000;
+        let contact = Contact {
+            wa_id: "4915112345678".into(),
+            first_seen_ms: now - 10 * SERVICE_WINDOW_MS,
+            last_inbound_ms: Some(now - 1_000),
+            interactions: 3,
+            opted_out: false,
+            attributes: ContactAttributes {
+                time_zone: Some("Asia/Tokyo".into()),
+                device_hints: vec!["old-device".into()],
+                ..ContactAttributes::default()
+            },
+            updated_at_ms: now,
+        };
+        let context = context(Some(&number("+4915112345678")), Some(&contact), "100", 7, now);
+        assert_eq!(context.recipient.country_code, 49);
+        assert_eq!(context.recipient.time_zone, "Asia/Tokyo");
+        assert_eq!(context.recipient.utc_offset_minutes, 540);
+        assert!(context.recipient.service_window_open);
+        assert_eq!(context.recipient.interactions, 3);
+        assert_eq!(context.recipient.device_hints, vec!["old-device".to_owned()]);
+        let stranger = super::context(Some(&number("+4915112345678")), None, "100", 7, now);
+        assert_eq!(stranger.recipient.time_zone, "Europe/Berlin");
+        assert!(!stranger.recipient.service_window_open);
     }
 }

@@ -252,6 +252,47 @@ pub enum PluginWrite {
     FiredTimers(Vec<Timer>),
 }
 
+/// What wasp knows of a contact.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Contact {
+    /// The number's digits, as Meta's `wa_id`.
+    pub wa_id: String,
+    pub first_seen_ms: i64,
+    pub last_inbound_ms: Option<i64>,
+    /// Inbound messages received from the contact.
+    pub interactions: u32,
+    pub opted_out: bool,
+    pub attributes: ContactAttributes,
+    pub updated_at_ms: i64,
+}
+
+/// Attributes set over the admin API.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ContactAttributes {
+    /// IANA time zone; overrides the zone derived from the number.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+    /// Such as `old-device`.
+    pub device_hints: Vec<String>,
+    pub tags: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub enum ContactWrite {
+    /// An inbound message; counted once per wamid.
+    Inbound { wamid: String, wa_id: String, kind: String, at_ms: i64 },
+    /// Attributes and opt-out from the admin API; `None` leaves a value as it is.
+    Put {
+        wa_id: String,
+        attributes: Option<ContactAttributes>,
+        opted_out: Option<bool>,
+        at_ms: i64,
+    },
+}
+
 /// The store, cheap to clone.
 #[derive(Clone)]
 pub struct Store {
@@ -400,6 +441,21 @@ impl Store {
     pub async fn count_pending(&self) -> Result<u64> {
         match &*self.backend {
             Backend::Sqlite(store) => store.count_pending().await,
+        }
+    }
+
+    pub async fn contact_writes(&self, writes: Vec<ContactWrite>) -> Result<()> {
+        if writes.is_empty() {
+            return Ok(());
+        }
+        match &*self.backend {
+            Backend::Sqlite(store) => store.contact_writes(writes).await,
+        }
+    }
+
+    pub async fn contacts(&self, wa_ids: &[&str]) -> Result<Vec<Contact>> {
+        match &*self.backend {
+            Backend::Sqlite(store) => store.contacts(wa_ids).await,
         }
     }
 

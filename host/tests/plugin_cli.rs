@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use serde_json::json;
 use wasp::cli::{
     bench_policy::{PolicyBenchArgs, run_policy_bench},
-    build, fixtures, offline::OfflineHost, scaffold,
+    build, fixtures,
+    offline::OfflineHost,
+    scaffold,
 };
 use wasp::config::PolicyConfig;
 
@@ -31,13 +33,18 @@ fn plugin(name: &str) -> PathBuf {
         .join("wasm32-wasip2")
         .join("plugin")
         .join(format!("{}.wasm", name.replace('-', "_")));
-    assert!(path.exists(), "plugin {name} is not built at {}: run scripts/build-plugins", path.display());
+    assert!(
+        path.exists(),
+        "plugin {name} is not built at {}: run scripts/build-plugins",
+        path.display()
+    );
     path
 }
 
 fn write_fixtures(folder: &Path, fixtures: &[(&str, serde_json::Value)]) {
     for (file, fixture) in fixtures {
-        std::fs::write(folder.join(file), serde_json::to_string_pretty(fixture).unwrap()).unwrap();
+        let text = serde_json::to_string_pretty(fixture).expect("a JSON value prints");
+        std::fs::write(folder.join(file), text).expect("the temporary folder takes a file");
     }
 }
 
@@ -59,7 +66,9 @@ fn buttons_message(count: usize) -> serde_json::Value {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_shipped_button_limit_fixtures_all_pass_against_the_component() {
     let folder = workspace_root().join("plugins/button-limit/fixtures");
-    let report = fixtures::test_component(&plugin("button-limit"), &folder).await.unwrap();
+    let report = fixtures::test_component(&plugin("button-limit"), &folder)
+        .await
+        .unwrap();
     assert_eq!(report.rows.len(), fixtures::fixture_files(&folder).unwrap().len());
     assert_eq!(report.failed(), 0, "{}", report.render());
     let rendered = report.render();
@@ -69,7 +78,10 @@ async fn the_shipped_button_limit_fixtures_all_pass_against_the_component() {
         .iter()
         .find(|row| row.file == "rewrite-keeps-the-rest-of-the-message.json")
         .unwrap();
-    assert_eq!((dispatch.hook.as_str(), dispatch.got.as_str()), ("on-dispatch", "rewrite: interactive_list"));
+    assert_eq!(
+        (dispatch.hook.as_str(), dispatch.got.as_str()),
+        ("on-dispatch", "rewrite: interactive_list")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -78,8 +90,14 @@ async fn wrong_fixtures_fail_and_say_why() {
     write_fixtures(
         folder.path(),
         &[
-            ("a-right.json", json!({"message": text_message(), "expect": {"verdict": "allow"}})),
-            ("b-wrong-verdict.json", json!({"message": text_message(), "expect": {"verdict": "reject"}})),
+            (
+                "a-right.json",
+                json!({"message": text_message(), "expect": {"verdict": "allow"}}),
+            ),
+            (
+                "b-wrong-verdict.json",
+                json!({"message": text_message(), "expect": {"verdict": "reject"}}),
+            ),
             (
                 "c-wrong-reason.json",
                 json!({"message": buttons_message(11), "expect": {"verdict": "reject", "reason": "too many"}}),
@@ -103,7 +121,9 @@ async fn wrong_fixtures_fail_and_say_why() {
             ("g-not-json.json", json!("just a string")),
         ],
     );
-    let report = fixtures::test_component(&plugin("button-limit"), folder.path()).await.unwrap();
+    let report = fixtures::test_component(&plugin("button-limit"), folder.path())
+        .await
+        .unwrap();
     let results: Vec<(&str, bool)> = report.rows.iter().map(|row| (row.file.as_str(), row.passed)).collect();
     assert_eq!(
         results,
@@ -122,9 +142,16 @@ async fn wrong_fixtures_fail_and_say_why() {
     assert_eq!(got[2], "reject: \"11 choices exceed the list limit of 10 rows\"");
     assert_eq!(got[3], "rewrite: interactive_list");
     assert!(got[4].contains("context.recipient.favourite_colour"), "{}", got[4]);
-    assert!(got[5].starts_with("init refused: config field `max_buttons`"), "{}", got[5]);
+    assert!(
+        got[5].starts_with("init refused: config field `max_buttons`"),
+        "{}",
+        got[5]
+    );
     let detail = report.rows[3].detail.as_deref().unwrap();
-    assert!(detail.contains("\"button\":\"Options\"") && detail.contains("\"button\":\"Choose\""), "{detail}");
+    assert!(
+        detail.contains("\"button\":\"Options\"") && detail.contains("\"button\":\"Choose\""),
+        "{detail}"
+    );
     let rendered = report.render();
     assert!(rendered.ends_with("1 passed, 6 failed, 7 fixtures\n"), "{rendered}");
 
@@ -139,7 +166,8 @@ async fn wrong_fixtures_fail_and_say_why() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_hostile_plugin_fails_its_fixtures_and_the_next_fixture_gets_a_fresh_instance() {
     let folder = tempfile::tempdir().unwrap();
-    let case = |mode: &str| json!({"config": {"mode": mode}, "message": text_message(), "expect": {"verdict": "allow"}});
+    let case =
+        |mode: &str| json!({"config": {"mode": mode}, "message": text_message(), "expect": {"verdict": "allow"}});
     write_fixtures(
         folder.path(),
         &[
@@ -154,10 +182,16 @@ async fn a_hostile_plugin_fails_its_fixtures_and_the_next_fixture_gets_a_fresh_i
             ),
         ],
     );
-    let report = fixtures::test_component(&plugin("hostile"), folder.path()).await.unwrap();
+    let report = fixtures::test_component(&plugin("hostile"), folder.path())
+        .await
+        .unwrap();
     let rows: Vec<(&str, bool)> = report.rows.iter().map(|row| (row.got.as_str(), row.passed)).collect();
     assert_eq!(rows[0], ("fault: fuel budget exhausted", false));
-    assert!(rows[1].0.starts_with("fault: forcing trap when growing memory"), "{}", rows[1].0);
+    assert!(
+        rows[1].0.starts_with("fault: forcing trap when growing memory"),
+        "{}",
+        rows[1].0
+    );
     assert!(rows[2].0.starts_with("fault: wasm trap"), "{}", rows[2].0);
     assert_eq!(rows[3], ("allow", true));
     assert_eq!(rows[4], ("no actions", true));
@@ -184,7 +218,9 @@ async fn the_build_check_loads_a_component_as_the_host_does() {
     assert!(report.imports.iter().any(|import| import == "wasp:policy/host@0.1.0"));
     assert!(report.render().contains("init accepted {}"));
 
-    let refused = build::validate(&host, &path, json!({"max_buttons": 9})).await.unwrap_err();
+    let refused = build::validate(&host, &path, json!({"max_buttons": 9}))
+        .await
+        .unwrap_err();
     assert!(format!("{refused:#}").contains("max_buttons"), "{refused:#}");
 
     let directory = tempfile::tempdir().unwrap();
@@ -215,12 +251,23 @@ async fn a_scaffolded_crate_builds_and_its_fixtures_pass() {
     let directory = tempfile::tempdir().unwrap();
     let crate_dir = directory.path().join("quiet-hours");
     let sdk = scaffold::SdkSource::Path(workspace_root().join("sdk"));
-    scaffold::scaffold("quiet-hours", &crate_dir, &sdk, Some(&workspace_root().join("Cargo.lock"))).unwrap();
+    scaffold::scaffold(
+        "quiet-hours",
+        &crate_dir,
+        &sdk,
+        Some(&workspace_root().join("Cargo.lock")),
+    )
+    .unwrap();
     let components = build::build_crate(&crate_dir, build::DEFAULT_PROFILE).await.unwrap();
     assert_eq!(components.len(), 1);
-    assert!(components[0].ends_with("wasm32-wasip2/release/quiet_hours.wasm"), "{components:?}");
+    assert!(
+        components[0].ends_with("wasm32-wasip2/release/quiet_hours.wasm"),
+        "{components:?}"
+    );
     let host = OfflineHost::start(&PolicyConfig::default()).await.unwrap();
     build::validate(&host, &components[0], json!({})).await.unwrap();
-    let report = fixtures::test_component(&components[0], &crate_dir.join("fixtures")).await.unwrap();
+    let report = fixtures::test_component(&components[0], &crate_dir.join("fixtures"))
+        .await
+        .unwrap();
     assert_eq!((report.rows.len(), report.failed()), (2, 0), "{}", report.render());
 }

@@ -20,7 +20,7 @@ use super::{ApiState, error::ApiError};
 use crate::{
     message::{Status, Wamid},
     policy::wit,
-    store::StatusUpdate,
+    store::{ContactWrite, StatusUpdate},
 };
 
 pub const SIGNATURE_HEADER: &str = "x-hub-signature-256";
@@ -166,6 +166,22 @@ pub async fn receive(State(state): State<ApiState>, headers: HeaderMap, body: By
             .map_err(|error| ApiError::internal("applying webhook statuses", &error))?
     };
     let inbound_count = inbound.len();
+    let contact_writes: Vec<ContactWrite> = inbound
+        .iter()
+        .filter(|message| message.from.len() > 1)
+        .map(|message| ContactWrite::Inbound {
+            wamid: message.wamid.clone(),
+            wa_id: message.from.trim_start_matches('+').to_owned(),
+            kind: message.kind.clone(),
+            at_ms: message.at_ms,
+        })
+        .collect();
+    // Facts first: a webhook is acknowledged only once what it says is kept.
+    state
+        .store
+        .contact_writes(contact_writes)
+        .await
+        .map_err(|error| ApiError::internal("recording inbound messages", &error))?;
     tracing::debug!(received, applied = report.applied.len(), ignored = report.ignored, held = report.held, unknown, inbound = inbound_count, "webhook");
     state.events.statuses(report.applied.clone());
     state.events.inbound(inbound);

@@ -5,7 +5,11 @@
 //!
 //! May call the admin API over HTTP and, for `push DIR`, cargo through [`super::build`].
 
-use std::{fmt, path::{Path, PathBuf}, time::Duration};
+use std::{
+    fmt,
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use anyhow::Context as _;
 use clap::Args;
@@ -111,10 +115,7 @@ impl fmt::Display for AdminError {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             AdminError::Api {
-                status,
-                message,
-                field,
-                ..
+                status, message, field, ..
             } => {
                 write!(formatter, "{message}")?;
                 if let Some(field) = field {
@@ -316,17 +317,36 @@ impl AdminClient {
             reason: format!("building the request: {error}"),
         })?;
         let url = request.url().to_string();
-        let response = self.http.execute(request).await.map_err(|error| AdminError::Unreachable {
-            url: self.base.to_string(),
-            reason: error.without_url().to_string(),
-        })?;
+        let response = self
+            .http
+            .execute(request)
+            .await
+            .map_err(|error| AdminError::Unreachable {
+                url: self.base.to_string(),
+                reason: causes(&error.without_url()),
+            })?;
         let status = response.status();
         let body = response.bytes().await.map_err(|error| AdminError::Unreachable {
             url: url.clone(),
-            reason: format!("reading the answer: {}", error.without_url()),
+            reason: format!("reading the answer: {}", causes(&error.without_url())),
         })?;
         decode(status, &body, &url)
     }
+}
+
+/// An error and its causes on one line (`error sending request: …: Connection refused`).
+fn causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// Reads an answer: a success as `T` (an empty body as JSON `null`), an error in wasp's shape
@@ -346,7 +366,11 @@ pub fn decode<T: DeserializeOwned>(status: StatusCode, body: &[u8], url: &str) -
             },
         });
     }
-    let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) { b"null" } else { body };
+    let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
+        b"null"
+    } else {
+        body
+    };
     serde_json::from_slice(body).map_err(|error| AdminError::Unexpected {
         url: url.to_owned(),
         reason: error.to_string(),
@@ -362,7 +386,11 @@ pub async fn push(args: PushArgs) -> anyhow::Result<()> {
                 "{} built {} components; push one of them by path: {}",
                 args.path.display(),
                 built.len(),
-                built.iter().map(|path| path.display().to_string()).collect::<Vec<_>>().join(", ")
+                built
+                    .iter()
+                    .map(|path| path.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
         };
         let name = package_name(&args.path)?.unwrap_or_else(|| super::plugin_name(component));
@@ -449,12 +477,18 @@ pub fn render_list(list: &PluginList) -> String {
     for plugin in &list.plugins {
         let stats = plugin.stats.unwrap_or_default();
         table.row(vec![
-            plugin.position.map_or_else(|| "-".to_owned(), |position| position.to_string()),
+            plugin
+                .position
+                .map_or_else(|| "-".to_owned(), |position| position.to_string()),
             plugin.name.clone(),
             state(plugin).to_owned(),
             or_dash(plugin.live_version.as_deref().map(short_version)),
             or_dash(plugin.shadow_version.as_deref().map(short_version)),
-            if plugin.hooks.is_empty() { "-".to_owned() } else { plugin.hooks.join(",") },
+            if plugin.hooks.is_empty() {
+                "-".to_owned()
+            } else {
+                plugin.hooks.join(",")
+            },
             or_dash(plugin.failure.as_deref()),
             thousands(stats.calls),
             thousands(stats.faults),
@@ -482,8 +516,14 @@ pub fn render_plugin(view: &PluginView) -> String {
         state = state(view),
         live = or_dash(view.live_version.as_deref()),
         shadow = or_dash(view.shadow_version.as_deref()),
-        position = view.position.map_or_else(|| "-".to_owned(), |position| position.to_string()),
-        hooks = if view.hooks.is_empty() { "-".to_owned() } else { view.hooks.join(", ") },
+        position = view
+            .position
+            .map_or_else(|| "-".to_owned(), |position| position.to_string()),
+        hooks = if view.hooks.is_empty() {
+            "-".to_owned()
+        } else {
+            view.hooks.join(", ")
+        },
         failure = or_dash(view.failure.as_deref()),
         limits = compact(&view.limits),
         config = compact(&view.config),
@@ -504,7 +544,9 @@ pub fn render_plugin(view: &PluginView) -> String {
             };
             table.row(vec![
                 short_version(&version.version).to_owned(),
-                version.size_bytes.map_or_else(|| "-".to_owned(), |size| format!("{} bytes", thousands(size))),
+                version
+                    .size_bytes
+                    .map_or_else(|| "-".to_owned(), |size| format!("{} bytes", thousands(size))),
                 text(&version.uploaded_at),
                 role.to_owned(),
             ]);
@@ -535,7 +577,11 @@ pub async fn activate(args: ActivateArgs) -> anyhow::Result<()> {
     let client = AdminClient::new(&args.connection)?;
     let version = resolve_version(&client, &args.name, &args.version).await?;
     let view: PluginView = client.send(client.activate_request(&args.name, &version)).await?;
-    println!("{}: live version is now {}", view.name, or_dash(view.live_version.as_deref()));
+    println!(
+        "{}: live version is now {}",
+        view.name,
+        or_dash(view.live_version.as_deref())
+    );
     Ok(())
 }
 

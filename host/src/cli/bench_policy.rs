@@ -96,7 +96,10 @@ const CASES: &[(&str, &str)] = &[
 ];
 
 pub async fn run_policy_bench(args: PolicyBenchArgs) -> anyhow::Result<()> {
-    anyhow::ensure!(args.calls > 0 && args.instantiations > 0, "--calls and --instantiations must be above 0");
+    anyhow::ensure!(
+        args.calls > 0 && args.instantiations > 0,
+        "--calls and --instantiations must be above 0"
+    );
     let bytes = std::fs::read(&args.plugin).with_context(|| {
         format!(
             "reading {}; build the plugins first with `scripts/build-plugins`",
@@ -109,7 +112,8 @@ pub async fn run_policy_bench(args: PolicyBenchArgs) -> anyhow::Result<()> {
     let first = host.install(&name, bytes.clone(), json!({})).await?;
     let chain_one = host.runtime.chain();
     for copy in 2..=CHAIN_LENGTH {
-        host.install(&format!("{name}-{copy}"), bytes.clone(), json!({})).await?;
+        host.install(&format!("{name}-{copy}"), bytes.clone(), json!({}))
+            .await?;
     }
     let chain_four = host.runtime.chain();
     anyhow::ensure!(
@@ -397,7 +401,11 @@ fn measure(
     samples.sort_unstable();
     let percentile = |fraction: f64| -> f64 {
         // Index math on small counts: the float round trip is exact enough.
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
+        #[allow(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            clippy::cast_precision_loss
+        )]
         let index = ((samples.len() - 1) as f64 * fraction).round() as usize;
         samples[index.min(samples.len() - 1)].as_secs_f64() * 1e6
     };
@@ -407,10 +415,15 @@ fn measure(
         case,
         message,
         calls,
-        calls_per_second,
-        p50_us: percentile(0.50),
-        p99_us: percentile(0.99),
+        calls_per_second: round_to(calls_per_second, 1.0),
+        p50_us: round_to(percentile(0.50), 1_000.0),
+        p99_us: round_to(percentile(0.99), 1_000.0),
     })
+}
+
+/// `value` rounded to `1 / per_unit` (to the nanosecond for microseconds, `per_unit` 1000).
+fn round_to(value: f64, per_unit: f64) -> f64 {
+    (value * per_unit).round() / per_unit
 }
 
 fn micros(value: f64) -> String {
@@ -432,7 +445,11 @@ pub fn render(report: &BenchReport, config: &PolicyConfig) -> String {
         plugin = report.plugin,
         size = thousands(report.size_bytes as u64),
         sha256 = &report.sha256[..report.sha256.len().min(12)],
-        build = if report.release { "release" } else { "debug (not representative)" },
+        build = if report.release {
+            "release"
+        } else {
+            "debug (not representative)"
+        },
         fuel = thousands(config.fuel_per_call),
         memory = thousands(config.memory_limit_bytes as u64),
         deadline = config.call_deadline_ms,
@@ -486,7 +503,10 @@ mod tests {
     fn the_native_rule_rewrites_buttons_and_allows_text() {
         let config = button_limit::Config::default();
         let [(_, buttons), (_, text)] = native_messages();
-        assert!(matches!(native_verdict(&config, &buttons), wasp_sdk::Verdict::Rewrite(_)));
+        assert!(matches!(
+            native_verdict(&config, &buttons),
+            wasp_sdk::Verdict::Rewrite(_)
+        ));
         assert_eq!(native_verdict(&config, &text), wasp_sdk::Verdict::Allow);
     }
 
@@ -507,7 +527,10 @@ mod tests {
             }],
         };
         let text = render(&report, &PolicyConfig::default());
-        assert!(text.contains("wasm: chain of 4, same plugin  buttons  20,000  123,456  7.50µs  12.3µs"), "{text}");
+        assert!(
+            text.contains("wasm: chain of 4, same plugin  buttons  20,000  123,456  7.50µs  12.3µs"),
+            "{text}"
+        );
         assert!(text.contains("0123456789ab"), "{text}");
     }
 }

@@ -89,7 +89,10 @@ fn imports_line(imports: &[String]) -> String {
     let (wasi, other): (Vec<&String>, Vec<&String>) = imports.iter().partition(|import| import.starts_with("wasi:"));
     let mut parts: Vec<String> = other.into_iter().cloned().collect();
     if !wasi.is_empty() {
-        parts.push(format!("{} wasi:* interfaces (linked with nothing granted)", wasi.len()));
+        parts.push(format!(
+            "{} wasi:* interfaces (linked with nothing granted)",
+            wasi.len()
+        ));
     }
     if parts.is_empty() {
         "none".to_owned()
@@ -125,7 +128,10 @@ pub async fn validate(host: &OfflineHost, path: &Path, config: serde_json::Value
             _ => export.to_owned(),
         })
         .collect();
-    let imports = component_type.imports(engine).map(|(import, _)| import.to_owned()).collect();
+    let imports = component_type
+        .imports(engine)
+        .map(|(import, _)| import.to_owned())
+        .collect();
     Ok(ComponentReport {
         path: path.to_path_buf(),
         name,
@@ -188,7 +194,10 @@ pub async fn ensure_target(dir: &Path) -> anyhow::Result<()> {
             return Ok(());
         }
     };
-    if String::from_utf8_lossy(&installed).lines().any(|line| line.trim() == TARGET) {
+    if String::from_utf8_lossy(&installed)
+        .lines()
+        .any(|line| line.trim() == TARGET)
+    {
         return Ok(());
     }
     eprintln!("adding the {TARGET} target: rustup target add {TARGET}");
@@ -259,8 +268,13 @@ mod tests {
 
     #[test]
     fn wasi_imports_are_counted_and_the_contracts_named() {
-        let imports = ["wasp:policy/host@0.1.0", "wasi:io/poll@0.2.6", "wasp:policy/types@0.1.0", "wasi:cli/exit@0.2.6"]
-            .map(String::from);
+        let imports = [
+            "wasp:policy/host@0.1.0",
+            "wasi:io/poll@0.2.6",
+            "wasp:policy/types@0.1.0",
+            "wasi:cli/exit@0.2.6",
+        ]
+        .map(String::from);
         assert_eq!(
             imports_line(&imports),
             "wasp:policy/host@0.1.0, wasp:policy/types@0.1.0, 2 wasi:* interfaces (linked with nothing granted)"

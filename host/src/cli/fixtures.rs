@@ -141,10 +141,13 @@ pub async fn test_component(plugin: &Path, folder: &Path) -> anyhow::Result<Repo
 
 /// The `*.json` files of `folder`, by name.
 pub fn fixture_files(folder: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let entries = std::fs::read_dir(folder).with_context(|| format!("reading the fixtures folder {}", folder.display()))?;
+    let entries =
+        std::fs::read_dir(folder).with_context(|| format!("reading the fixtures folder {}", folder.display()))?;
     let mut files = Vec::new();
     for entry in entries {
-        let path = entry.with_context(|| format!("reading the fixtures folder {}", folder.display()))?.path();
+        let path = entry
+            .with_context(|| format!("reading the fixtures folder {}", folder.display()))?
+            .path();
         if path.extension().is_some_and(|extension| extension == "json") {
             files.push(path);
         }
@@ -200,9 +203,10 @@ fn run_fixture(
     name: &str,
     path: &Path,
 ) -> Row {
-    let file = path
-        .file_name()
-        .map_or_else(|| path.display().to_string(), |file| file.to_string_lossy().into_owned());
+    let file = path.file_name().map_or_else(
+        || path.display().to_string(),
+        |file| file.to_string_lossy().into_owned(),
+    );
     let fixture = std::fs::read_to_string(path)
         .map_err(|error| format!("cannot read it: {error}"))
         .and_then(|text| Fixture::parse(&text, signatures));
@@ -368,17 +372,24 @@ impl Expectation {
         match result {
             Some(Type::Variant(variant)) => {
                 if expect.contains_key("actions") {
-                    return Err(format!("`expect.actions` belongs to `on-event`; `{hook}` returns a verdict"));
+                    return Err(format!(
+                        "`expect.actions` belongs to `on-event`; `{hook}` returns a verdict"
+                    ));
                 }
                 let case = match expect.get("verdict") {
                     Some(Value::String(case)) => case.as_str(),
-                    _ => return Err("`expect.verdict` is required: allow, rewrite, defer, reroute or reject".to_owned()),
+                    _ => {
+                        return Err("`expect.verdict` is required: allow, rewrite, defer, reroute or reject".to_owned());
+                    }
                 };
                 let cases: Vec<(String, Option<Type>)> =
                     variant.cases().map(|case| (case.name.to_owned(), case.ty)).collect();
                 let Some((name, payload)) = cases.iter().find(|(name, _)| snake(name) == case) else {
                     let names: Vec<String> = cases.iter().map(|(name, _)| snake(name)).collect();
-                    return Err(format!("unknown verdict {case:?}; expected one of: {}", names.join(", ")));
+                    return Err(format!(
+                        "unknown verdict {case:?}; expected one of: {}",
+                        names.join(", ")
+                    ));
                 };
                 let mut checks = Vec::new();
                 for key in expect.keys().filter(|key| key.as_str() != "verdict") {
@@ -485,7 +496,11 @@ impl Expectation {
 
 /// The cause of a fault without the wasm backtrace wasmtime puts before it.
 fn fault_gist(fault: &str) -> &str {
-    let last = fault.lines().rev().find(|line| !line.trim().is_empty()).unwrap_or(fault);
+    let last = fault
+        .lines()
+        .rev()
+        .find(|line| !line.trim().is_empty())
+        .unwrap_or(fault);
     match last.rfind(">: ") {
         Some(index) if fault.contains("wasm backtrace") => &last[index + 3..],
         _ => last.trim(),
@@ -505,7 +520,10 @@ fn field_type(record: &Type, field: &str) -> Option<Type> {
 
 fn field_value<'a>(record: &'a Val, field: &str) -> Option<&'a Val> {
     match record {
-        Val::Record(fields) => fields.iter().find(|(name, _)| snake(name) == field).map(|(_, value)| value),
+        Val::Record(fields) => fields
+            .iter()
+            .find(|(name, _)| snake(name) == field)
+            .map(|(_, value)| value),
         _ => None,
     }
 }

@@ -27,15 +27,76 @@ pub const MAX_NAME_CHARS: usize = 64;
 /// Names a crate cannot take: Rust keywords and the standard crates (a hyphen-free name is
 /// also the library's name), and the crates a plugin depends on.
 const RESERVED_NAMES: &[&str] = &[
-    "abstract", "alloc", "as", "async", "await", "become", "box", "break", "const", "continue", "core", "crate",
-    "do", "dyn", "else", "enum", "extern", "false", "final", "fn", "for", "gen", "if", "impl", "in", "let", "loop",
-    "macro", "match", "mod", "move", "mut", "override", "priv", "proc_macro", "pub", "ref", "return", "self",
-    "serde", "static", "std", "struct", "super", "test", "trait", "true", "try", "type", "typeof", "unsafe",
-    "unsized", "use", "virtual", "where", "while", "yield", "wasp-sdk",
+    "abstract",
+    "alloc",
+    "as",
+    "async",
+    "await",
+    "become",
+    "box",
+    "break",
+    "const",
+    "continue",
+    "core",
+    "crate",
+    "do",
+    "dyn",
+    "else",
+    "enum",
+    "extern",
+    "false",
+    "final",
+    "fn",
+    "for",
+    "gen",
+    "if",
+    "impl",
+    "in",
+    "let",
+    "loop",
+    "macro",
+    "match",
+    "mod",
+    "move",
+    "mut",
+    "override",
+    "priv",
+    "proc_macro",
+    "pub",
+    "ref",
+    "return",
+    "self",
+    "serde",
+    "static",
+    "std",
+    "struct",
+    "super",
+    "test",
+    "trait",
+    "true",
+    "try",
+    "type",
+    "typeof",
+    "unsafe",
+    "unsized",
+    "use",
+    "virtual",
+    "where",
+    "while",
+    "yield",
+    "wasp-sdk",
 ];
 
 /// Type names the generated `lib.rs` already uses; a policy type named the same gets a suffix.
-const TAKEN_TYPE_NAMES: &[&str] = &["Category", "Config", "Context", "Deserialize", "Message", "Policy", "Verdict"];
+const TAKEN_TYPE_NAMES: &[&str] = &[
+    "Category",
+    "Config",
+    "Context",
+    "Deserialize",
+    "Message",
+    "Policy",
+    "Verdict",
+];
 
 /// Checks a plugin name; the error says what a good one looks like.
 pub fn validate_name(name: &str) -> anyhow::Result<()> {
@@ -110,7 +171,10 @@ fn toml_string(text: &str) -> String {
 
 /// The wasp checkout `start` is in, if any: the nearest ancestor with the SDK crate.
 pub fn find_checkout(start: &Path) -> Option<PathBuf> {
-    start.ancestors().find(|candidate| is_checkout(candidate)).map(Path::to_path_buf)
+    start
+        .ancestors()
+        .find(|candidate| is_checkout(candidate))
+        .map(Path::to_path_buf)
 }
 
 fn is_checkout(directory: &Path) -> bool {
@@ -192,8 +256,14 @@ pub fn scaffold(name: &str, directory: &Path, sdk: &SdkSource, lockfile: Option<
     let files = [
         ("Cargo.toml", replace(CARGO_TOML)),
         ("src/lib.rs", replace(LIB_RS)),
-        ("fixtures/marketing-to-an-opted-out-recipient-is-rejected.json", replace(FIXTURE_REJECTED)),
-        ("fixtures/utility-to-an-opted-out-recipient-is-allowed.json", replace(FIXTURE_ALLOWED)),
+        (
+            "fixtures/marketing-to-an-opted-out-recipient-is-rejected.json",
+            replace(FIXTURE_REJECTED),
+        ),
+        (
+            "fixtures/utility-to-an-opted-out-recipient-is-allowed.json",
+            replace(FIXTURE_ALLOWED),
+        ),
         ("README.md", replace(README)),
         (".gitignore", "/target\n".to_owned()),
     ];
@@ -476,7 +546,10 @@ mod tests {
         scaffold("quiet-hours", &directory, &sdk, None).unwrap();
         let manifest = std::fs::read_to_string(directory.join("Cargo.toml")).unwrap();
         assert!(manifest.contains("name = \"quiet-hours\""), "{manifest}");
-        assert!(manifest.contains("wasp-sdk = { path = \"/src/wasp/sdk\" }"), "{manifest}");
+        assert!(
+            manifest.contains("wasp-sdk = { path = \"/src/wasp/sdk\" }"),
+            "{manifest}"
+        );
         assert!(manifest.contains("\n[workspace]\n"), "{manifest}");
         let parsed: toml::Table = toml::from_str(&manifest).unwrap();
         assert!(parsed.contains_key("workspace"));
@@ -496,7 +569,9 @@ mod tests {
 
         let again = scaffold("quiet-hours", &directory, &sdk, None).unwrap_err().to_string();
         assert!(again.contains("already exists"), "{again}");
-        let bad = scaffold("Quiet", &temporary.path().join("other"), &sdk, None).unwrap_err().to_string();
+        let bad = scaffold("Quiet", &temporary.path().join("other"), &sdk, None)
+            .unwrap_err()
+            .to_string();
         assert!(bad.contains("lowercase"), "{bad}");
         assert!(!temporary.path().join("other").exists());
     }

@@ -110,7 +110,9 @@ pub fn from_json(value: &Value, ty: &Type, path: &str, absent: Absent) -> Result
             }
         }
         Type::Char => {
-            let text = value.as_str().ok_or_else(|| expected(path, "a one-character string", value))?;
+            let text = value
+                .as_str()
+                .ok_or_else(|| expected(path, "a one-character string", value))?;
             let mut chars = text.chars();
             match (chars.next(), chars.next()) {
                 (Some(single), None) => Val::Char(single),
@@ -133,7 +135,9 @@ pub fn from_json(value: &Value, ty: &Type, path: &str, absent: Absent) -> Result
             )
         }
         Type::Tuple(tuple) => {
-            let items = value.as_array().ok_or_else(|| expected(path, "an array (a tuple)", value))?;
+            let items = value
+                .as_array()
+                .ok_or_else(|| expected(path, "an array (a tuple)", value))?;
             let types: Vec<Type> = tuple.types().collect();
             if items.len() != types.len() {
                 return Err(error(
@@ -187,11 +191,17 @@ pub fn from_json(value: &Value, ty: &Type, path: &str, absent: Absent) -> Result
             let (key, payload) = one_key(value, path).map_err(|_| {
                 error(
                     path,
-                    format!("expected a case as \"case\" or {{\"case\": payload}}, one of: {}", names()),
+                    format!(
+                        "expected a case as \"case\" or {{\"case\": payload}}, one of: {}",
+                        names()
+                    ),
                 )
             })?;
             let Some((name, ty)) = cases.iter().find(|(name, _)| snake(name) == key) else {
-                return Err(error(path, format!("unknown case {key:?}; expected one of: {}", names())));
+                return Err(error(
+                    path,
+                    format!("unknown case {key:?}; expected one of: {}", names()),
+                ));
             };
             let case_path = format!("{path}.{key}");
             let payload = match (ty, payload) {
@@ -203,12 +213,17 @@ pub fn from_json(value: &Value, ty: &Type, path: &str, absent: Absent) -> Result
             Val::Variant(name.clone(), payload)
         }
         Type::Enum(enumeration) => {
-            let text = value.as_str().ok_or_else(|| expected(path, "a string (an enum case)", value))?;
+            let text = value
+                .as_str()
+                .ok_or_else(|| expected(path, "a string (an enum case)", value))?;
             match enumeration.names().find(|name| snake(name) == text) {
                 Some(name) => Val::Enum(name.to_owned()),
                 None => {
                     let names: Vec<String> = enumeration.names().map(snake).collect();
-                    return Err(error(path, format!("unknown case {text:?}; expected one of: {}", names.join(", "))));
+                    return Err(error(
+                        path,
+                        format!("unknown case {text:?}; expected one of: {}", names.join(", ")),
+                    ));
                 }
             }
         }
@@ -221,7 +236,12 @@ pub fn from_json(value: &Value, ty: &Type, path: &str, absent: Absent) -> Result
             let side = match key {
                 "ok" => result.ok(),
                 "err" => result.err(),
-                other => return Err(error(path, format!("expected {{\"ok\": …}} or {{\"err\": …}}, got {other:?}"))),
+                other => {
+                    return Err(error(
+                        path,
+                        format!("expected {{\"ok\": …}} or {{\"err\": …}}, got {other:?}"),
+                    ));
+                }
             };
             let converted = match (side, payload) {
                 (None, None | Some(Value::Null)) => None,
@@ -231,7 +251,9 @@ pub fn from_json(value: &Value, ty: &Type, path: &str, absent: Absent) -> Result
             Val::Result(if key == "ok" { Ok(converted) } else { Err(converted) })
         }
         Type::Flags(flags) => {
-            let items = value.as_array().ok_or_else(|| expected(path, "an array of flag names", value))?;
+            let items = value
+                .as_array()
+                .ok_or_else(|| expected(path, "an array of flag names", value))?;
             let mut set = Vec::with_capacity(items.len());
             for item in items {
                 let text = item.as_str().ok_or_else(|| expected(path, "a flag name", item))?;
@@ -242,7 +264,12 @@ pub fn from_json(value: &Value, ty: &Type, path: &str, absent: Absent) -> Result
             }
             Val::Flags(set)
         }
-        other => return Err(error(path, format!("values of type {other:?} cannot be written in a fixture"))),
+        other => {
+            return Err(error(
+                path,
+                format!("values of type {other:?} cannot be written in a fixture"),
+            ));
+        }
     })
 }
 
@@ -294,7 +321,12 @@ pub fn neutral(ty: &Type, path: &str) -> Result<Val, ValueError> {
         Type::Record(record) => Val::Record(
             record
                 .fields()
-                .map(|field| Ok((field.name.to_owned(), neutral(&field.ty, &format!("{path}.{}", snake(field.name)))?)))
+                .map(|field| {
+                    Ok((
+                        field.name.to_owned(),
+                        neutral(&field.ty, &format!("{path}.{}", snake(field.name)))?,
+                    ))
+                })
                 .collect::<Result<_, ValueError>>()?,
         ),
         Type::Enum(enumeration) => match enumeration.names().next() {
@@ -311,7 +343,12 @@ pub fn neutral(ty: &Type, path: &str) -> Result<Val, ValueError> {
             }
             None => return Err(error(path, "a variant without cases has no neutral value")),
         },
-        other => return Err(error(path, format!("type {other:?} has no neutral value; give it in the fixture"))),
+        other => {
+            return Err(error(
+                path,
+                format!("type {other:?} has no neutral value; give it in the fixture"),
+            ));
+        }
     })
 }
 

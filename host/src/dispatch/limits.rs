@@ -15,6 +15,7 @@ use std::{
 use crate::{config::CloudApiConfig, message::PhoneNumber};
 
 /// Recipient buckets kept before idle ones are dropped (an idle bucket equals a fresh one).
+/// After a prune the bound doubles past what is left, so pruning stays amortised O(1).
 const PRUNE_AT: usize = 10_000;
 
 /// One token bucket in GCRA form, in microseconds since the limiter's origin.
@@ -66,6 +67,7 @@ pub enum Admission {
 struct State {
     sender: Bucket,
     recipients: HashMap<PhoneNumber, Bucket>,
+    prune_at: usize,
 }
 
 pub struct Limits {
@@ -98,6 +100,7 @@ impl Limits {
             state: Mutex::new(State {
                 sender: Bucket { tat_us: 0 },
                 recipients: HashMap::new(),
+                prune_at: PRUNE_AT,
             }),
         }
     }
@@ -133,8 +136,9 @@ impl Limits {
         if let Some(rate) = self.pair_rate {
             let mut bucket = pair_bucket;
             rate.take(&mut bucket, at);
-            if state.recipients.len() >= PRUNE_AT && !state.recipients.contains_key(recipient) {
+            if state.recipients.len() >= state.prune_at {
                 state.recipients.retain(|_, bucket| bucket.tat_us > now);
+                state.prune_at = (state.recipients.len() * 2).max(PRUNE_AT);
             }
             state.recipients.insert(recipient.clone(), bucket);
         }

@@ -287,7 +287,7 @@ impl Content {
             | Content::Video { video: media }
             | Content::Audio { audio: media } => {
                 if media.id.is_none() == media.link.is_none() {
-                    let field = format!("{}", self.kind());
+                    let field = self.kind().to_owned();
                     return fail(&field, "needs exactly one of `id` or `link`");
                 }
             }

@@ -486,16 +486,27 @@ pub fn describe_trap(error: &wasmtime::Error) -> String {
 }
 
 /// A store outside a [`LoadedPlugin`], set up as its instances' stores are (WASI with nothing
-/// granted, the memory cap, fuel and deadline armed), for tools that call a plugin's exports
-/// by name (`wasp plugin test`, `wasp bench policy`).
+/// granted but stdout/stderr to the log, the memory cap, fuel and deadline armed), for tools
+/// that call a plugin's exports by name (`wasp plugin test`, `wasp bench policy`). Keep it in
+/// step with [`LoadedPlugin`]'s own instantiation.
 pub fn detached_store(
     engine: &wasmtime::Engine,
     plugin: &str,
     limits: Limits,
     kv: Arc<PluginKv>,
 ) -> Result<Store<InstanceState>, Fault> {
+    let plugin: Arc<str> = Arc::from(plugin);
     let state = InstanceState {
-        wasi: WasiCtx::builder().build(),
+        wasi: WasiCtx::builder()
+            .stdout(PluginOutput {
+                plugin: plugin.clone(),
+                stream: "stdout",
+            })
+            .stderr(PluginOutput {
+                plugin: plugin.clone(),
+                stream: "stderr",
+            })
+            .build(),
         table: ResourceTable::new(),
         limits: StoreLimitsBuilder::new()
             .memory_size(limits.memory_limit_bytes)
@@ -504,7 +515,7 @@ pub fn detached_store(
             .tables(8)
             .memories(4)
             .build(),
-        plugin: Arc::from(plugin),
+        plugin,
         kv,
         counters: Arc::default(),
     };

@@ -24,6 +24,7 @@ const ROWS_PER_STATEMENT: usize = 500;
 const WRITER_QUEUE: usize = 4_096;
 const READERS: u32 = 4;
 
+mod contacts;
 mod plugins;
 mod queue;
 
@@ -44,6 +45,7 @@ enum WriteOp {
     ReleaseLeases(Reply<u64>),
     State(Vec<StateWrite>, Reply<()>),
     Plugin(Vec<super::PluginWrite>, Reply<()>),
+    Contact(Vec<super::ContactWrite>, Reply<()>),
 }
 
 impl WriteOp {
@@ -56,6 +58,7 @@ impl WriteOp {
             WriteOp::ReleaseLeases(_) => 1,
             WriteOp::State(writes, _) => writes.len(),
             WriteOp::Plugin(writes, _) => writes.len(),
+            WriteOp::Contact(writes, _) => writes.len(),
         }
     }
 }
@@ -140,6 +143,14 @@ impl SqliteStore {
 
     pub async fn plugin_writes(&self, writes: Vec<super::PluginWrite>) -> Result<()> {
         self.submit(|reply| WriteOp::Plugin(writes, reply)).await
+    }
+
+    pub async fn contact_writes(&self, writes: Vec<super::ContactWrite>) -> Result<()> {
+        self.submit(|reply| WriteOp::Contact(writes, reply)).await
+    }
+
+    pub async fn contacts(&self, wa_ids: &[&str]) -> Result<Vec<super::Contact>> {
+        contacts::read(&self.readers, wa_ids).await
     }
 
     pub async fn plugin_bindings(&self) -> Result<Vec<super::PluginBinding>> {
@@ -339,14 +350,16 @@ fn answer(op: WriteOp, output: Result<Output>) {
         (WriteOp::Accept(_, reply), Ok(Output::Accept(outcomes))) => send(reply, Ok(outcomes)),
         (WriteOp::Record(_, reply), Ok(Output::Unit))
         | (WriteOp::State(_, reply), Ok(Output::Unit))
-        | (WriteOp::Plugin(_, reply), Ok(Output::Unit)) => send(reply, Ok(())),
+        | (WriteOp::Plugin(_, reply), Ok(Output::Unit))
+        | (WriteOp::Contact(_, reply), Ok(Output::Unit)) => send(reply, Ok(())),
         (WriteOp::Statuses(_, reply), Ok(Output::Statuses(report))) => send(reply, Ok(report)),
         (WriteOp::Claim { reply, .. }, Ok(Output::Claim(messages))) => send(reply, Ok(messages)),
         (WriteOp::ReleaseLeases(reply), Ok(Output::Count(count))) => send(reply, Ok(count)),
         (WriteOp::Accept(_, reply), Err(error)) => send(reply, Err(error)),
         (WriteOp::Record(_, reply), Err(error))
         | (WriteOp::State(_, reply), Err(error))
-        | (WriteOp::Plugin(_, reply), Err(error)) => send(reply, Err(error)),
+        | (WriteOp::Plugin(_, reply), Err(error))
+        | (WriteOp::Contact(_, reply), Err(error)) => send(reply, Err(error)),
         (WriteOp::Statuses(_, reply), Err(error)) => send(reply, Err(error)),
         (WriteOp::Claim { reply, .. }, Err(error)) => send(reply, Err(error)),
         (WriteOp::ReleaseLeases(reply), Err(error)) => send(reply, Err(error)),
@@ -381,6 +394,10 @@ async fn execute(connection: &mut SqliteConnection, ops: &[WriteOp]) -> Result<V
             }
             WriteOp::Plugin(writes, _) => {
                 plugins::write(&mut transaction, writes).await?;
+                Output::Unit
+            }
+            WriteOp::Contact(writes, _) => {
+                contacts::write(&mut transaction, writes).await?;
                 Output::Unit
             }
         };

@@ -10,7 +10,7 @@ fn client(url: &str, token: Option<&str>) -> AdminClient {
     .unwrap()
 }
 
-fn header<'a>(request: &'a Request, name: header::HeaderName) -> Option<&'a str> {
+fn header(request: &Request, name: header::HeaderName) -> Option<&str> {
     request.headers().get(name).map(|value| value.to_str().unwrap())
 }
 
@@ -22,19 +22,30 @@ fn json_body(request: &Request) -> Value {
 #[test]
 fn upload_posts_the_component_bytes_with_the_token() {
     let client = client("http://127.0.0.1:8080", Some("secret"));
-    let request = client.upload_request("quiet-hours", b"\0asm\x0d\0\x01\0".to_vec()).unwrap();
+    let request = client
+        .upload_request("quiet-hours", b"\0asm\x0d\0\x01\0".to_vec())
+        .unwrap();
     assert_eq!(request.method(), Method::POST);
-    assert_eq!(request.url().as_str(), "http://127.0.0.1:8080/v1/plugins/quiet-hours/versions");
+    assert_eq!(
+        request.url().as_str(),
+        "http://127.0.0.1:8080/v1/plugins/quiet-hours/versions"
+    );
     assert_eq!(header(&request, header::CONTENT_TYPE), Some("application/wasm"));
     assert_eq!(header(&request, header::AUTHORIZATION), Some("Bearer secret"));
-    assert_eq!(request.body().and_then(|body| body.as_bytes()), Some(&b"\0asm\x0d\0\x01\0"[..]));
+    assert_eq!(
+        request.body().and_then(|body| body.as_bytes()),
+        Some(&b"\0asm\x0d\0\x01\0"[..])
+    );
 }
 
 #[test]
 fn lifecycle_requests_have_the_documented_shapes() {
     let client = client("https://wasp.example.com/base/", None);
     let list = client.list_request().unwrap();
-    assert_eq!((list.method(), list.url().as_str()), (&Method::GET, "https://wasp.example.com/base/v1/plugins"));
+    assert_eq!(
+        (list.method(), list.url().as_str()),
+        (&Method::GET, "https://wasp.example.com/base/v1/plugins")
+    );
     assert_eq!(header(&list, header::AUTHORIZATION), None, "no token, no header");
 
     let view = client.plugin_request("quiet-hours").unwrap();
@@ -57,7 +68,10 @@ fn lifecycle_requests_have_the_documented_shapes() {
     assert_eq!(json_body(&shadow), json!({"version": "cd34"}));
 
     let report = client.shadow_report_request("quiet-hours").unwrap();
-    assert_eq!((report.method(), report.url().path()), (&Method::GET, "/base/v1/plugins/quiet-hours/shadow"));
+    assert_eq!(
+        (report.method(), report.url().path()),
+        (&Method::GET, "/base/v1/plugins/quiet-hours/shadow")
+    );
 }
 
 #[test]
@@ -92,13 +106,20 @@ fn error_answers_show_the_servers_message_plainly() {
         "plugin quiet-hours: does not implement wasp:policy@0.1.0: it does not export `on-event` (field `body`)"
     );
 
-    let unauthorized = br#"{"error": {"code": "unauthorized", "message": "missing or wrong bearer token", "field": null}}"#;
+    let unauthorized =
+        br#"{"error": {"code": "unauthorized", "message": "missing or wrong bearer token", "field": null}}"#;
     let error = decode::<PluginList>(StatusCode::UNAUTHORIZED, unauthorized, "u").unwrap_err();
-    assert_eq!(error.to_string(), "missing or wrong bearer token; set --token or WASP_ADMIN_TOKEN");
+    assert_eq!(
+        error.to_string(),
+        "missing or wrong bearer token; set --token or WASP_ADMIN_TOKEN"
+    );
 
     let error = decode::<PluginList>(StatusCode::BAD_GATEWAY, b"<html>bad gateway</html>", "u").unwrap_err();
     assert!(matches!(error, AdminError::Status { .. }));
-    assert_eq!(error.to_string(), "the server answered 502 Bad Gateway: <html>bad gateway</html>");
+    assert_eq!(
+        error.to_string(),
+        "the server answered 502 Bad Gateway: <html>bad gateway</html>"
+    );
 }
 
 #[test]
@@ -114,7 +135,12 @@ fn answers_with_extra_or_missing_fields_are_read() {
     let nothing: Value = decode(StatusCode::NO_CONTENT, b"", "u").unwrap();
     assert_eq!(nothing, Value::Null);
     let error = decode::<PluginList>(StatusCode::OK, b"[1, 2]", "http://h/v1/plugins").unwrap_err();
-    assert!(error.to_string().starts_with("unexpected answer from http://h/v1/plugins"), "{error}");
+    assert!(
+        error
+            .to_string()
+            .starts_with("unexpected answer from http://h/v1/plugins"),
+        "{error}"
+    );
 }
 
 fn view(name: &str, live: Option<&str>, quarantined: bool) -> PluginView {
@@ -155,7 +181,10 @@ fn ls_prints_one_row_per_plugin() {
          1    quiet-hours   uploaded     -             -       on-submit,on-dispatch  closed   0       0       0µs  0µs\n\
          0    flaky         quarantined  fedcba987654  -       on-submit,on-dispatch  closed   12,345  2       8µs  1,250µs\n"
     );
-    assert_eq!(render_list(&PluginList::default()), "no plugins; upload one with `wasp plugin push`\n");
+    assert_eq!(
+        render_list(&PluginList::default()),
+        "no plugins; upload one with `wasp plugin push`\n"
+    );
 }
 
 #[test]
@@ -179,10 +208,19 @@ fn ls_name_shows_settings_and_versions() {
     assert!(text.contains("live         0123456789abcdef\n"), "{text}");
     assert!(text.contains("config       {\"max_buttons\":3}\n"), "{text}");
     assert!(text.contains("limits       -\n"), "{text}");
-    assert!(text.contains("stats        12,345 calls, 2 faults, p50 8µs, p99 1,250µs\n"), "{text}");
+    assert!(
+        text.contains("stats        12,345 calls, 2 faults, p50 8µs, p99 1,250µs\n"),
+        "{text}"
+    );
     assert!(text.contains("VERSION       SIZE          UPLOADED\n"), "{text}");
-    assert!(text.contains("0123456789ab  98,304 bytes  2026-03-01T10:00:00Z  live\n"), "{text}");
-    assert!(text.contains("fedcba987654  -             -                     shadow\n"), "{text}");
+    assert!(
+        text.contains("0123456789ab  98,304 bytes  2026-03-01T10:00:00Z  live\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("fedcba987654  -             -                     shadow\n"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -220,15 +258,25 @@ fn the_upload_answer_says_what_to_do_next() {
         size_bytes: 51_200,
         hooks: vec!["on-submit".into(), "on-dispatch".into(), "on-event".into()],
     });
-    assert!(text.starts_with("uploaded quiet-hours version 0123456789abcdef\nsize     51,200 bytes\n"), "{text}");
+    assert!(
+        text.starts_with("uploaded quiet-hours version 0123456789abcdef\nsize     51,200 bytes\n"),
+        "{text}"
+    );
     assert!(text.contains("wasp plugin shadow quiet-hours 0123456789ab"), "{text}");
-    assert!(text.contains("      wasp plugin activate quiet-hours 0123456789ab"), "{text}");
+    assert!(
+        text.contains("      wasp plugin activate quiet-hours 0123456789ab"),
+        "{text}"
+    );
 }
 
 #[test]
 fn package_names_are_read_from_the_manifest() {
     let directory = tempfile::tempdir().unwrap();
-    std::fs::write(directory.path().join("Cargo.toml"), "[package]\nname = \"quiet-hours\"\n").unwrap();
+    std::fs::write(
+        directory.path().join("Cargo.toml"),
+        "[package]\nname = \"quiet-hours\"\n",
+    )
+    .unwrap();
     assert_eq!(package_name(directory.path()).unwrap().as_deref(), Some("quiet-hours"));
     std::fs::write(directory.path().join("Cargo.toml"), "[workspace]\n").unwrap();
     assert_eq!(package_name(directory.path()).unwrap(), None);

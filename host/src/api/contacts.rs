@@ -1,0 +1,105 @@
+//! `GET/PUT /v1/contacts/{wa_id}`: what wasp knows of a contact (read-only facts) and the
+//! attributes and opt-out a business sets. The facts reach every plugin call's context.
+
+use axum::{
+    Json,
+    extract::{Path, State},
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{ApiState, error::ApiError, error::StrictJson, format_time};
+use crate::{
+    facts,
+    message::PhoneNumber,
+    store::{Contact, ContactAttributes, ContactWrite},
+};
+
+pub const MAX_CONTACT_TAGS: usize = 50;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContactRequest {
+    #[serde(default)]
+    pub attributes: Option<ContactAttributes>,
+    #[serde(default)]
+    pub opted_out: Option<bool>,
+}
+
+/// Accepts `6591234567` or `+6591234567`; answers the number.
+fn number_of(wa_id: &str) -> Result<PhoneNumber, ApiError> {
+    let with_plus = if wa_id.starts_with('+') { wa_id.to_owned() } else { format!("+{wa_id}") };
+    PhoneNumber::parse(&with_plus).map_err(|error| ApiError::invalid("wa_id", error.to_string()))
+}
+
+fn contact_json(number: &PhoneNumber, contact: &Contact, now_ms: i64) -> Value {
+    let window_expires = contact.last_inbound_ms.map(|at| at + facts::SERVICE_WINDOW_MS);
+    let time_zone = contact
+        .attributes
+        .time_zone
+        .clone()
+        .unwrap_or_else(|| facts::zone_for(number).to_owned());
+    json!({
+        "wa_id": contact.wa_id,
+        "facts": {
+            "first_seen": format_time(contact.first_seen_ms),
+            "last_inbound": contact.last_inbound_ms.map(format_time),
+            "interactions": contact.interactions,
+            "service_window_open": window_expires.is_some_and(|expires| expires > now_ms),
+            "service_window_expires_at": window_expires.filter(|expires| *expires > now_ms).map(format_time),
+            "country_code": number.country_code(),
+            "time_zone": time_zone,
+            "utc_offset_minutes": facts::utc_offset_minutes(&time_zone, now_ms),
+        },
+        "opted_out": contact.opted_out,
+        "attributes": contact.attributes,
+        "updated_at": format_time(contact.updated_at_ms),
+    })
+}
+
+pub async fn get(State(state): State<ApiState>, Path(wa_id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let number = number_of(&wa_id)?;
+    let contact = state
+        .store
+        .contacts(&[number.digits()])
+        .await
+        .map_err(|error| ApiError::internal("reading a contact", &error))?
+        .pop()
+        .ok_or_else(|| ApiError::not_found(format!("no contact {}", number.digits())))?;
+    Ok(Json(contact_json(&number, &contact, crate::store::now_ms())))
+}
+
+pub async fn put(
+    State(state): State<ApiState>,
+    Path(wa_id): Path<String>,
+    StrictJson(request): StrictJson<ContactRequest>,
+) -> Result<Json<Value>, ApiError> {
+    let number = number_of(&wa_id)?;
+    if let Some(attributes) = &request.attributes {
+        if let Some(zone) = &attributes.time_zone
+            && !facts::is_known_zone(zone)
+        {
+            return Err(ApiError::invalid(
+                "attributes.time_zone",
+                format!("{zone:?} is not an IANA time zone such as \"Europe/Berlin\""),
+            ));
+        }
+        if attributes.tags.len() > MAX_CONTACT_TAGS {
+            return Err(ApiError::invalid("attributes.tags", format!("at most {MAX_CONTACT_TAGS} tags")));
+        }
+    }
+    if request.attributes.is_none() && request.opted_out.is_none() {
+        return Err(ApiError::invalid("attributes", "send `attributes`, `opted_out`, or both"));
+    }
+    state
+        .store
+        .contact_writes(vec![ContactWrite::Put {
+            wa_id: number.digits().to_owned(),
+            attributes: request.attributes,
+            opted_out: request.opted_out,
+            at_ms: crate::store::now_ms(),
+        }])
+        .await
+        .map_err(|error| ApiError::internal("writing a contact", &error))?;
+    get(State(state), Path(wa_id)).await
+}

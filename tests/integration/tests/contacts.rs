@@ -1,0 +1,99 @@
+//! Contact facts and attributes, black-box: inbound messages counted once, the 24-hour
+//! window, attributes and opt-out set over the API, and bad input named.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use wasp_integration::{APP_SECRET, HostOptions, TOKEN, TestHost};
+use wasp_simulator::Inbound;
+
+async fn contact(host: &TestHost, wa_id: &str) -> anyhow::Result<(u16, Value)> {
+    let response = host
+        .client
+        .get(format!("{}/v1/contacts/{wa_id}", host.url))
+        .bearer_auth(TOKEN)
+        .send()
+        .await?;
+    let status = response.status().as_u16();
+    Ok((status, response.json().await.unwrap_or(Value::Null)))
+}
+
+async fn put_contact(host: &TestHost, wa_id: &str, body: Value) -> anyhow::Result<(u16, Value)> {
+    let response = host
+        .client
+        .put(format!("{}/v1/contacts/{wa_id}", host.url))
+        .bearer_auth(TOKEN)
+        .json(&body)
+        .send()
+        .await?;
+    let status = response.status().as_u16();
+    Ok((status, response.json().await.unwrap_or(Value::Null)))
+}
+
+#[tokio::test]
+async fn inbound_messages_open_the_window_and_count_once() -> anyhow::Result<()> {
+    let host = TestHost::start(HostOptions::default()).await?;
+    assert_eq!(contact(&host, "6591234567").await?.0, 404);
+    host.simulator
+        .inject_inbound(Inbound::text("100000000000001", "6591234567", "hello"))
+        .await?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let view = loop {
+        let (status, view) = contact(&host, "+6591234567").await?;
+        if status == 200 {
+            break view;
+        }
+        anyhow::ensure!(std::time::Instant::now() < deadline, "the inbound message was not recorded");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    };
+    assert_eq!(view["facts"]["interactions"], 1);
+    assert_eq!(view["facts"]["service_window_open"], true);
+    assert_eq!(view["facts"]["time_zone"], "Asia/Singapore");
+    assert_eq!(view["facts"]["utc_offset_minutes"], 480);
+
+    // Meta delivering the same webhook twice counts it once.
+    let body = serde_json::to_vec(&json!({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"field": "messages", "value": {
+        "messaging_product": "whatsapp", "metadata": {"display_phone_number": "1", "phone_number_id": "100000000000001"},
+        "contacts": [{"profile": {"name": "A"}, "wa_id": "6591234567"}],
+        "messages": [{"from": "6591234567", "id": "wamid.SAME", "timestamp": "1900000000", "type": "text", "text": {"body": "again"}}]}}]}]}))?;
+    assert_eq!(host.post_webhook(&body, Some(APP_SECRET)).await?, 200);
+    assert_eq!(host.post_webhook(&body, Some(APP_SECRET)).await?, 200);
+    let (_, view) = contact(&host, "6591234567").await?;
+    assert_eq!(view["facts"]["interactions"], 2, "{view}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn attributes_and_opt_out_are_set_and_checked() -> anyhow::Result<()> {
+    let host = TestHost::start(HostOptions::default()).await?;
+    let (status, view) = put_contact(
+        &host,
+        "4915112345678",
+        json!({"attributes": {"time_zone": "America/Chicago", "device_hints": ["old-device"], "language": "de"}, "opted_out": true}),
+    )
+    .await?;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["facts"]["time_zone"], "America/Chicago");
+    assert_eq!(view["opted_out"], true);
+    assert_eq!(view["attributes"]["device_hints"], json!(["old-device"]));
+    assert_eq!(view["facts"]["interactions"], 0);
+    assert_eq!(view["facts"]["service_window_open"], false);
+
+    // Opt-out alone leaves the attributes as they are.
+    let (_, view) = put_contact(&host, "4915112345678", json!({"opted_out": false})).await?;
+    assert_eq!(view["opted_out"], false);
+    assert_eq!(view["attributes"]["language"], "de");
+
+    let cases = [
+        ("4915112345678", json!({"attributes": {"time_zone": "Mars/Olympus"}}), "attributes.time_zone"),
+        ("4915112345678", json!({"attributes": {"colour": "red"}}), "attributes"),
+        ("4915112345678", json!({}), "attributes"),
+        ("12", json!({"opted_out": true}), "wa_id"),
+    ];
+    for (wa_id, body, field) in cases {
+        let (status, answer) = put_contact(&host, wa_id, body.clone()).await?;
+        assert_eq!(status, 400, "{body}: {answer}");
+        assert!(answer["error"]["field"].as_str().unwrap_or_default().starts_with(field), "{body}: {answer}");
+    }
+    Ok(())
+}
