@@ -142,7 +142,14 @@ async fn run_phases(options: &BenchOptions, sim_runtime: &Runtime, load_runtime:
     config.server.admin_token = Some(ADMIN_TOKEN.into());
     config.webhook.app_secret = Some(APP_SECRET.into());
     config.store.database_url = format!("sqlite://{}", data_dir.path().join("wasp.db").display());
-    config.policy.plugins_dir = options.plugins_dir.display().to_string();
+    config.policy.plugins_dir = if options.plugins.is_empty() {
+        // An empty chain would load every component in the directory: point at an empty one.
+        let empty = data_dir.path().join("no-plugins");
+        std::fs::create_dir_all(&empty)?;
+        empty.display().to_string()
+    } else {
+        options.plugins_dir.display().to_string()
+    };
     config.policy.compiled_cache_dir = data_dir.path().join("compiled").display().to_string();
     config.policy.plugins = chain(&options.plugins_dir, &options.plugins)?;
     config.channel.cloud_api.base_urls = vec![preferred.base_url(), standby.base_url()];
@@ -283,6 +290,7 @@ fn per_second(count: usize, elapsed: Duration) -> f64 {
 async fn wait_statuses(simulator: &RunningSimulator, target: u64, timeout: Duration, bar: Option<usize>) -> anyhow::Result<()> {
     let start = simulator.counters().webhook_statuses;
     let deadline = Instant::now() + timeout;
+    let mut shown = usize::MAX;
     loop {
         let counters = simulator.counters();
         if counters.webhook_statuses >= target && counters.webhook_backlog == 0 {
@@ -294,8 +302,12 @@ async fn wait_statuses(simulator: &RunningSimulator, target: u64, timeout: Durat
         if let Some(total) = bar {
             let done = counters.webhook_statuses.saturating_sub(start) as f64;
             let wanted = (target.saturating_sub(start)).max(1) as f64;
-            let filled = ((done / wanted) * 40.0).clamp(0.0, 40.0) as usize;
-            eprint!("\r  [{}{}] {:>3.0}% of {total} messages read", "#".repeat(filled), " ".repeat(40 - filled), done / wanted * 100.0);
+            let percent = ((done / wanted) * 100.0).clamp(0.0, 100.0) as usize;
+            if percent != shown {
+                shown = percent;
+                let filled = percent * 40 / 100;
+                eprint!("\r  [{}{}] {percent:>3}% of {total} messages read", "#".repeat(filled), " ".repeat(40 - filled));
+            }
         }
         if Instant::now() > deadline {
             bail!("statuses stalled at {} of {target} ({:?})", counters.webhook_statuses, counters);

@@ -33,6 +33,7 @@ pub const DEFAULT_CLOUD_API_BASE_URL: &str = "https://graph.facebook.com";
 pub const DEFAULT_CLOUD_API_VERSION: &str = "v23.0";
 pub const DEFAULT_PHONE_NUMBER_ID: &str = "100000000000001";
 pub const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 10_000;
+pub const DEFAULT_SMS_BASE_URL: &str = "https://api.twilio.com";
 pub const DEFAULT_LOG_FORMAT: &str = "text";
 pub const DEFAULT_MAX_BATCH_BODY_BYTES: usize = 8 * 1024 * 1024;
 pub const DEFAULT_MAX_BACKLOG: u64 = 1_000_000;
@@ -55,6 +56,7 @@ pub const PLAIN_NAMES: &[(&str, &str)] = &[
     ("WASP_APP_SECRET", "webhook.app_secret"),
     ("WASP_VERIFY_TOKEN", "webhook.verify_token"),
     ("WASP_CLOUD_API_TOKEN", "channel.cloud_api.access_token"),
+    ("WASP_SMS_AUTH_TOKEN", "channel.sms.auth_token"),
 ];
 
 /// Keys without a default value (secrets): they exist only when set.
@@ -63,6 +65,7 @@ const OPTIONAL_KEYS: &[&str] = &[
     "webhook.app_secret",
     "webhook.verify_token",
     "channel.cloud_api.access_token",
+    "channel.sms.auth_token",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -240,6 +243,31 @@ pub struct PluginEntry {
 #[serde(deny_unknown_fields, default)]
 pub struct ChannelConfig {
     pub cloud_api: CloudApiConfig,
+    pub sms: SmsConfig,
+}
+
+/// A Twilio-compatible SMS provider; off while `from` is empty.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmsConfig {
+    pub base_url: String,
+    pub account_sid: String,
+    pub auth_token: Option<String>,
+    /// The sender number (E.164) or alphanumeric sender id.
+    pub from: String,
+    pub request_timeout_ms: u64,
+}
+
+impl Default for SmsConfig {
+    fn default() -> Self {
+        Self {
+            base_url: DEFAULT_SMS_BASE_URL.to_owned(),
+            account_sid: String::new(),
+            auth_token: None,
+            from: String::new(),
+            request_timeout_ms: DEFAULT_REQUEST_TIMEOUT_MS,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -432,6 +460,7 @@ impl Config {
             &mut copy.webhook.app_secret,
             &mut copy.webhook.verify_token,
             &mut copy.channel.cloud_api.access_token,
+            &mut copy.channel.sms.auth_token,
         ] {
             if secret.is_some() {
                 *secret = Some("********".into());

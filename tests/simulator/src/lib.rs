@@ -17,6 +17,7 @@ mod control;
 pub mod error;
 pub mod graph;
 pub mod inbound;
+pub mod sms;
 mod state;
 pub mod wamid;
 mod webhook;
@@ -80,6 +81,8 @@ impl Simulator {
             config: Arc::clone(&config),
             counters: Arc::clone(&counters),
             sent: SentLog::default(),
+            sms: sms::SmsLog::default(),
+            sms_salt: rand::random(),
             wamids: WamidGenerator::new(),
             schedule,
             http,
@@ -101,6 +104,7 @@ impl Simulator {
         ));
 
         let router = graph::routes()
+            .merge(sms::routes())
             .merge(control::routes())
             .fallback(graph::fallback)
             .with_state(Arc::clone(&shared));
@@ -168,6 +172,11 @@ impl RunningSimulator {
     /// oldest first.
     pub fn sent(&self) -> Vec<SentMessage> {
         self.shared.sent.recent(SENT_LOG_CAPACITY)
+    }
+
+    /// Every SMS accepted (the newest 20,000), oldest first.
+    pub fn sms_sent(&self) -> Vec<sms::SmsMessage> {
+        self.shared.sms.all()
     }
 
     /// The configuration in force now.

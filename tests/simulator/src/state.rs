@@ -45,6 +45,12 @@ pub struct Counters {
     pub webhook_dropped: u64,
     /// Statuses scheduled or being posted, not yet delivered or dropped.
     pub webhook_backlog: u64,
+    /// Requests to the SMS endpoint (any outcome).
+    #[serde(default)]
+    pub sms_requests: u64,
+    /// SMS accepted.
+    #[serde(default)]
+    pub sms_accepted: u64,
 }
 
 impl Counters {
@@ -67,6 +73,8 @@ pub(crate) struct CounterCells {
     pub webhook_failures: AtomicU64,
     pub webhook_dropped: AtomicU64,
     pub webhook_backlog: AtomicI64,
+    pub sms_requests: AtomicU64,
+    pub sms_accepted: AtomicU64,
 }
 
 impl CounterCells {
@@ -107,6 +115,8 @@ impl CounterCells {
             webhook_dropped: load(&self.webhook_dropped),
             webhook_backlog: u64::try_from(self.webhook_backlog.load(Ordering::Relaxed))
                 .unwrap_or(0),
+            sms_requests: load(&self.sms_requests),
+            sms_accepted: load(&self.sms_accepted),
         }
     }
 
@@ -190,6 +200,9 @@ pub(crate) struct Shared {
     pub config: Arc<ConfigCell>,
     pub counters: Arc<CounterCells>,
     pub sent: SentLog,
+    pub sms: crate::sms::SmsLog,
+    /// Makes SMS sids differ between simulator runs.
+    pub sms_salt: u64,
     pub wamids: WamidGenerator,
     pub schedule: mpsc::Sender<Accepted>,
     pub http: reqwest::Client,
