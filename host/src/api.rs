@@ -6,6 +6,7 @@ pub mod contacts;
 pub mod error;
 pub mod messages;
 pub mod plugins;
+pub mod regions;
 pub mod webhook;
 
 use std::sync::Arc;
@@ -34,6 +35,7 @@ pub struct ApiState {
     pub dispatch: DispatchHandle,
     pub policies: Arc<PolicyRuntime>,
     pub events: Arc<crate::events::Events>,
+    pub regions: Arc<crate::regions::RegionHealth>,
     pub shards: u16,
     /// sha256 of the admin token; compared in constant time.
     pub admin_token_digest: Option<[u8; 32]>,
@@ -59,6 +61,7 @@ pub fn router_with_limits(state: ApiState, max_body_bytes: usize, max_batch_body
             post(plugins::upload).layer(DefaultBodyLimit::max(crate::policy::MAX_COMPONENT_BYTES + 1)),
         )
         .route("/v1/contacts/{wa_id}", get(contacts::get).put(contacts::put))
+        .route("/v1/regions", get(regions::list))
         .route("/v1/plugins", get(plugins::list))
         .route("/v1/plugins/{name}", get(plugins::get).put(plugins::update).delete(plugins::delete))
         .route("/v1/plugins/{name}/activate", post(plugins::activate))

@@ -49,15 +49,18 @@ pub async fn start(config: Config, shutdown: impl Future<Output = ()> + Send + '
     let draining = dispatch.clone();
     let drain_timeout = std::time::Duration::from_millis(config.dispatch.drain_timeout_ms);
 
+    let regions = Arc::new(crate::regions::RegionHealth::new(config.regions.clone()));
     let events = crate::events::Events::start(
         store.clone(),
         policies.clone(),
         dispatch.clone(),
+        regions.clone(),
         config.channel.cloud_api.phone_number_id.clone(),
         config.dispatch.shards,
         std::time::Duration::from_millis(config.dispatch.poll_interval_ms),
     );
     let state = ApiState {
+        regions,
         store,
         dispatch,
         policies,

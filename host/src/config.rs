@@ -89,6 +89,7 @@ pub struct Config {
     pub policy: PolicyConfig,
     pub channel: ChannelConfig,
     pub webhook: WebhookConfig,
+    pub regions: crate::regions::RegionConfig,
     pub log: LogConfig,
 }
 

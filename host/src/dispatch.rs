@@ -7,7 +7,8 @@
 //! Every state change is written in batches through the store's group commit.
 //!
 //! The dispatcher also keeps the backlog count the API's backpressure reads (initialised
-//! from the store at start, then moved by acceptances and by messages leaving the queue),
+//! from the store at start, moved by acceptances and by messages leaving the queue, and
+//! counted again every [`BACKLOG_RESYNC`]),
 //! the rate limits ([`limits`]), and the drain on shutdown: no new claims, in-flight sends
 //! finish and are recorded.
 //! May call the store, the policy runtime and the channels.
@@ -38,11 +39,19 @@ pub struct Claimed {
     _permit: OwnedSemaphorePermit,
 }
 
+/// How often the in-memory backlog is set again from the store, so messages accepted by
+/// other paths (plugin follow-ups) and any drift are counted.
+const BACKLOG_RESYNC: Duration = Duration::from_secs(10);
+
 /// Messages waiting to be sent: accepted, queued, deferred or sending.
 #[derive(Clone, Default)]
 pub struct Backlog(Arc<AtomicI64>);
 
 impl Backlog {
+    fn set(&self, count: u64) {
+        self.0.store(i64::try_from(count).unwrap_or(i64::MAX), Ordering::Relaxed);
+    }
+
     pub fn get(&self) -> u64 {
         u64::try_from(self.0.load(Ordering::Relaxed)).unwrap_or_default()
     }
@@ -160,6 +169,18 @@ impl Dispatcher {
             in_flight: in_flight.clone(),
             in_flight_total: u32::try_from(in_flight_total).unwrap_or(u32::MAX),
         };
+        let (resync_store, resync_backlog) = (store.clone(), handle.backlog.clone());
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(BACKLOG_RESYNC);
+            ticker.tick().await;
+            loop {
+                ticker.tick().await;
+                match resync_store.count_pending().await {
+                    Ok(count) => resync_backlog.set(count),
+                    Err(error) => tracing::warn!(%error, "counting the backlog failed"),
+                }
+            }
+        });
         tokio::spawn(async move {
             claim_loop(config, store, senders, in_flight, wake, limits, stopping).await;
             tracing::info!("dispatcher stopped claiming");

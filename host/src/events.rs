@@ -17,6 +17,7 @@ use crate::{
     facts,
     message::{Channel, MessageId, PhoneNumber, Status, Submission},
     policy::{Envelope, PolicyRuntime, bindings::content_from_wit, wit},
+    regions::RegionHealth,
     store::{self, NewMessage, PluginWrite, StatusUpdate, Store, Timer},
 };
 
@@ -29,6 +30,7 @@ pub struct Events {
     dispatch: DispatchHandle,
     sender: String,
     shards: u16,
+    regions: Arc<RegionHealth>,
     timers_changed: Notify,
     poll: Duration,
 }
@@ -45,6 +47,7 @@ impl Events {
         store: Store,
         policies: Arc<PolicyRuntime>,
         dispatch: DispatchHandle,
+        regions: Arc<RegionHealth>,
         sender: String,
         shards: u16,
         poll: Duration,
@@ -53,6 +56,7 @@ impl Events {
             store,
             policies,
             dispatch,
+            regions,
             sender,
             shards,
             timers_changed: Notify::new(),
@@ -70,9 +74,13 @@ impl Events {
             .any(|entry| entry.hooks.iter().any(|hook| hook == "on-event"))
     }
 
-    /// Statuses that moved messages on; runs in the background so the webhook answers at once.
+    /// Statuses that moved messages on: they count toward their region's health, and go to
+    /// `on-event`. Runs in the background so the webhook answers at once.
     pub fn statuses(self: &Arc<Self>, applied: Vec<(MessageId, StatusUpdate)>) {
-        if applied.is_empty() || !self.has_listeners() {
+        let counts_for_health = applied
+            .iter()
+            .any(|(_, update)| matches!(update.status, Status::Delivered | Status::Failed));
+        if applied.is_empty() || !(counts_for_health || self.has_listeners()) {
             return;
         }
         let events = self.clone();
@@ -98,7 +106,11 @@ impl Events {
                     Some(number) => events.store.contacts(&[number.digits()]).await.ok().and_then(|mut found| found.pop()),
                     None => None,
                 };
-                let context = facts::context(to.as_ref(), contact.as_ref(), &events.sender, shard, now);
+                let region = to
+                    .as_ref()
+                    .and_then(PhoneNumber::country_code)
+                    .map(|code| events.regions.state(code, now));
+                let context = facts::context(to.as_ref(), contact.as_ref(), region.as_ref(), &events.sender, shard, now);
                 let identity = format!("inbound:{}", message.wamid);
                 events.run(wit::Event::Inbound(message), context, None, identity).await;
             }
@@ -123,6 +135,18 @@ impl Events {
             .map(|contact| (contact.wa_id.clone(), contact))
             .collect();
         let now = store::now_ms();
+        for (id, update) in &applied {
+            let Some(message) = messages.get(id) else { continue };
+            // Delivery is the region's success; a failed status (undeliverable, …) its failure.
+            match update.status {
+                Status::Delivered => self.regions.record(message.to.country_code().unwrap_or(0), false, None, now),
+                Status::Failed => self.regions.record(message.to.country_code().unwrap_or(0), true, None, now),
+                _ => {}
+            }
+        }
+        if !self.has_listeners() {
+            return Ok(());
+        }
         for (id, update) in applied {
             let Some(message) = messages.get(&id) else { continue };
             let status = match update.status {
@@ -150,7 +174,8 @@ impl Events {
                 error_title: update.error_title.clone(),
             });
             let contact = contacts.get(message.to.digits());
-            let context = facts::context(Some(&message.to), contact, &self.sender, message.shard, now);
+            let region = self.regions.state(message.to.country_code().unwrap_or(0), now);
+            let context = facts::context(Some(&message.to), contact, Some(&region), &self.sender, message.shard, now);
             self.run(event, context, None, format!("status:{id}:{}", update.status)).await;
         }
         Ok(())
@@ -179,7 +204,7 @@ impl Events {
                 continue;
             }
             for timer in &due {
-                let context = facts::context(None, None, &self.sender, 0, now);
+                let context = facts::context(None, None, None, &self.sender, 0, now);
                 let event = wit::Event::Timer(wit::TimerEvent {
                     key: timer.key.clone(),
                     payload: timer.payload.clone(),

@@ -4,10 +4,10 @@
 //!
 //! The time zone comes from a contact attribute when set, else from the number: the area
 //! code for countries with several zones where it is known, else the country's main zone.
-//! Business-initiated sends per category, sender tiers and region health are not tracked
-//! yet and read as zero, unknown and healthy.
+//! Region health comes from [`crate::regions`]. Business-initiated sends per category and
+//! sender tiers are not tracked yet and read as zero and unknown.
 
-use crate::{message::PhoneNumber, policy::wit, store::Contact};
+use crate::{message::PhoneNumber, policy::wit, regions::RegionState, store::Contact};
 
 /// How long an inbound message keeps the customer-service window open.
 pub const SERVICE_WINDOW_MS: i64 = 24 * 60 * 60 * 1_000;
@@ -153,6 +153,7 @@ pub fn utc_offset_minutes(zone: &str, now_ms: i64) -> i32 {
 pub fn context(
     to: Option<&PhoneNumber>,
     contact: Option<&Contact>,
+    region: Option<&RegionState>,
     sender: &str,
     shard: u16,
     now_ms: i64,
@@ -199,9 +200,9 @@ pub fn context(
         },
         region: wit::RegionHealth {
             country_code,
-            error_rate: 0.0,
-            p50_latency_ms: 0,
-            degraded: false,
+            error_rate: region.map_or(0.0, |region| region.error_rate as f32),
+            p50_latency_ms: region.map_or(0, |region| region.p50_latency_ms),
+            degraded: region.is_some_and(|region| region.degraded),
         },
         shard,
         shard_backlog: 0,
@@ -262,14 +263,24 @@ mod tests {
             },
             updated_at_ms: now,
         };
-        let context = context(Some(&number("+4915112345678")), Some(&contact), "100", 7, now);
+        let region = RegionState {
+            country_code: 49,
+            error_rate: 0.4,
+            samples: 50,
+            p50_latency_ms: 80,
+            degraded: true,
+            changed_at_ms: Some(now),
+        };
+        let context = context(Some(&number("+4915112345678")), Some(&contact), Some(&region), "100", 7, now);
+        assert!(context.region.degraded);
+        assert_eq!(context.region.p50_latency_ms, 80);
         assert_eq!(context.recipient.country_code, 49);
         assert_eq!(context.recipient.time_zone, "Asia/Tokyo");
         assert_eq!(context.recipient.utc_offset_minutes, 540);
         assert!(context.recipient.service_window_open);
         assert_eq!(context.recipient.interactions, 3);
         assert_eq!(context.recipient.device_hints, vec!["old-device".to_owned()]);
-        let stranger = super::context(Some(&number("+4915112345678")), None, "100", 7, now);
+        let stranger = super::context(Some(&number("+4915112345678")), None, None, "100", 7, now);
         assert_eq!(stranger.recipient.time_zone, "Europe/Berlin");
         assert!(!stranger.recipient.service_window_open);
     }

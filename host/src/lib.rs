@@ -16,5 +16,6 @@ pub mod events;
 pub mod facts;
 pub mod message;
 pub mod policy;
+pub mod regions;
 pub mod store;
 pub mod telemetry;

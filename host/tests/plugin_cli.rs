@@ -228,6 +228,12 @@ async fn the_build_check_loads_a_component_as_the_host_does() {
     std::fs::write(&core, b"\0asm\x01\0\0\0").unwrap();
     let error = build::validate(&host, &core, json!({})).await.unwrap_err();
     assert!(format!("{error:#}").contains("build it for wasm32-wasip2"), "{error:#}");
+
+    // An empty component compiles but exports nothing of the world: the check names the export.
+    let empty = directory.path().join("empty.wasm");
+    std::fs::write(&empty, b"\0asm\x0d\0\x01\0").unwrap();
+    let error = build::validate(&host, &empty, json!({})).await.unwrap_err();
+    assert!(format!("{error:#}").contains("does not export `init`"), "{error:#}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

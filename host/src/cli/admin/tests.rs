@@ -281,3 +281,17 @@ fn package_names_are_read_from_the_manifest() {
     std::fs::write(directory.path().join("Cargo.toml"), "[workspace]\n").unwrap();
     assert_eq!(package_name(directory.path()).unwrap(), None);
 }
+
+#[test]
+fn a_cause_chain_reads_as_one_line() {
+    let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "Connection refused");
+    let error = anyhow::Error::new(refused)
+        .context("tcp connect error")
+        .context("error sending request");
+    assert_eq!(
+        causes(error.as_ref()),
+        "error sending request: tcp connect error: Connection refused"
+    );
+    let repeated = anyhow::Error::new(std::io::Error::other("timed out")).context("operation timed out");
+    assert_eq!(causes(repeated.as_ref()), "operation timed out");
+}
