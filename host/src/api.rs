@@ -63,12 +63,17 @@ pub fn router_with_limits(state: ApiState, max_body_bytes: usize, max_batch_body
         .route("/v1/contacts/{wa_id}", get(contacts::get).put(contacts::put))
         .route("/v1/regions", get(regions::list))
         .route("/v1/plugins", get(plugins::list))
-        .route("/v1/plugins/{name}", get(plugins::get).put(plugins::update).delete(plugins::delete))
+        .route(
+            "/v1/plugins/{name}",
+            get(plugins::get).put(plugins::update).delete(plugins::delete),
+        )
         .route("/v1/plugins/{name}/activate", post(plugins::activate))
         .route("/v1/plugins/{name}/rollback", post(plugins::rollback))
         .route(
             "/v1/plugins/{name}/shadow",
-            get(plugins::shadow_report).post(plugins::start_shadow).delete(plugins::stop_shadow),
+            get(plugins::shadow_report)
+                .post(plugins::start_shadow)
+                .delete(plugins::stop_shadow),
         )
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
@@ -120,7 +125,11 @@ async fn readyz(State(state): State<ApiState>) -> Response {
         .into_response(),
         Err(error) => {
             tracing::warn!(%error, "not ready: store does not answer");
-            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "store unavailable"}))).into_response()
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"status": "store unavailable"})),
+            )
+                .into_response()
         }
     }
 }

@@ -8,9 +8,9 @@ use tokio::net::TcpListener;
 
 use crate::{
     api::{self, ApiState},
-    channel::CloudApi,
+    channel::{CloudApi, SmsChannel},
     config::Config,
-    dispatch::Dispatcher,
+    dispatch::{Dispatcher, Outbound},
     policy::PolicyRuntime,
     store::Store,
 };
@@ -37,19 +37,25 @@ pub async fn start(config: Config, shutdown: impl Future<Output = ()> + Send + '
 
     let channel = Arc::new(CloudApi::new(&config.channel.cloud_api)?);
     channel.spawn_prober();
-    let dispatch = Dispatcher::start_with_limits(
+    let sms = SmsChannel::new(&config.channel.sms)?.map(Arc::new);
+    let regions = Arc::new(crate::regions::RegionHealth::new(config.regions.clone()));
+    let outbound = Outbound {
+        cloud_api: channel.clone(),
+        sms,
+        regions: regions.clone(),
+    };
+    let dispatch = Dispatcher::start(
         config.dispatch.clone(),
         &config.channel.cloud_api,
         store.clone(),
         policies.clone(),
-        channel.clone(),
+        outbound,
     )
     .await
     .context("starting the dispatcher")?;
     let draining = dispatch.clone();
     let drain_timeout = std::time::Duration::from_millis(config.dispatch.drain_timeout_ms);
 
-    let regions = Arc::new(crate::regions::RegionHealth::new(config.regions.clone()));
     let events = crate::events::Events::start(
         store.clone(),
         policies.clone(),
@@ -84,7 +90,10 @@ pub async fn start(config: Config, shutdown: impl Future<Output = ()> + Send + '
         if draining.drain(drain_timeout).await {
             tracing::info!("in-flight sends drained");
         } else {
-            tracing::warn!(?drain_timeout, "in-flight sends did not drain in time; they go again after restart");
+            tracing::warn!(
+                ?drain_timeout,
+                "in-flight sends did not drain in time; they go again after restart"
+            );
         }
         served
     });

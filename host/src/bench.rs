@@ -118,7 +118,11 @@ fn progress(options: &BenchOptions, phase: &str) {
     }
 }
 
-async fn run_phases(options: &BenchOptions, sim_runtime: &Runtime, load_runtime: &Runtime) -> anyhow::Result<BenchReport> {
+async fn run_phases(
+    options: &BenchOptions,
+    sim_runtime: &Runtime,
+    load_runtime: &Runtime,
+) -> anyhow::Result<BenchReport> {
     let data_dir = tempfile::tempdir().context("creating a temporary data directory")?;
     let host_port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let host_url = format!("http://127.0.0.1:{host_port}");
@@ -190,7 +194,9 @@ async fn run_phases(options: &BenchOptions, sim_runtime: &Runtime, load_runtime:
     let warm = load.clone();
     let from = sequence;
     sequence += 2_000;
-    load_runtime.spawn(async move { warm.closed_loop(from, 2_000, "warm").await }).await??;
+    load_runtime
+        .spawn(async move { warm.closed_loop(from, 2_000, "warm").await })
+        .await??;
     wait_statuses(&preferred, 3 * 2_000, Duration::from_secs(60), None).await?;
 
     progress(options, "end to end");
@@ -203,7 +209,13 @@ async fn run_phases(options: &BenchOptions, sim_runtime: &Runtime, load_runtime:
     sequence += count;
     let accepting = load_runtime.spawn(async move { e2e.closed_loop(from, count, "e2e").await });
     let bar = (!options.json).then_some(count);
-    wait_statuses(&preferred, statuses_before + 3 * u64::try_from(count)?, Duration::from_secs(600), bar).await?;
+    wait_statuses(
+        &preferred,
+        statuses_before + 3 * u64::try_from(count)?,
+        Duration::from_secs(600),
+        bar,
+    )
+    .await?;
     let elapsed = started.elapsed();
     accepting.await??;
     let cpu_after = CpuSample::read()?;
@@ -215,10 +227,16 @@ async fn run_phases(options: &BenchOptions, sim_runtime: &Runtime, load_runtime:
         let rate = report.e2e_msgs_per_s * share;
         let open = load.clone();
         let from = sequence;
-        let ids = load_runtime.spawn(async move { open.open_loop(from, rate, LATENCY_RUN).await }).await??;
+        let ids = load_runtime
+            .spawn(async move { open.open_loop(from, rate, LATENCY_RUN).await })
+            .await??;
         sequence += ids.len() + 1;
         let latencies = accept_to_upstream(&reader, &host_url, &ids).await?;
-        let (p50, p95, p99) = (percentile(&latencies, 0.50), percentile(&latencies, 0.95), percentile(&latencies, 0.99));
+        let (p50, p95, p99) = (
+            percentile(&latencies, 0.50),
+            percentile(&latencies, 0.95),
+            percentile(&latencies, 0.99),
+        );
         if share < 0.6 {
             report.p50_accept_to_upstream_ms_at_50 = p50;
             report.p95_accept_to_upstream_ms_at_50 = p95;
@@ -270,7 +288,11 @@ fn chain(plugins_dir: &Path, names: &[String]) -> anyhow::Result<Vec<PluginEntry
         .iter()
         .map(|name| {
             let file = plugins_dir.join(format!("{}.wasm", name.replace('-', "_")));
-            anyhow::ensure!(file.exists(), "plugin {name} is not built at {} (scripts/build-plugins)", file.display());
+            anyhow::ensure!(
+                file.exists(),
+                "plugin {name} is not built at {} (scripts/build-plugins)",
+                file.display()
+            );
             Ok(PluginEntry {
                 name: name.clone(),
                 // Found in `policy.plugins_dir` by its cargo name.
@@ -287,7 +309,12 @@ fn per_second(count: usize, elapsed: Duration) -> f64 {
 }
 
 /// Waits until the simulator has delivered `target` statuses in all (and has none pending).
-async fn wait_statuses(simulator: &RunningSimulator, target: u64, timeout: Duration, bar: Option<usize>) -> anyhow::Result<()> {
+async fn wait_statuses(
+    simulator: &RunningSimulator,
+    target: u64,
+    timeout: Duration,
+    bar: Option<usize>,
+) -> anyhow::Result<()> {
     let start = simulator.counters().webhook_statuses;
     let deadline = Instant::now() + timeout;
     let mut shown = usize::MAX;
@@ -306,11 +333,19 @@ async fn wait_statuses(simulator: &RunningSimulator, target: u64, timeout: Durat
             if percent != shown {
                 shown = percent;
                 let filled = percent * 40 / 100;
-                eprint!("\r  [{}{}] {percent:>3}% of {total} messages read", "#".repeat(filled), " ".repeat(40 - filled));
+                eprint!(
+                    "\r  [{}{}] {percent:>3}% of {total} messages read",
+                    "#".repeat(filled),
+                    " ".repeat(40 - filled)
+                );
             }
         }
         if Instant::now() > deadline {
-            bail!("statuses stalled at {} of {target} ({:?})", counters.webhook_statuses, counters);
+            bail!(
+                "statuses stalled at {} of {target} ({:?})",
+                counters.webhook_statuses,
+                counters
+            );
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -335,7 +370,9 @@ fn bench_message(sequence: usize, tag: &str) -> Value {
 
 impl Load {
     async fn post_batch(&self, from: usize, count: usize, tag: &str) -> anyhow::Result<Vec<String>> {
-        let messages: Vec<Value> = (from..from + count).map(|sequence| bench_message(sequence, tag)).collect();
+        let messages: Vec<Value> = (from..from + count)
+            .map(|sequence| bench_message(sequence, tag))
+            .collect();
         let response = self
             .client
             .post(format!("{}/v1/messages/batch", self.url))
@@ -345,10 +382,18 @@ impl Load {
             .await?;
         let status = response.status();
         let answer: Value = response.json().await?;
-        anyhow::ensure!(status.as_u16() == 202 && answer["rejected"] == 0, "batch answered {status}: {answer}");
+        anyhow::ensure!(
+            status.as_u16() == 202 && answer["rejected"] == 0,
+            "batch answered {status}: {answer}"
+        );
         Ok(answer["results"]
             .as_array()
-            .map(|results| results.iter().filter_map(|item| item["id"].as_str().map(str::to_owned)).collect())
+            .map(|results| {
+                results
+                    .iter()
+                    .filter_map(|item| item["id"].as_str().map(str::to_owned))
+                    .collect()
+            })
             .unwrap_or_default())
     }
 
@@ -423,7 +468,9 @@ async fn accept_to_upstream(client: &reqwest::Client, url: &str, ids: &[String])
                     .iter()
                     .find(|entry| entry["status"] == status)
                     .and_then(|entry| entry["at"].as_str())
-                    .and_then(|text| time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok())
+                    .and_then(|text| {
+                        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()
+                    })
             };
             if let (Some(accepted), Some(sent)) = (at("accepted"), at("sent")) {
                 latencies.push((sent - accepted).as_seconds_f64() * 1_000.0);
@@ -461,17 +508,26 @@ async fn webhook_phase(
     let sender = load.clone();
     let from = *sequence;
     *sequence += WEBHOOK_MESSAGES;
-    load_runtime.spawn(async move { sender.closed_loop(from, WEBHOOK_MESSAGES, "hook").await }).await??;
+    load_runtime
+        .spawn(async move { sender.closed_loop(from, WEBHOOK_MESSAGES, "hook").await })
+        .await??;
     let target = accepted_before + u64::try_from(WEBHOOK_MESSAGES)?;
     let deadline = Instant::now() + Duration::from_secs(120);
     while simulator.counters().accepted < target {
-        anyhow::ensure!(Instant::now() < deadline, "webhook-phase messages were not sent in time");
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "webhook-phase messages were not sent in time"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let sent: Vec<(String, String)> = simulator
         .sent()
         .into_iter()
-        .filter(|sent| sent.body["text"]["body"].as_str().is_some_and(|text| text.starts_with("hook ")))
+        .filter(|sent| {
+            sent.body["text"]["body"]
+                .as_str()
+                .is_some_and(|text| text.starts_with("hook "))
+        })
         .map(|sent| (sent.wamid, sent.to))
         .collect();
     // The dispatcher records each send a moment after Meta's answer: let it catch up so the
@@ -587,7 +643,11 @@ async fn failover_phase(
 /// A bare reqwest client posting the host's request bodies to the simulator, `concurrency`
 /// at a time; returns sends/s.
 async fn raw_upstream(client: reqwest::Client, base_url: String, concurrency: usize) -> anyhow::Result<f64> {
-    let url = format!("{base_url}/{}/{}/messages", crate::config::DEFAULT_CLOUD_API_VERSION, crate::config::DEFAULT_PHONE_NUMBER_ID);
+    let url = format!(
+        "{base_url}/{}/{}/messages",
+        crate::config::DEFAULT_CLOUD_API_VERSION,
+        crate::config::DEFAULT_PHONE_NUMBER_ID
+    );
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -625,9 +685,11 @@ async fn raw_inserts(directory: &Path, client: &reqwest::Client, load_runtime: &
         .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
         .synchronous(sqlx::sqlite::SqliteSynchronous::Full);
     let mut connection = sqlx::SqliteConnection::connect_with(&options).await?;
-    sqlx::query("CREATE TABLE messages (id BLOB PRIMARY KEY, recipient TEXT NOT NULL, content TEXT NOT NULL) WITHOUT ROWID")
-        .execute(&mut connection)
-        .await?;
+    sqlx::query(
+        "CREATE TABLE messages (id BLOB PRIMARY KEY, recipient TEXT NOT NULL, content TEXT NOT NULL) WITHOUT ROWID",
+    )
+    .execute(&mut connection)
+    .await?;
     type Row = (uuid::Uuid, String, String, oneshot::Sender<()>);
     let (sender, mut receiver) = mpsc::channel::<Row>(4_096);
     tokio::spawn(async move {
@@ -636,9 +698,12 @@ async fn raw_inserts(directory: &Path, client: &reqwest::Client, load_runtime: &
             let written = async {
                 let mut transaction = connection.begin().await?;
                 for chunk in rows.chunks(500) {
-                    let mut query = sqlx::QueryBuilder::<sqlx::Sqlite>::new("INSERT INTO messages (id, recipient, content) ");
+                    let mut query =
+                        sqlx::QueryBuilder::<sqlx::Sqlite>::new("INSERT INTO messages (id, recipient, content) ");
                     query.push_values(chunk, |mut row, (id, recipient, content, _)| {
-                        row.push_bind(*id).push_bind(recipient.as_str()).push_bind(content.as_str());
+                        row.push_bind(*id)
+                            .push_bind(recipient.as_str())
+                            .push_bind(content.as_str());
                     });
                     query.build().execute(&mut *transaction).await?;
                 }
@@ -664,7 +729,12 @@ async fn raw_inserts(directory: &Path, client: &reqwest::Client, load_runtime: &
                 let (reply, done) = oneshot::channel();
                 let recipient = body["to"].as_str().unwrap_or_default().to_owned();
                 let content = body["content"].to_string();
-                if sender.send((uuid::Uuid::now_v7(), recipient, content, reply)).await.is_err() || done.await.is_err() {
+                if sender
+                    .send((uuid::Uuid::now_v7(), recipient, content, reply))
+                    .await
+                    .is_err()
+                    || done.await.is_err()
+                {
                     return axum::http::StatusCode::SERVICE_UNAVAILABLE;
                 }
                 axum::http::StatusCode::ACCEPTED
@@ -690,7 +760,12 @@ async fn raw_inserts(directory: &Path, client: &reqwest::Client, load_runtime: &
                         if index >= INSERT_REQUESTS {
                             return anyhow::Ok(());
                         }
-                        let status = client.post(&url).json(&bench_message(index, "insert")).send().await?.status();
+                        let status = client
+                            .post(&url)
+                            .json(&bench_message(index, "insert"))
+                            .send()
+                            .await?
+                            .status();
                         anyhow::ensure!(status.as_u16() == 202, "baseline insert answered {status}");
                     }
                 }));
@@ -719,7 +794,9 @@ impl CpuSample {
         for entry in std::fs::read_dir("/proc/self/task").context("reading /proc/self/task")? {
             let path = entry?.path().join("stat");
             // A thread may end between the listing and the read.
-            let Ok(text) = std::fs::read_to_string(&path) else { continue };
+            let Ok(text) = std::fs::read_to_string(&path) else {
+                continue;
+            };
             let (name, ticks) = stat_ticks(&text)?;
             if (name.starts_with("bench-sim") || name.starts_with("bench-load")) && seen.insert(path) {
                 others += ticks;
@@ -749,7 +826,9 @@ fn stat_ticks(text: &str) -> anyhow::Result<(String, u64)> {
 }
 
 fn print_table(report: &BenchReport) {
-    let failover = report.failover_ms.map_or_else(|| "n/a".to_owned(), |ms| format!("{ms:.1}"));
+    let failover = report
+        .failover_ms
+        .map_or_else(|| "n/a".to_owned(), |ms| format!("{ms:.1}"));
     println!(
         "\nwasp bench: {} messages, plugins: {}\n\
          \n  {:<44} {:>12}\
@@ -762,7 +841,11 @@ fn print_table(report: &BenchReport) {
          \n  {:<44} {:>12}\
          \n  {:<44} {:>12.1}\n",
         report.messages,
-        if report.plugins.is_empty() { "none".to_owned() } else { report.plugins.join(", ") },
+        if report.plugins.is_empty() {
+            "none".to_owned()
+        } else {
+            report.plugins.join(", ")
+        },
         "figure",
         "value",
         "end to end, messages/s (accept → read)",
@@ -774,12 +857,16 @@ fn print_table(report: &BenchReport) {
         "accept → upstream ms p50/p95/p99 at 50%",
         format!(
             "{:.1}/{:.1}/{:.1}",
-            report.p50_accept_to_upstream_ms_at_50, report.p95_accept_to_upstream_ms_at_50, report.p99_accept_to_upstream_ms
+            report.p50_accept_to_upstream_ms_at_50,
+            report.p95_accept_to_upstream_ms_at_50,
+            report.p99_accept_to_upstream_ms
         ),
         "accept → upstream ms p50/p95/p99 at 90%",
         format!(
             "{:.1}/{:.1}/{:.1}",
-            report.p50_accept_to_upstream_ms_at_90, report.p95_accept_to_upstream_ms_at_90, report.p99_accept_to_upstream_ms_at_90
+            report.p50_accept_to_upstream_ms_at_90,
+            report.p95_accept_to_upstream_ms_at_90,
+            report.p99_accept_to_upstream_ms_at_90
         ),
         "webhook statuses ingested/s",
         report.webhook_events_per_s,

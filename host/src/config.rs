@@ -75,7 +75,11 @@ pub enum Error {
     #[error("config file {path}: {message}")]
     Parse { path: String, message: String },
     #[error("environment variable {variable}={value:?}: {message}")]
-    Environment { variable: String, value: String, message: String },
+    Environment {
+        variable: String,
+        value: String,
+        message: String,
+    },
     #[error("config: {0}")]
     Invalid(String),
 }
@@ -363,11 +367,7 @@ impl Config {
     }
 
     /// Builds the config from TOML text and an environment map; the pure core of [`Config::load`].
-    pub fn from_parts(
-        text: &str,
-        origin: &str,
-        environment: &BTreeMap<String, String>,
-    ) -> Result<Self, Error> {
+    pub fn from_parts(text: &str, origin: &str, environment: &BTreeMap<String, String>) -> Result<Self, Error> {
         let mut tree: toml::Table = toml::from_str(text).map_err(|error| Error::Parse {
             path: origin.to_owned(),
             message: error.to_string(),
@@ -380,21 +380,16 @@ impl Config {
 
         for (key, default) in &keys {
             let generic = format!("WASP_{}", key.replace('.', "_").to_uppercase());
-            let plain = PLAIN_NAMES
-                .iter()
-                .find(|(_, path)| path == key)
-                .map(|(name, _)| *name);
+            let plain = PLAIN_NAMES.iter().find(|(_, path)| path == key).map(|(name, _)| *name);
             // The plain name wins over the generic one when both are set.
             let found = plain
                 .and_then(|name| environment.get(name).map(|value| (name.to_owned(), value)))
                 .or_else(|| environment.get(&generic).map(|value| (generic.clone(), value)));
             let Some((variable, raw)) = found else { continue };
-            let value = parse_override(raw, default.as_ref()).map_err(|message| {
-                Error::Environment {
-                    variable: variable.clone(),
-                    value: raw.clone(),
-                    message,
-                }
+            let value = parse_override(raw, default.as_ref()).map_err(|message| Error::Environment {
+                variable: variable.clone(),
+                value: raw.clone(),
+                message,
             })?;
             set_path(&mut tree, key, value);
         }
@@ -491,8 +486,8 @@ fn parse_override(raw: &str, default: Option<&toml::Value>) -> Result<toml::Valu
     match default {
         None | Some(toml::Value::String(_)) => Ok(toml::Value::String(raw.to_owned())),
         Some(default) => {
-            let parsed: toml::Table = toml::from_str(&format!("value = {raw}"))
-                .map_err(|_| format!("expected a {}", default.type_str()))?;
+            let parsed: toml::Table =
+                toml::from_str(&format!("value = {raw}")).map_err(|_| format!("expected a {}", default.type_str()))?;
             let value = parsed
                 .get("value")
                 .cloned()
@@ -582,7 +577,10 @@ mod tests {
     #[test]
     fn base_urls_come_from_a_list_or_fall_back_to_base_url() {
         let config = Config::from_parts("", "(none)", &BTreeMap::new()).unwrap();
-        assert_eq!(config.channel.cloud_api.endpoints(), vec![DEFAULT_CLOUD_API_BASE_URL.to_owned()]);
+        assert_eq!(
+            config.channel.cloud_api.endpoints(),
+            vec![DEFAULT_CLOUD_API_BASE_URL.to_owned()]
+        );
         let env = environment(&[(
             "WASP_CHANNEL_CLOUD_API_BASE_URLS",
             r#"["http://127.0.0.1:1", "http://127.0.0.1:2"]"#,

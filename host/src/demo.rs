@@ -22,13 +22,8 @@ pub struct DemoOptions {
 }
 
 fn secret(environment_name: &str) -> String {
-    std::env::var(environment_name).unwrap_or_else(|_| {
-        rand::rng()
-            .sample_iter(Alphanumeric)
-            .take(32)
-            .map(char::from)
-            .collect()
-    })
+    std::env::var(environment_name)
+        .unwrap_or_else(|_| rand::rng().sample_iter(Alphanumeric).take(32).map(char::from).collect())
 }
 
 /// The plugin chain the demo runs: every policy we ship that is built.

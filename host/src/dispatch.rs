@@ -27,9 +27,10 @@ use std::{
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 
 use crate::{
-    channel::CloudApi,
+    channel::{CloudApi, SmsChannel},
     config::{CloudApiConfig, DispatchConfig},
     policy::PolicyRuntime,
+    regions::RegionHealth,
     store::{self, PendingMessage, Store},
 };
 
@@ -49,7 +50,8 @@ pub struct Backlog(Arc<AtomicI64>);
 
 impl Backlog {
     fn set(&self, count: u64) {
-        self.0.store(i64::try_from(count).unwrap_or(i64::MAX), Ordering::Relaxed);
+        self.0
+            .store(i64::try_from(count).unwrap_or(i64::MAX), Ordering::Relaxed);
     }
 
     pub fn get(&self) -> u64 {
@@ -57,12 +59,23 @@ impl Backlog {
     }
 
     pub fn add(&self, count: usize) {
-        self.0.fetch_add(i64::try_from(count).unwrap_or(i64::MAX), Ordering::Relaxed);
+        self.0
+            .fetch_add(i64::try_from(count).unwrap_or(i64::MAX), Ordering::Relaxed);
     }
 
     pub fn remove(&self, count: usize) {
-        self.0.fetch_sub(i64::try_from(count).unwrap_or(i64::MAX), Ordering::Relaxed);
+        self.0
+            .fetch_sub(i64::try_from(count).unwrap_or(i64::MAX), Ordering::Relaxed);
     }
+}
+
+/// Where messages leave, and what the workers learn from sending them.
+#[derive(Clone)]
+pub struct Outbound {
+    pub cloud_api: Arc<CloudApi>,
+    /// None: no SMS provider is configured.
+    pub sms: Option<Arc<SmsChannel>>,
+    pub regions: Arc<RegionHealth>,
 }
 
 /// Wakes the claimer when new work is accepted; says when the backlog is full; drains.
@@ -116,22 +129,13 @@ pub struct Dispatcher;
 
 impl Dispatcher {
     /// Starts the claimer and the workers; they run until the process ends.
-    pub async fn start(
-        config: DispatchConfig,
-        store: Store,
-        policies: Arc<PolicyRuntime>,
-        channel: Arc<CloudApi>,
-    ) -> store::Result<DispatchHandle> {
-        Self::start_with_limits(config, &CloudApiConfig::default(), store, policies, channel).await
-    }
-
     /// Starts the claimer and the workers with the rate limits of `cloud_api`.
-    pub async fn start_with_limits(
+    pub async fn start(
         config: DispatchConfig,
         cloud_api: &CloudApiConfig,
         store: Store,
         policies: Arc<PolicyRuntime>,
-        channel: Arc<CloudApi>,
+        outbound: Outbound,
     ) -> store::Result<DispatchHandle> {
         let released = store.release_leases().await?;
         if released > 0 {
@@ -153,7 +157,7 @@ impl Dispatcher {
                 config: config.clone(),
                 store: store.clone(),
                 policies: policies.clone(),
-                channel: channel.clone(),
+                outbound: outbound.clone(),
                 wake: wake.clone(),
                 limits: limits.clone(),
                 backlog: backlog.clone(),

@@ -103,14 +103,26 @@ impl Events {
                 let to = PhoneNumber::parse(&message.from).ok();
                 let shard = to.as_ref().map_or(0, |number| number.shard(events.shards));
                 let contact = match &to {
-                    Some(number) => events.store.contacts(&[number.digits()]).await.ok().and_then(|mut found| found.pop()),
+                    Some(number) => events
+                        .store
+                        .contacts(&[number.digits()])
+                        .await
+                        .ok()
+                        .and_then(|mut found| found.pop()),
                     None => None,
                 };
                 let region = to
                     .as_ref()
                     .and_then(PhoneNumber::country_code)
                     .map(|code| events.regions.state(code, now));
-                let context = facts::context(to.as_ref(), contact.as_ref(), region.as_ref(), &events.sender, shard, now);
+                let context = facts::context(
+                    to.as_ref(),
+                    contact.as_ref(),
+                    region.as_ref(),
+                    &events.sender,
+                    shard,
+                    now,
+                );
                 let identity = format!("inbound:{}", message.wamid);
                 events.run(wit::Event::Inbound(message), context, None, identity).await;
             }
@@ -139,8 +151,12 @@ impl Events {
             let Some(message) = messages.get(id) else { continue };
             // Delivery is the region's success; a failed status (undeliverable, …) its failure.
             match update.status {
-                Status::Delivered => self.regions.record(message.to.country_code().unwrap_or(0), false, None, now),
-                Status::Failed => self.regions.record(message.to.country_code().unwrap_or(0), true, None, now),
+                Status::Delivered => self
+                    .regions
+                    .record(message.to.country_code().unwrap_or(0), false, None, now),
+                Status::Failed => self
+                    .regions
+                    .record(message.to.country_code().unwrap_or(0), true, None, now),
                 _ => {}
             }
         }
@@ -175,8 +191,16 @@ impl Events {
             });
             let contact = contacts.get(message.to.digits());
             let region = self.regions.state(message.to.country_code().unwrap_or(0), now);
-            let context = facts::context(Some(&message.to), contact, Some(&region), &self.sender, message.shard, now);
-            self.run(event, context, None, format!("status:{id}:{}", update.status)).await;
+            let context = facts::context(
+                Some(&message.to),
+                contact,
+                Some(&region),
+                &self.sender,
+                message.shard,
+                now,
+            );
+            self.run(event, context, None, format!("status:{id}:{}", update.status))
+                .await;
         }
         Ok(())
     }
@@ -275,12 +299,6 @@ impl Events {
     }
 
     fn follow_up(&self, origin: &Origin, index: usize, follow_up: wit::FollowUp) -> Result<NewMessage, String> {
-        if Channel::from(follow_up.channel) != Channel::Whatsapp {
-            return Err(format!(
-                "a follow-up over {} needs that channel, which this host does not have",
-                Channel::from(follow_up.channel)
-            ));
-        }
         let to = PhoneNumber::parse(&follow_up.to).map_err(|error| format!("follow-up `to`: {error}"))?;
         let content = content_from_wit(follow_up.content);
         content
@@ -289,6 +307,7 @@ impl Events {
         let key = format!("{}:{}:{index}", origin.plugin, origin.event);
         let idempotency_key = format!("follow-up:{}", hex::encode(&Sha256::digest(key.as_bytes())[..16]));
         let submission = Submission {
+            channel: Channel::from(follow_up.channel),
             to,
             category: follow_up.category.into(),
             priority: follow_up.priority.into(),

@@ -126,7 +126,9 @@ const AREA_ZONES: &[(u16, &str, &str)] = &[
 
 /// The IANA zone of a number: its area's where known, else its country's main zone, else UTC.
 pub fn zone_for(number: &PhoneNumber) -> &'static str {
-    let Some(country) = number.country_code() else { return "UTC" };
+    let Some(country) = number.country_code() else {
+        return "UTC";
+    };
     let national = &number.digits()[country.to_string().len()..];
     let by_area = AREA_ZONES
         .iter()
@@ -134,7 +136,12 @@ pub fn zone_for(number: &PhoneNumber) -> &'static str {
         .max_by_key(|(_, prefix, _)| prefix.len())
         .map(|(_, _, zone)| *zone);
     by_area
-        .or_else(|| COUNTRY_ZONES.iter().find(|(code, _)| *code == country).map(|(_, zone)| *zone))
+        .or_else(|| {
+            COUNTRY_ZONES
+                .iter()
+                .find(|(code, _)| *code == country)
+                .map(|(_, zone)| *zone)
+        })
         .unwrap_or("UTC")
 }
 
@@ -145,8 +152,12 @@ pub fn is_known_zone(name: &str) -> bool {
 
 /// The offset of `zone` from UTC at `now_ms`, in minutes (0 for an unknown zone).
 pub fn utc_offset_minutes(zone: &str, now_ms: i64) -> i32 {
-    let Ok(time_zone) = jiff::tz::TimeZone::get(zone) else { return 0 };
-    let Ok(instant) = jiff::Timestamp::from_millisecond(now_ms) else { return 0 };
+    let Ok(time_zone) = jiff::tz::TimeZone::get(zone) else {
+        return 0;
+    };
+    let Ok(instant) = jiff::Timestamp::from_millisecond(now_ms) else {
+        return 0;
+    };
     time_zone.to_offset(instant).seconds() / 60
 }
 
@@ -174,7 +185,13 @@ pub fn context(
         if let Some(language) = &contact.attributes.language {
             attributes.push(("language".to_owned(), language.clone()));
         }
-        attributes.extend(contact.attributes.tags.iter().map(|tag| ("tag".to_owned(), tag.clone())));
+        attributes.extend(
+            contact
+                .attributes
+                .tags
+                .iter()
+                .map(|tag| ("tag".to_owned(), tag.clone())),
+        );
     }
     wit::Context {
         now_ms,
@@ -189,7 +206,9 @@ pub fn context(
             sent24h: empty_counts,
             sent7d: empty_counts,
             opted_out: contact.is_some_and(|contact| contact.opted_out),
-            device_hints: contact.map(|contact| contact.attributes.device_hints.clone()).unwrap_or_default(),
+            device_hints: contact
+                .map(|contact| contact.attributes.device_hints.clone())
+                .unwrap_or_default(),
             attributes,
         },
         sender: wit::SenderFacts {
@@ -271,7 +290,14 @@ mod tests {
             degraded: true,
             changed_at_ms: Some(now),
         };
-        let context = context(Some(&number("+4915112345678")), Some(&contact), Some(&region), "100", 7, now);
+        let context = context(
+            Some(&number("+4915112345678")),
+            Some(&contact),
+            Some(&region),
+            "100",
+            7,
+            now,
+        );
         assert!(context.region.degraded);
         assert_eq!(context.region.p50_latency_ms, 80);
         assert_eq!(context.recipient.country_code, 49);

@@ -8,7 +8,11 @@ use clap::{Parser, Subcommand};
 use wasp::{app, config::Config, demo, telemetry};
 
 #[derive(Parser)]
-#[command(name = "wasp", version, about = "WhatsApp Business dispatch with WebAssembly policies")]
+#[command(
+    name = "wasp",
+    version,
+    about = "WhatsApp Business dispatch with WebAssembly policies"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -93,15 +97,41 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             tracing::info!(addr = %host.addr, "serving");
             host.server.await.context("the server task failed")?
         }
-        Command::Demo { listen, data_dir, plugins_dir } => {
+        Command::Demo {
+            listen,
+            data_dir,
+            plugins_dir,
+        } => {
             telemetry::init(&Default::default());
-            demo::run(demo::DemoOptions { listen, data_dir, plugins_dir }).await
+            demo::run(demo::DemoOptions {
+                listen,
+                data_dir,
+                plugins_dir,
+            })
+            .await
         }
         Command::Plugin { command } => wasp::cli::run(command).await,
-        Command::Bench { messages, batch_size, connections, plugins_dir, plugins, json } => {
-            telemetry::init(&wasp::config::LogConfig { filter: "warn".into(), ..Default::default() });
+        Command::Bench {
+            messages,
+            batch_size,
+            connections,
+            plugins_dir,
+            plugins,
+            json,
+        } => {
+            telemetry::init(&wasp::config::LogConfig {
+                filter: "warn".into(),
+                ..Default::default()
+            });
             let plugins = plugins.into_iter().filter(|name| !name.is_empty()).collect();
-            let options = wasp::bench::BenchOptions { messages, batch_size, connections, plugins_dir, plugins, json };
+            let options = wasp::bench::BenchOptions {
+                messages,
+                batch_size,
+                connections,
+                plugins_dir,
+                plugins,
+                json,
+            };
             wasp::bench::run(options).await.map(|_| ())
         }
     }

@@ -153,7 +153,10 @@ impl Priority {
 impl Status {
     /// Waiting in the store for the dispatcher.
     pub fn is_pending(self) -> bool {
-        matches!(self, Status::Accepted | Status::Queued | Status::Deferred | Status::Sending)
+        matches!(
+            self,
+            Status::Accepted | Status::Queued | Status::Deferred | Status::Sending
+        )
     }
 
     /// Nothing more happens to the message.
@@ -184,6 +187,8 @@ pub struct Submission {
     pub to: PhoneNumber,
     pub category: Category,
     pub priority: Priority,
+    /// WhatsApp unless a plugin's follow-up asks for SMS.
+    pub channel: Channel,
     pub idempotency_key: Option<String>,
     pub tags: Vec<String>,
     pub content: Content,

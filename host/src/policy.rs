@@ -17,8 +17,8 @@ use tokio::sync::mpsc;
 
 pub use bindings::{Envelope, wit};
 pub use plugin::{Fault, Limits, LoadedPlugin, StatsSnapshot};
-pub use runtime::{PluginStatus, PolicyRuntime, SettingsPatch, Uploaded};
 pub use plugin::{InstanceState, describe_trap};
+pub use runtime::{PluginStatus, PolicyRuntime, SettingsPatch, Uploaded};
 
 use crate::{
     config::FailurePolicy,
@@ -83,8 +83,13 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum Decision {
     Allow,
     /// Not before this time (ms since the epoch).
-    Defer { until_ms: i64, by: String },
-    Reject { reason: String },
+    Defer {
+        until_ms: i64,
+        by: String,
+    },
+    Reject {
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -292,7 +297,12 @@ impl Chain {
     }
 }
 
-fn call_verdict(plugin: &LoadedPlugin, hook: Hook, message: &wit::Message, context: &wit::Context) -> Result<wit::Verdict, Fault> {
+fn call_verdict(
+    plugin: &LoadedPlugin,
+    hook: Hook,
+    message: &wit::Message,
+    context: &wit::Context,
+) -> Result<wit::Verdict, Fault> {
     plugin.call(|bindings, store| match hook {
         Hook::Submit => bindings.call_on_submit(store, message, context),
         Hook::Dispatch | Hook::Event => bindings.call_on_dispatch(store, message, context),

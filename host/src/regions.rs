@@ -116,6 +116,18 @@ impl RegionHealth {
         self.evaluate(country_code, region, now_ms);
     }
 
+    /// The latency of a call that went through, without counting it as an outcome (delivery
+    /// statuses count those).
+    pub fn observe_latency(&self, country_code: u16, latency_ms: u32, now_ms: i64) {
+        let mut regions = self.regions.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let region = regions.entry(country_code).or_default();
+        if region.latencies_ms.len() >= LATENCY_SAMPLES {
+            region.latencies_ms.pop_front();
+        }
+        region.latencies_ms.push_back(latency_ms);
+        self.evaluate(country_code, region, now_ms);
+    }
+
     /// The state of one region now (healthy with no samples when it has none).
     pub fn state(&self, country_code: u16, now_ms: i64) -> RegionState {
         let mut regions = self.regions.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -143,13 +155,16 @@ impl RegionHealth {
 
     fn evaluate(&self, country_code: u16, region: &mut Region, now_ms: i64) -> RegionState {
         let window_start = now_ms - i64::try_from(self.config.window_ms).unwrap_or(i64::MAX / 2);
-        while region.buckets.front().is_some_and(|bucket| bucket.start_ms + BUCKET_MS <= window_start) {
+        while region
+            .buckets
+            .front()
+            .is_some_and(|bucket| bucket.start_ms + BUCKET_MS <= window_start)
+        {
             region.buckets.pop_front();
         }
-        let (total, errors) = region
-            .buckets
-            .iter()
-            .fold((0, 0), |(total, errors), bucket| (total + bucket.total, errors + bucket.errors));
+        let (total, errors) = region.buckets.iter().fold((0, 0), |(total, errors), bucket| {
+            (total + bucket.total, errors + bucket.errors)
+        });
         let error_rate = if total == 0 { 0.0 } else { errors as f64 / total as f64 };
         let enough = total >= self.config.min_samples;
         // Past the threshold that would flip the state: degrade above the high mark, recover

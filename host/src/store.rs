@@ -50,11 +50,17 @@ pub struct NewMessage {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AcceptOutcome {
-    Accepted { id: MessageId },
+    Accepted {
+        id: MessageId,
+    },
     /// The idempotency key was seen before with the same request: the first answer stands.
-    Duplicate { id: MessageId },
+    Duplicate {
+        id: MessageId,
+    },
     /// The idempotency key was seen before with a different request.
-    KeyReused { id: MessageId },
+    KeyReused {
+        id: MessageId,
+    },
 }
 
 /// A pending message as the dispatcher claims it.
@@ -241,13 +247,23 @@ pub struct Timer {
 /// Writes of the plugin platform; all go through the group-commit writer.
 #[derive(Debug, Clone)]
 pub enum PluginWrite {
-    PutVersion { name: String, version: String, component: Vec<u8>, at_ms: i64 },
+    PutVersion {
+        name: String,
+        version: String,
+        component: Vec<u8>,
+        at_ms: i64,
+    },
     PutBinding(PluginBinding),
     /// Removes the binding and every stored version of the plugin.
-    Delete { name: String },
+    Delete {
+        name: String,
+    },
     ShadowVerdicts(Vec<ShadowRecord>),
     SetTimer(Timer),
-    CancelTimer { plugin: String, key: String },
+    CancelTimer {
+        plugin: String,
+        key: String,
+    },
     /// Removes fired timers, unless they were set again meanwhile (another `due_at_ms`).
     FiredTimers(Vec<Timer>),
 }
@@ -283,7 +299,12 @@ pub struct ContactAttributes {
 #[derive(Debug, Clone)]
 pub enum ContactWrite {
     /// An inbound message; counted once per wamid.
-    Inbound { wamid: String, wa_id: String, kind: String, at_ms: i64 },
+    Inbound {
+        wamid: String,
+        wa_id: String,
+        kind: String,
+        at_ms: i64,
+    },
     /// Attributes and opt-out from the admin API; `None` leaves a value as it is.
     Put {
         wa_id: String,

@@ -12,7 +12,11 @@ pub fn init(config: &LogConfig) {
         .unwrap_or_else(|_| EnvFilter::new("info"));
     // Logs go to stderr: stdout stays for what a command prints (the demo banner, bench tables).
     let installed = if config.format == "json" {
-        fmt().json().with_writer(std::io::stderr).with_env_filter(filter).try_init()
+        fmt()
+            .json()
+            .with_writer(std::io::stderr)
+            .with_env_filter(filter)
+            .try_init()
     } else {
         fmt()
             .with_writer(std::io::stderr)

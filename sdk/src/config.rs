@@ -24,9 +24,7 @@ pub fn parse_config<T: DeserializeOwned + Default>(config: &str) -> Result<T, St
             format!("config field `{path}`: {}", error.inner())
         }
     })?;
-    deserializer
-        .end()
-        .map_err(|error| format!("config: {error}"))?;
+    deserializer.end().map_err(|error| format!("config: {error}"))?;
     Ok(parsed)
 }
 
@@ -69,11 +67,7 @@ mod tests {
     #[test]
     fn empty_configs_give_defaults() {
         for config in ["", "  ", "{}", "{ }", "null", " null\n"] {
-            assert_eq!(
-                parse_config::<Limits>(config),
-                Ok(Limits::default()),
-                "{config:?}"
-            );
+            assert_eq!(parse_config::<Limits>(config), Ok(Limits::default()), "{config:?}");
         }
     }
 
@@ -87,17 +81,10 @@ mod tests {
     #[test]
     fn a_bad_value_names_its_field() {
         let error = parse_config::<Limits>(r#"{"max_rows": "ten"}"#).expect_err("refused");
-        assert!(
-            error.starts_with("config field `max_rows`: invalid type"),
-            "{error}"
-        );
+        assert!(error.starts_with("config field `max_rows`: invalid type"), "{error}");
 
-        let error =
-            parse_config::<Limits>(r#"{"nested": {"deadline_ms": -1}}"#).expect_err("refused");
-        assert!(
-            error.starts_with("config field `nested.deadline_ms`:"),
-            "{error}"
-        );
+        let error = parse_config::<Limits>(r#"{"nested": {"deadline_ms": -1}}"#).expect_err("refused");
+        assert!(error.starts_with("config field `nested.deadline_ms`:"), "{error}");
     }
 
     #[test]

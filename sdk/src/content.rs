@@ -3,9 +3,8 @@
 //! native tests). Pure data; calls nothing.
 
 use crate::{
-    ButtonsMessage, Category, CategoryCounts, Channel, Content, Context, ListMessage, ListRow,
-    ListSection, Message, Priority, Quality, RecipientFacts, RegionHealth, ReplyButton,
-    SenderFacts, TextBody,
+    ButtonsMessage, Category, CategoryCounts, Channel, Content, Context, ListMessage, ListRow, ListSection, Message,
+    Priority, Quality, RecipientFacts, RegionHealth, ReplyButton, SenderFacts, TextBody,
 };
 
 impl Content {
@@ -36,12 +35,7 @@ impl Content {
 impl Message {
     /// A message to `to` with `content`, as a `utility` message at `normal` priority over
     /// WhatsApp, without tags. Meant for tests and follow-ups; the host assigns real ids.
-    pub fn new(
-        id: impl Into<String>,
-        to: impl Into<String>,
-        sender: impl Into<String>,
-        content: Content,
-    ) -> Message {
+    pub fn new(id: impl Into<String>, to: impl Into<String>, sender: impl Into<String>, content: Content) -> Message {
         Message {
             id: id.into(),
             to: to.into(),
@@ -242,10 +236,7 @@ mod tests {
     fn buttons_become_one_section_of_rows() {
         let mut buttons = ButtonsMessage::new(
             "Pick a slot",
-            vec![
-                ReplyButton::new("morning", "Morning"),
-                ReplyButton::new("noon", "Noon"),
-            ],
+            vec![ReplyButton::new("morning", "Morning"), ReplyButton::new("noon", "Noon")],
         );
         buttons.header = Some("Delivery".to_string());
         buttons.footer = Some("Reply any time".to_string());
@@ -258,10 +249,7 @@ mod tests {
         assert_eq!(list.sections[0].title, None);
         assert_eq!(
             list.sections[0].rows,
-            vec![
-                ListRow::new("morning", "Morning"),
-                ListRow::new("noon", "Noon")
-            ]
+            vec![ListRow::new("morning", "Morning"), ListRow::new("noon", "Noon")]
         );
         assert_eq!(list.row_count(), 2);
     }

@@ -48,11 +48,7 @@ impl<P: Policy> Instance<P> {
     }
 
     /// Forwards `on-submit`, or rejects with [`NOT_INITIALISED`].
-    pub fn on_submit(
-        slot: &'static LocalKey<Self>,
-        message: Message,
-        context: &Context,
-    ) -> Verdict {
+    pub fn on_submit(slot: &'static LocalKey<Self>, message: Message, context: &Context) -> Verdict {
         match Self::current_in(slot) {
             Some(policy) => policy.on_submit(message, context),
             None => Verdict::Reject(NOT_INITIALISED.to_string()),
@@ -60,11 +56,7 @@ impl<P: Policy> Instance<P> {
     }
 
     /// Forwards `on-dispatch`, or rejects with [`NOT_INITIALISED`].
-    pub fn on_dispatch(
-        slot: &'static LocalKey<Self>,
-        message: Message,
-        context: &Context,
-    ) -> Verdict {
+    pub fn on_dispatch(slot: &'static LocalKey<Self>, message: Message, context: &Context) -> Verdict {
         match Self::current_in(slot) {
             Some(policy) => policy.on_dispatch(message, context),
             None => Verdict::Reject(NOT_INITIALISED.to_string()),
@@ -85,12 +77,7 @@ impl<P: Policy> Instance<P> {
 }
 
 /// The text of the `wasp-sdk-version` custom section: `wasp-sdk=<version>;wasp:policy=<version>`.
-const VERSION_STAMP_TEXT: &str = concat!(
-    "wasp-sdk=",
-    env!("CARGO_PKG_VERSION"),
-    ";wasp:policy=",
-    "0.1.0"
-);
+const VERSION_STAMP_TEXT: &str = concat!("wasp-sdk=", env!("CARGO_PKG_VERSION"), ";wasp:policy=", "0.1.0");
 
 /// Length of [`VERSION_STAMP`] in bytes.
 pub const VERSION_STAMP_LENGTH: usize = VERSION_STAMP_TEXT.len();
@@ -180,11 +167,7 @@ mod tests {
         let text = std::str::from_utf8(&VERSION_STAMP).expect("utf-8");
         assert_eq!(
             text,
-            format!(
-                "wasp-sdk={};wasp:policy={}",
-                crate::SDK_VERSION,
-                crate::WIT_VERSION
-            )
+            format!("wasp-sdk={};wasp:policy={}", crate::SDK_VERSION, crate::WIT_VERSION)
         );
     }
 }

@@ -125,19 +125,11 @@ impl fmt::Display for FixtureError {
             }
             FixtureError::Invalid { name, reason } => write!(formatter, "fixture {name}: {reason}"),
             FixtureError::InitRefused { name, reason } => {
-                write!(
-                    formatter,
-                    "fixture {name}: init refused the config: {reason}"
-                )
+                write!(formatter, "fixture {name}: init refused the config: {reason}")
             }
-            FixtureError::Mismatch {
-                name,
-                expected,
-                actual,
-            } => write!(
-                formatter,
-                "fixture {name}: expected {expected}, got {actual}"
-            ),
+            FixtureError::Mismatch { name, expected, actual } => {
+                write!(formatter, "fixture {name}: expected {expected}, got {actual}")
+            }
             FixtureError::Failed(failures) => {
                 write!(formatter, "{} fixture(s) failed", failures.len())?;
                 for failure in failures {
@@ -234,11 +226,10 @@ impl Fixture {
 
     /// Parses a fixture from its JSON text.
     pub fn parse(name: &str, text: &str) -> Result<Fixture, FixtureError> {
-        let parsed: FixtureJson =
-            serde_json::from_str(text).map_err(|source| FixtureError::Parse {
-                name: name.to_string(),
-                source,
-            })?;
+        let parsed: FixtureJson = serde_json::from_str(text).map_err(|source| FixtureError::Parse {
+            name: name.to_string(),
+            source,
+        })?;
         let invalid = |reason: &str| FixtureError::Invalid {
             name: name.to_string(),
             reason: reason.to_string(),
@@ -263,8 +254,8 @@ impl Fixture {
                 ));
             }
         };
-        let expectation = expectation(parsed.expect, matches!(hook, HookJson::Event))
-            .map_err(|reason| invalid(&reason))?;
+        let expectation =
+            expectation(parsed.expect, matches!(hook, HookJson::Event)).map_err(|reason| invalid(&reason))?;
         let config = match parsed.config {
             None | Some(serde_json::Value::Null) => String::new(),
             Some(value) => value.to_string(),
@@ -314,9 +305,7 @@ impl Expectation {
         match (self, verdict) {
             (Expectation::Allow, Verdict::Allow) => true,
             (Expectation::Rewrite { content, message }, Verdict::Rewrite(actual)) => {
-                content
-                    .as_ref()
-                    .is_none_or(|content| *content == actual.content)
+                content.as_ref().is_none_or(|content| *content == actual.content)
                     && message.as_ref().is_none_or(|message| message == actual)
             }
             (Expectation::Defer { until_ms }, Verdict::Defer(actual)) => {
@@ -347,13 +336,9 @@ impl Expectation {
                 until_ms: Some(until_ms),
             } => format!("defer until {until_ms}"),
             Expectation::Reroute { channel: None } => "reroute".to_string(),
-            Expectation::Reroute {
-                channel: Some(channel),
-            } => format!("reroute to {channel:?}"),
+            Expectation::Reroute { channel: Some(channel) } => format!("reroute to {channel:?}"),
             Expectation::Reject { reason: None } => "reject".to_string(),
-            Expectation::Reject {
-                reason: Some(reason),
-            } => format!("reject {reason:?}"),
+            Expectation::Reject { reason: Some(reason) } => format!("reject {reason:?}"),
             Expectation::Actions(actions) => format!("actions {actions:?}"),
         }
     }
@@ -391,11 +376,7 @@ fn expectation(expect: ExpectJson, on_event: bool) -> Result<Expectation, String
     match verdict {
         VerdictKindJson::Allow => {
             stray(
-                reason.is_some()
-                    || content.is_some()
-                    || message.is_some()
-                    || until_ms.is_some()
-                    || channel.is_some(),
+                reason.is_some() || content.is_some() || message.is_some() || until_ms.is_some() || channel.is_some(),
                 "reason/content/message/until_ms/channel",
                 "allow",
             )?;
@@ -451,10 +432,7 @@ pub fn load_folder(folder: impl AsRef<Path>) -> Result<Vec<Fixture>, FixtureErro
     let mut paths = Vec::new();
     for entry in std::fs::read_dir(folder).map_err(read_error)? {
         let path = entry.map_err(read_error)?.path();
-        if path
-            .extension()
-            .is_some_and(|extension| extension == "json")
-        {
+        if path.extension().is_some_and(|extension| extension == "json") {
             paths.push(path);
         }
     }

@@ -3,9 +3,7 @@
 //! policy logic runs without a host. Called only by [`crate::log`] and [`crate::state`].
 
 #[cfg(target_arch = "wasm32")]
-pub(crate) use crate::bindings::wasp::policy::host::{
-    counter_add, log, state_delete, state_get, state_set,
-};
+pub(crate) use crate::bindings::wasp::policy::host::{counter_add, log, state_delete, state_get, state_set};
 #[cfg(not(target_arch = "wasm32"))]
 pub(crate) use native::{counter_add, log, state_delete, state_get, state_set};
 
@@ -33,9 +31,7 @@ mod native {
 
     pub(crate) fn state_set(key: &str, value: &str, _ttl_ms: Option<u64>) {
         STATE.with(|state| {
-            state
-                .borrow_mut()
-                .insert(key.to_string(), value.to_string());
+            state.borrow_mut().insert(key.to_string(), value.to_string());
         });
     }
 

@@ -71,11 +71,10 @@ pub mod __private {
 
 pub use bindings::wasp::policy::host::LogLevel;
 pub use bindings::wasp::policy::types::{
-    Action, ButtonsMessage, Category, CategoryCounts, Channel, Content, Context, Currency,
-    DeliveryStatus, Event, FollowUp, InboundMessage, ListMessage, ListRow, ListSection, Media,
-    Message, Priority, Quality, RecipientFacts, RegionHealth, ReplyButton, SenderFacts,
-    StatusEvent, Template, TemplateComponent, TemplateParameter, TextBody, TimerEvent,
-    TimerRequest, Verdict,
+    Action, ButtonsMessage, Category, CategoryCounts, Channel, Content, Context, Currency, DeliveryStatus, Event,
+    FollowUp, InboundMessage, ListMessage, ListRow, ListSection, Media, Message, Priority, Quality, RecipientFacts,
+    RegionHealth, ReplyButton, SenderFacts, StatusEvent, Template, TemplateComponent, TemplateParameter, TextBody,
+    TimerEvent, TimerRequest, Verdict,
 };
 pub use config::parse_config;
 pub use state::counter_add;
@@ -157,12 +156,11 @@ macro_rules! export_policy {
                 }
             }
 
-            $crate::bindings::__export_policy_world!(WaspPolicyExport with_types_in $crate::bindings);
+    $crate::bindings::__export_policy_world!(WaspPolicyExport with_types_in $crate::bindings);
 
             #[used]
             #[unsafe(link_section = "wasp-sdk-version")]
-            static WASP_SDK_VERSION: [u8; $crate::__private::VERSION_STAMP_LENGTH] =
-                $crate::__private::VERSION_STAMP;
+            static WASP_SDK_VERSION: [u8; $crate::__private::VERSION_STAMP_LENGTH] = $crate::__private::VERSION_STAMP;
         };
     };
 }

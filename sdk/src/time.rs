@@ -59,14 +59,12 @@ pub fn local_time(context: &Context) -> (u8, u8, Weekday) {
 
 /// [`local_time`] for an explicit instant (milliseconds since the Unix epoch) and offset.
 pub fn local_time_at(now_ms: i64, utc_offset_minutes: i32) -> (u8, u8, Weekday) {
-    let local_ms = now_ms
-        .saturating_add(i64::from(utc_offset_minutes).saturating_mul(MILLISECONDS_PER_MINUTE));
+    let local_ms = now_ms.saturating_add(i64::from(utc_offset_minutes).saturating_mul(MILLISECONDS_PER_MINUTE));
     let days = local_ms.div_euclid(MILLISECONDS_PER_DAY);
     let millisecond_of_day = local_ms.rem_euclid(MILLISECONDS_PER_DAY);
     // Both quotients are bounded (0..24 and 0..60), so the conversions cannot fail.
     let hour = u8::try_from(millisecond_of_day / MILLISECONDS_PER_HOUR).unwrap_or_default();
-    let minute = u8::try_from(millisecond_of_day % MILLISECONDS_PER_HOUR / MILLISECONDS_PER_MINUTE)
-        .unwrap_or_default();
+    let minute = u8::try_from(millisecond_of_day % MILLISECONDS_PER_HOUR / MILLISECONDS_PER_MINUTE).unwrap_or_default();
     (hour, minute, Weekday::from_days_since_epoch(days))
 }
 

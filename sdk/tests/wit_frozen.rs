@@ -14,8 +14,8 @@ fn files_under(folder: &Path) -> Vec<PathBuf> {
     let mut pending = vec![folder.to_path_buf()];
     let mut files = Vec::new();
     while let Some(current) = pending.pop() {
-        let entries = std::fs::read_dir(&current)
-            .unwrap_or_else(|error| panic!("reading {}: {error}", current.display()));
+        let entries =
+            std::fs::read_dir(&current).unwrap_or_else(|error| panic!("reading {}: {error}", current.display()));
         for entry in entries {
             let path = entry.expect("folder entry").path();
             if path.is_dir() {
@@ -53,11 +53,7 @@ fn folder_sha256(folder: &Path) -> String {
 #[test]
 fn released_wit_v0_1_0_is_unchanged() {
     let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("wit/v0.1.0");
-    assert!(
-        !files_under(&folder).is_empty(),
-        "{} is empty",
-        folder.display()
-    );
+    assert!(!files_under(&folder).is_empty(), "{} is empty", folder.display());
     assert_eq!(
         folder_sha256(&folder),
         WIT_V0_1_0_SHA256,

@@ -28,7 +28,11 @@ pub struct ContactRequest {
 
 /// Accepts `6591234567` or `+6591234567`; answers the number.
 fn number_of(wa_id: &str) -> Result<PhoneNumber, ApiError> {
-    let with_plus = if wa_id.starts_with('+') { wa_id.to_owned() } else { format!("+{wa_id}") };
+    let with_plus = if wa_id.starts_with('+') {
+        wa_id.to_owned()
+    } else {
+        format!("+{wa_id}")
+    };
     PhoneNumber::parse(&with_plus).map_err(|error| ApiError::invalid("wa_id", error.to_string()))
 }
 
@@ -85,11 +89,17 @@ pub async fn put(
             ));
         }
         if attributes.tags.len() > MAX_CONTACT_TAGS {
-            return Err(ApiError::invalid("attributes.tags", format!("at most {MAX_CONTACT_TAGS} tags")));
+            return Err(ApiError::invalid(
+                "attributes.tags",
+                format!("at most {MAX_CONTACT_TAGS} tags"),
+            ));
         }
     }
     if request.attributes.is_none() && request.opted_out.is_none() {
-        return Err(ApiError::invalid("attributes", "send `attributes`, `opted_out`, or both"));
+        return Err(ApiError::invalid(
+            "attributes",
+            "send `attributes`, `opted_out`, or both",
+        ));
     }
     state
         .store

@@ -110,11 +110,13 @@ impl SendRequest {
                 format!("must be 1 to {MAX_TAG_CHARS} characters"),
             ));
         }
-        let content = self.content.ok_or_else(|| ApiError::invalid("content", "is required"))?;
-        let content =
-            Content::from_json(content).map_err(|error| ApiError::invalid(error.field, error.message))?;
+        let content = self
+            .content
+            .ok_or_else(|| ApiError::invalid("content", "is required"))?;
+        let content = Content::from_json(content).map_err(|error| ApiError::invalid(error.field, error.message))?;
         Ok(Submission {
             to,
+            channel: crate::message::Channel::Whatsapp,
             category,
             priority,
             idempotency_key: self.idempotency_key,
@@ -158,7 +160,10 @@ fn backlog_full(state: &ApiState) -> Option<Response> {
     let mut response = ApiError::new(
         StatusCode::TOO_MANY_REQUESTS,
         "backlog_full",
-        format!("{} messages are waiting to be sent; try again in {seconds} s", state.dispatch.backlog()),
+        format!(
+            "{} messages are waiting to be sent; try again in {seconds} s",
+            state.dispatch.backlog()
+        ),
     )
     .into_response();
     response
@@ -176,7 +181,10 @@ fn key_reused(id: MessageId, field: String) -> ApiError {
     }
 }
 
-pub async fn send(State(state): State<ApiState>, StrictJson(request): StrictJson<SendRequest>) -> Result<Response, ApiError> {
+pub async fn send(
+    State(state): State<ApiState>,
+    StrictJson(request): StrictJson<SendRequest>,
+) -> Result<Response, ApiError> {
     if let Some(response) = backlog_full(&state) {
         return Ok(response);
     }
@@ -202,7 +210,10 @@ pub async fn send(State(state): State<ApiState>, StrictJson(request): StrictJson
 /// result per item, in order: `{"id", "status": "accepted"}` or `{"error": {...}}` naming the
 /// field as `messages[i].field`. The whole batch is refused only when it is not JSON of the
 /// right shape or holds more than [`MAX_BATCH_MESSAGES`] items.
-pub async fn send_batch(State(state): State<ApiState>, StrictJson(batch): StrictJson<BatchRequest>) -> Result<Response, ApiError> {
+pub async fn send_batch(
+    State(state): State<ApiState>,
+    StrictJson(batch): StrictJson<BatchRequest>,
+) -> Result<Response, ApiError> {
     if batch.messages.is_empty() || batch.messages.len() > MAX_BATCH_MESSAGES {
         return Err(ApiError::invalid(
             "messages",

@@ -136,7 +136,9 @@ pub async fn upload(
 
 pub async fn list(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> {
     let statuses = state.policies.statuses().await?;
-    Ok(Json(json!({"plugins": statuses.iter().map(status_json).collect::<Vec<_>>()})))
+    Ok(Json(
+        json!({"plugins": statuses.iter().map(status_json).collect::<Vec<_>>()}),
+    ))
 }
 
 pub async fn get(State(state): State<ApiState>, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
@@ -165,7 +167,9 @@ pub async fn activate(
     StrictJson(request): StrictJson<VersionRequest>,
 ) -> Result<Json<Value>, ApiError> {
     let version = required_version(&request)?;
-    Ok(Json(status_json(&state.policies.activate(&name, &version, request.config).await?)))
+    Ok(Json(status_json(
+        &state.policies.activate(&name, &version, request.config).await?,
+    )))
 }
 
 pub async fn rollback(State(state): State<ApiState>, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
@@ -178,7 +182,9 @@ pub async fn start_shadow(
     StrictJson(request): StrictJson<VersionRequest>,
 ) -> Result<Json<Value>, ApiError> {
     let version = required_version(&request)?;
-    Ok(Json(status_json(&state.policies.shadow(&name, Some(&version), request.config).await?)))
+    Ok(Json(status_json(
+        &state.policies.shadow(&name, Some(&version), request.config).await?,
+    )))
 }
 
 pub async fn stop_shadow(State(state): State<ApiState>, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
@@ -188,7 +194,9 @@ pub async fn stop_shadow(State(state): State<ApiState>, Path(name): Path<String>
 pub async fn shadow_report(State(state): State<ApiState>, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
     let status = state.policies.status(&name).await?;
     let Some(version) = status.binding.shadow_version.clone() else {
-        return Err(ApiError::not_found(format!("plugin {name} has no shadow version running")));
+        return Err(ApiError::not_found(format!(
+            "plugin {name} has no shadow version running"
+        )));
     };
     let report = state
         .policies

@@ -5,11 +5,11 @@
 use std::collections::HashMap;
 
 use axum::{
+    Json,
     body::Bytes,
     extract::{Query, State},
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
-    Json,
 };
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
@@ -114,15 +114,26 @@ pub async fn receive(State(state): State<ApiState>, headers: HeaderMap, body: By
     if !signature_is_valid(secret.as_bytes(), &body, signature) {
         return Err(ApiError::unauthorized("missing or invalid X-Hub-Signature-256"));
     }
-    let payload: Payload = serde_json::from_slice(&body)
-        .map_err(|error| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", format!("webhook body: {error}")))?;
+    let payload: Payload = serde_json::from_slice(&body).map_err(|error| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            format!("webhook body: {error}"),
+        )
+    })?;
 
     let now = crate::store::now_ms();
     let mut updates = Vec::new();
     let mut unknown = 0usize;
     let mut inbound = Vec::new();
     for change in payload.entry.into_iter().flat_map(|entry| entry.changes) {
-        inbound.extend(change.value.messages.iter().filter_map(|message| inbound_message(message, now)));
+        inbound.extend(
+            change
+                .value
+                .messages
+                .iter()
+                .filter_map(|message| inbound_message(message, now)),
+        );
         for item in change.value.statuses {
             let Some(wamid) = item.id.filter(|id| !id.is_empty()) else {
                 unknown += 1;
@@ -182,7 +193,15 @@ pub async fn receive(State(state): State<ApiState>, headers: HeaderMap, body: By
         .contact_writes(contact_writes)
         .await
         .map_err(|error| ApiError::internal("recording inbound messages", &error))?;
-    tracing::debug!(received, applied = report.applied.len(), ignored = report.ignored, held = report.held, unknown, inbound = inbound_count, "webhook");
+    tracing::debug!(
+        received,
+        applied = report.applied.len(),
+        ignored = report.ignored,
+        held = report.held,
+        unknown,
+        inbound = inbound_count,
+        "webhook"
+    );
     state.events.statuses(report.applied.clone());
     state.events.inbound(inbound);
     Ok((
@@ -200,14 +219,23 @@ pub async fn receive(State(state): State<ApiState>, headers: HeaderMap, body: By
 
 /// A customer's message as plugins see it; `None` for items without an id (nothing to key on).
 fn inbound_message(message: &serde_json::Value, now_ms: i64) -> Option<wit::InboundMessage> {
-    let text_at = |pointer: &str| message.pointer(pointer).and_then(|value| value.as_str()).map(str::to_owned);
+    let text_at = |pointer: &str| {
+        message
+            .pointer(pointer)
+            .and_then(|value| value.as_str())
+            .map(str::to_owned)
+    };
     let wamid = text_at("/id").filter(|id| !id.is_empty())?;
     let from = text_at("/from").unwrap_or_default();
     let at_ms = text_at("/timestamp")
         .and_then(|seconds| seconds.parse::<i64>().ok())
         .map_or(now_ms, |seconds| seconds.saturating_mul(1_000));
     Some(wit::InboundMessage {
-        from: if from.is_empty() || from.starts_with('+') { from } else { format!("+{from}") },
+        from: if from.is_empty() || from.starts_with('+') {
+            from
+        } else {
+            format!("+{from}")
+        },
         wamid,
         at_ms,
         kind: text_at("/type").unwrap_or_else(|| "unknown".into()),

@@ -261,7 +261,12 @@ impl CloudApi {
             if endpoint.healthy.load(Ordering::Relaxed) {
                 continue;
             }
-            let answer = self.client.get(&endpoint.probe_url).timeout(self.probe_interval).send().await;
+            let answer = self
+                .client
+                .get(&endpoint.probe_url)
+                .timeout(self.probe_interval)
+                .send()
+                .await;
             if let Ok(response) = answer
                 && response.status().as_u16() < 500
             {
@@ -404,7 +409,13 @@ mod tests {
     }
 
     fn rejected(code: i64, http_status: u16) -> SendError {
-        SendError::Rejected { http_status, code, subcode: None, message: String::new(), details: None }
+        SendError::Rejected {
+            http_status,
+            code,
+            subcode: None,
+            message: String::new(),
+            details: None,
+        }
     }
 
     #[test]

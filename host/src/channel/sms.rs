@@ -18,7 +18,11 @@ pub const MAX_SMS_BODY_CHARS: usize = 1_600;
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum SmsError {
     #[error("SMS provider answered HTTP {http_status}, code {code}: {message}")]
-    Rejected { http_status: u16, code: i64, message: String },
+    Rejected {
+        http_status: u16,
+        code: i64,
+        message: String,
+    },
     #[error("SMS provider unreachable: {0}")]
     Transport(String),
     #[error("SMS provider answer not understood (HTTP {http_status}): {detail}")]
@@ -28,7 +32,9 @@ pub enum SmsError {
 impl SmsError {
     pub fn class(&self) -> ErrorClass {
         match self {
-            SmsError::Rejected { http_status: 429, .. } | SmsError::Rejected { code: 20429, .. } => ErrorClass::RateLimited,
+            SmsError::Rejected { http_status: 429, .. } | SmsError::Rejected { code: 20429, .. } => {
+                ErrorClass::RateLimited
+            }
             SmsError::Rejected { http_status, .. } | SmsError::Malformed { http_status, .. } if *http_status >= 500 => {
                 ErrorClass::Retry
             }
@@ -92,7 +98,11 @@ impl SmsChannel {
     /// Sends `content` as plain text; answers the provider's message sid.
     pub async fn send(&self, to: &PhoneNumber, content: &Content) -> Result<String, SmsError> {
         let body = plain_text(content);
-        let form = [("To", to.as_str()), ("From", self.from.as_str()), ("Body", body.as_str())];
+        let form = [
+            ("To", to.as_str()),
+            ("From", self.from.as_str()),
+            ("Body", body.as_str()),
+        ];
         let response = self
             .client
             .post(&self.endpoint)
@@ -159,7 +169,9 @@ pub fn plain_text(content: &Content) -> String {
             .join("\n"),
         Content::Interactive { interactive } => {
             let (body, footer, choices): (&str, Option<&str>, Vec<&str>) = match interactive {
-                Interactive::Button { body, footer, action, .. } => (
+                Interactive::Button {
+                    body, footer, action, ..
+                } => (
                     &body.text,
                     footer.as_ref().map(|footer| footer.text.as_str()),
                     action
@@ -168,7 +180,9 @@ pub fn plain_text(content: &Content) -> String {
                         .map(|crate::message::content::Button::Reply { reply }| reply.title.as_str())
                         .collect(),
                 ),
-                Interactive::List { body, footer, action, .. } => (
+                Interactive::List {
+                    body, footer, action, ..
+                } => (
                     &body.text,
                     footer.as_ref().map(|footer| footer.text.as_str()),
                     action
@@ -180,7 +194,12 @@ pub fn plain_text(content: &Content) -> String {
                 ),
             };
             let mut lines = vec![body.to_owned()];
-            lines.extend(choices.iter().enumerate().map(|(index, choice)| format!("{}. {choice}", index + 1)));
+            lines.extend(
+                choices
+                    .iter()
+                    .enumerate()
+                    .map(|(index, choice)| format!("{}. {choice}", index + 1)),
+            );
             lines.extend(footer.map(str::to_owned));
             lines.join("\n")
         }
@@ -202,18 +221,32 @@ mod tests {
 
     #[test]
     fn content_becomes_plain_text() {
-        assert_eq!(plain_text(&content(json!({"type": "text", "text": {"body": "Your code is 123456"}}))), "Your code is 123456");
         assert_eq!(
-            plain_text(&content(json!({"type": "image", "image": {"link": "https://example.com/a.png", "caption": "Your parcel"}}))),
+            plain_text(&content(
+                json!({"type": "text", "text": {"body": "Your code is 123456"}})
+            )),
+            "Your code is 123456"
+        );
+        assert_eq!(
+            plain_text(&content(
+                json!({"type": "image", "image": {"link": "https://example.com/a.png", "caption": "Your parcel"}})
+            )),
             "Your parcel\nhttps://example.com/a.png"
         );
-        let buttons = content(json!({"type": "interactive", "interactive": {"type": "button", "body": {"text": "Pick"},
+        let buttons = content(
+            json!({"type": "interactive", "interactive": {"type": "button", "body": {"text": "Pick"},
             "footer": {"text": "Reply with a number"},
             "action": {"buttons": [{"type": "reply", "reply": {"id": "a", "title": "Morning"}},
-                                   {"type": "reply", "reply": {"id": "b", "title": "Evening"}}]}}}));
-        assert_eq!(plain_text(&buttons), "Pick\n1. Morning\n2. Evening\nReply with a number");
-        let template = content(json!({"type": "template", "template": {"name": "order_shipped", "language": {"code": "en"},
-            "components": [{"type": "body", "parameters": [{"type": "text", "text": "42"}]}]}}));
+                                   {"type": "reply", "reply": {"id": "b", "title": "Evening"}}]}}}),
+        );
+        assert_eq!(
+            plain_text(&buttons),
+            "Pick\n1. Morning\n2. Evening\nReply with a number"
+        );
+        let template = content(
+            json!({"type": "template", "template": {"name": "order_shipped", "language": {"code": "en"},
+            "components": [{"type": "body", "parameters": [{"type": "text", "text": "42"}]}]}}),
+        );
         assert_eq!(plain_text(&template), "order shipped: 42");
         let long = content(json!({"type": "text", "text": {"body": "x".repeat(4_000)}}));
         assert_eq!(plain_text(&long).chars().count(), MAX_SMS_BODY_CHARS);
@@ -221,7 +254,11 @@ mod tests {
 
     #[test]
     fn twilio_errors_are_classified() {
-        let rejected = |http_status, code| SmsError::Rejected { http_status, code, message: String::new() };
+        let rejected = |http_status, code| SmsError::Rejected {
+            http_status,
+            code,
+            message: String::new(),
+        };
         assert_eq!(rejected(400, 21211).class(), ErrorClass::Permanent);
         assert_eq!(rejected(429, 20429).class(), ErrorClass::RateLimited);
         assert_eq!(rejected(503, 20500).class(), ErrorClass::Retry);

@@ -61,7 +61,9 @@ pub enum Admission {
     /// Go after this wait (no longer than the hold); the tokens are taken.
     After(Duration),
     /// Back to the queue, due at this time (ms since the epoch); nothing is taken.
-    Requeue { due_at_ms: i64 },
+    Requeue {
+        due_at_ms: i64,
+    },
 }
 
 struct State {
@@ -163,7 +165,10 @@ impl Limits {
         let until = now + for_ms.saturating_mul(1_000);
         let rate = self.pair_rate.unwrap_or(Rate::new(1, 1));
         let mut state = self.lock();
-        let bucket = state.recipients.entry(recipient.clone()).or_insert(Bucket { tat_us: now });
+        let bucket = state
+            .recipients
+            .entry(recipient.clone())
+            .or_insert(Bucket { tat_us: now });
         rate.pause(bucket, until);
     }
 
@@ -232,7 +237,10 @@ mod tests {
         let to = PhoneNumber::parse("+6591234567").unwrap();
         assert!(limits.sender_headroom() >= 100);
         let waits: Vec<Admission> = (0..12).map(|_| limits.admit(&to)).collect();
-        assert!(waits[..10].iter().all(|admission| *admission == Admission::Now), "{waits:?}");
+        assert!(
+            waits[..10].iter().all(|admission| *admission == Admission::Now),
+            "{waits:?}"
+        );
         assert!(matches!(waits[10], Admission::After(_)), "{waits:?}");
         limits.slow_sender(5_000);
         assert!(matches!(limits.admit(&to), Admission::Requeue { .. }));

@@ -17,10 +17,10 @@ use super::{
     limits::{Admission, Limits},
 };
 use crate::{
-    channel::{CloudApi, ErrorClass, RateScope, SendError},
+    channel::{ErrorClass, RateScope, SendError},
     config::DispatchConfig,
     message::{Channel, Content, MessageId, PhoneNumber, Status},
-    policy::{Chain, ChainOutcome, Decision, Envelope, Hook, PolicyRuntime, wit},
+    policy::{Chain, ChainOutcome, Decision, Envelope, Hook, PolicyRuntime},
     store::{self, Changes, PendingMessage, Store, Transition},
 };
 
@@ -32,7 +32,7 @@ pub struct Worker {
     pub config: DispatchConfig,
     pub store: Store,
     pub policies: Arc<PolicyRuntime>,
-    pub channel: Arc<CloudApi>,
+    pub outbound: super::Outbound,
     pub wake: Arc<Notify>,
     pub limits: Arc<Limits>,
     pub backlog: Backlog,
@@ -51,7 +51,10 @@ struct Outgoing {
 
 /// Messages a batch of transitions takes out of the queue (sent or ended).
 fn leaving_queue(transitions: &[Transition]) -> usize {
-    transitions.iter().filter(|transition| !transition.status.is_pending()).count()
+    transitions
+        .iter()
+        .filter(|transition| !transition.status.is_pending())
+        .count()
 }
 
 impl Worker {
@@ -72,10 +75,18 @@ impl Worker {
         // Plugins are guest code and may block (their WASI calls wait synchronously): they run
         // on a blocking thread, never on an async worker.
         let chain = self.policies.chain();
-        let sender = self.channel.phone_number_id().to_owned();
+        let sender = self.outbound.cloud_api.phone_number_id().to_owned();
         let ttl_ms = self.config.message_ttl_ms;
+        let facts = match self.facts(&batch).await {
+            Ok(facts) => facts,
+            Err(error) => {
+                // The leases run out and the messages are claimed again.
+                tracing::error!(%error, worker = self.index, "reading contact facts failed");
+                return;
+            }
+        };
         let judged = tokio::task::spawn_blocking(move || {
-            let (transitions, outgoing) = judge(&chain, &sender, ttl_ms, &batch);
+            let (transitions, outgoing) = judge(&chain, &sender, ttl_ms, &facts, &batch);
             (transitions, outgoing, batch)
         })
         .await;
@@ -104,6 +115,28 @@ impl Worker {
             // (at least once), and the upstream wamid check catches what it can.
             Err(error) => tracing::error!(%error, worker = self.index, "recording send results failed"),
         }
+    }
+
+    /// What the store and the region tracker know of the batch's recipients: one read for the
+    /// whole batch.
+    async fn facts(&self, batch: &[Claimed]) -> crate::store::Result<BatchFacts> {
+        let mut recipients: Vec<&str> = batch.iter().map(|claimed| claimed.message.to.digits()).collect();
+        recipients.sort_unstable();
+        recipients.dedup();
+        let contacts = self
+            .store
+            .contacts(&recipients)
+            .await?
+            .into_iter()
+            .map(|contact| (contact.wa_id.clone(), contact))
+            .collect();
+        let now = store::now_ms();
+        let regions = batch
+            .iter()
+            .filter_map(|claimed| claimed.message.to.country_code())
+            .map(|code| (code, self.outbound.regions.state(code, now)))
+            .collect();
+        Ok(BatchFacts { contacts, regions })
     }
 
     /// Sends recipient by recipient: one recipient's messages one after another, in order;
@@ -168,23 +201,39 @@ impl Worker {
                     continue;
                 }
             }
-            let outcome = match message.channel {
-                Channel::Whatsapp => self.channel.send(&message.to, &message.content).await,
-                Channel::Sms => Err(SendError::Malformed {
-                    http_status: 0,
-                    detail: "rerouted to SMS, but no SMS channel is configured".into(),
-                }),
-            };
+            let started = std::time::Instant::now();
+            let outcome = self.send_one(&message).await;
             let now = store::now_ms();
             let attempts = message.attempts + 1;
+            if let Some(country) = message.to.country_code() {
+                let latency_ms = u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX);
+                match &outcome {
+                    Ok(_) => self.outbound.regions.observe_latency(country, latency_ms, now),
+                    // An upstream that cannot be reached or fails on its side counts against the region.
+                    Err(error) if error.class() == ErrorClass::Retry => {
+                        self.outbound.regions.record(country, true, Some(latency_ms), now)
+                    }
+                    Err(_) => {}
+                }
+            }
             let transition = match outcome {
-                Ok(wamid) => Transition {
+                Ok(Sent::Whatsapp(wamid)) => Transition {
                     id: message.id,
                     status: Status::Sent,
                     at_ms: now,
                     cause: format!("accepted by the Cloud API as {}", wamid.0),
                     changes: Changes {
                         wamid: Some(wamid),
+                        attempts: Some(attempts),
+                        ..Changes::default()
+                    },
+                },
+                Ok(Sent::Sms(sid)) => Transition {
+                    id: message.id,
+                    status: Status::Sent,
+                    at_ms: now,
+                    cause: format!("accepted by the SMS provider as {sid}"),
+                    changes: Changes {
                         attempts: Some(attempts),
                         ..Changes::default()
                     },
@@ -238,6 +287,26 @@ impl Worker {
         results
     }
 
+    async fn send_one(&self, message: &Outgoing) -> Result<Sent, Failure> {
+        match message.channel {
+            Channel::Whatsapp => self
+                .outbound
+                .cloud_api
+                .send(&message.to, &message.content)
+                .await
+                .map(Sent::Whatsapp)
+                .map_err(Failure::CloudApi),
+            Channel::Sms => match &self.outbound.sms {
+                Some(sms) => sms
+                    .send(&message.to, &message.content)
+                    .await
+                    .map(Sent::Sms)
+                    .map_err(Failure::Sms),
+                None => Err(Failure::NoSmsChannel),
+            },
+        }
+    }
+
     /// Capped exponential backoff with full jitter; rate limits start four times higher.
     fn backoff_ms(&self, attempts: u32, class: ErrorClass) -> i64 {
         let base = self.config.retry_base_ms * if class == ErrorClass::RateLimited { 4 } else { 1 };
@@ -248,6 +317,55 @@ impl Worker {
         let jittered = rand::rng().random_range(ceiling / 2..=ceiling);
         i64::try_from(jittered).unwrap_or(i64::MAX / 2)
     }
+}
+
+/// What a channel answered a send with.
+enum Sent {
+    Whatsapp(crate::message::Wamid),
+    /// The SMS provider's message sid.
+    Sms(String),
+}
+
+/// Why a send failed, by channel, classified by type.
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    #[error(transparent)]
+    CloudApi(SendError),
+    #[error(transparent)]
+    Sms(crate::channel::SmsError),
+    #[error("rerouted to SMS, but no SMS provider is configured (channel.sms)")]
+    NoSmsChannel,
+}
+
+impl Failure {
+    fn class(&self) -> ErrorClass {
+        match self {
+            Failure::CloudApi(error) => error.class(),
+            Failure::Sms(error) => error.class(),
+            Failure::NoSmsChannel => ErrorClass::Permanent,
+        }
+    }
+
+    fn code(&self) -> Option<i64> {
+        match self {
+            Failure::CloudApi(error) => error.code(),
+            Failure::Sms(error) => error.code(),
+            Failure::NoSmsChannel => None,
+        }
+    }
+
+    fn rate_scope(&self) -> Option<RateScope> {
+        match self {
+            Failure::CloudApi(error) => error.rate_scope(),
+            Failure::Sms(_) | Failure::NoSmsChannel => None,
+        }
+    }
+}
+
+/// Contacts (by wa_id) and region health (by country code) for one batch.
+struct BatchFacts {
+    contacts: HashMap<String, crate::store::Contact>,
+    regions: HashMap<u16, crate::regions::RegionState>,
 }
 
 fn expired(id: MessageId, now: i64) -> Transition {
@@ -265,7 +383,11 @@ fn expired(id: MessageId, now: i64) -> Transition {
 
 /// The earlier of the message's own `expires_at` and acceptance plus the TTL (0: none).
 fn deadline(message: &PendingMessage, ttl_ms: u64) -> Option<i64> {
-    let by_ttl = (ttl_ms > 0).then(|| message.created_at_ms.saturating_add(i64::try_from(ttl_ms).unwrap_or(i64::MAX)));
+    let by_ttl = (ttl_ms > 0).then(|| {
+        message
+            .created_at_ms
+            .saturating_add(i64::try_from(ttl_ms).unwrap_or(i64::MAX))
+    });
     match (message.expires_at_ms, by_ttl) {
         (Some(own), Some(ttl)) => Some(own.min(ttl)),
         (own, ttl) => own.or(ttl),
@@ -274,7 +396,13 @@ fn deadline(message: &PendingMessage, ttl_ms: u64) -> Option<i64> {
 
 /// Runs each claimed message through the chain: on-submit when it is new, then on-dispatch.
 /// Returns the state changes to record and the messages that go out now.
-fn judge(chain: &Chain, sender: &str, ttl_ms: u64, batch: &[Claimed]) -> (Vec<Transition>, Vec<Outgoing>) {
+fn judge(
+    chain: &Chain,
+    sender: &str,
+    ttl_ms: u64,
+    facts: &BatchFacts,
+    batch: &[Claimed],
+) -> (Vec<Transition>, Vec<Outgoing>) {
     let now = store::now_ms();
     let mut transitions = Vec::with_capacity(batch.len() * 3);
     let mut outgoing = Vec::with_capacity(batch.len());
@@ -296,17 +424,50 @@ fn judge(chain: &Chain, sender: &str, ttl_ms: u64, batch: &[Claimed]) -> (Vec<Tr
             tags: message.tags.clone(),
         };
         let mut rewritten_by = message.rewritten_by.clone();
-        let context = context_for(message, &envelope, now);
+        let contact = facts.contacts.get(message.to.digits());
+        let region = message.to.country_code().and_then(|code| facts.regions.get(&code));
+        let context = crate::facts::context(Some(&message.to), contact, region, sender, message.shard, now);
+        // An opted-out recipient gets no business-initiated message, whatever the plugins say;
+        // a service reply inside the customer's own 24-hour window is not business-initiated.
+        if context.recipient.opted_out
+            && !(message.category == crate::message::Category::Service && context.recipient.service_window_open)
+        {
+            transitions.push(Transition {
+                id: message.id,
+                status: Status::Rejected,
+                at_ms: now,
+                cause: "rejected: the recipient opted out".into(),
+                changes: Changes {
+                    reason: Some("the recipient opted out of business-initiated messages".into()),
+                    ..Changes::default()
+                },
+            });
+            continue;
+        }
 
         if message.status == Status::Accepted {
             let outcome = chain.run(Hook::Submit, &envelope, &context);
-            match settle(message.id, Hook::Submit, outcome, &mut rewritten_by, now, &mut transitions) {
+            match settle(
+                message.id,
+                Hook::Submit,
+                outcome,
+                &mut rewritten_by,
+                now,
+                &mut transitions,
+            ) {
                 Some(admitted) => envelope = admitted,
                 None => continue,
             }
         }
         let outcome = chain.run(Hook::Dispatch, &envelope, &context);
-        let Some(ready) = settle(message.id, Hook::Dispatch, outcome, &mut rewritten_by, now, &mut transitions) else {
+        let Some(ready) = settle(
+            message.id,
+            Hook::Dispatch,
+            outcome,
+            &mut rewritten_by,
+            now,
+            &mut transitions,
+        ) else {
             continue;
         };
         // A message found `sending` was claimed before a crash: whether it left is unknown,
@@ -411,49 +572,5 @@ fn settle(
             }
             Some(outcome.envelope)
         }
-    }
-}
-
-/// The facts a policy decides on. This version knows the recipient's country and the time;
-/// contact history, sender tiers and region health are not tracked yet and read as empty.
-fn context_for(message: &PendingMessage, envelope: &Envelope, now_ms: i64) -> wit::Context {
-    let empty_counts = wit::CategoryCounts {
-        authentication: 0,
-        utility: 0,
-        marketing: 0,
-        service: 0,
-    };
-    let country_code = message.to.country_code().unwrap_or(0);
-    wit::Context {
-        now_ms,
-        recipient: wit::RecipientFacts {
-            country_code,
-            time_zone: "UTC".into(),
-            utc_offset_minutes: 0,
-            first_seen_ms: None,
-            last_inbound_ms: None,
-            interactions: 0,
-            service_window_open: false,
-            sent24h: empty_counts,
-            sent7d: empty_counts,
-            opted_out: false,
-            device_hints: Vec::new(),
-            attributes: Vec::new(),
-        },
-        sender: wit::SenderFacts {
-            phone_number_id: envelope.sender.clone(),
-            tier_limit: None,
-            quality: wit::Quality::Unknown,
-            sent24h: 0,
-        },
-        region: wit::RegionHealth {
-            country_code,
-            error_rate: 0.0,
-            p50_latency_ms: 0,
-            degraded: false,
-        },
-        shard: message.shard,
-        shard_backlog: 0,
-        degraded_mode: false,
     }
 }

@@ -196,7 +196,11 @@ fn inner<T: serde::de::DeserializeOwned>(kind: &str, value: serde_json::Value) -
     serde_path_to_error::deserialize(value).map_err(|error| {
         let path = error.path().to_string();
         ContentError {
-            field: if path == "." { format!("content.{kind}") } else { format!("content.{kind}.{path}") },
+            field: if path == "." {
+                format!("content.{kind}")
+            } else {
+                format!("content.{kind}.{path}")
+            },
             message: error.into_inner().to_string(),
         }
     })
@@ -231,13 +235,27 @@ impl Content {
             return Err(fail(&format!("content.{extra}"), "unknown field".into()));
         }
         let content = match kind.as_str() {
-            "text" => Content::Text { text: inner(&kind, body)? },
-            "template" => Content::Template { template: inner(&kind, body)? },
-            "image" => Content::Image { image: inner(&kind, body)? },
-            "document" => Content::Document { document: inner(&kind, body)? },
-            "video" => Content::Video { video: inner(&kind, body)? },
-            "audio" => Content::Audio { audio: inner(&kind, body)? },
-            _ => Content::Interactive { interactive: inner(&kind, body)? },
+            "text" => Content::Text {
+                text: inner(&kind, body)?,
+            },
+            "template" => Content::Template {
+                template: inner(&kind, body)?,
+            },
+            "image" => Content::Image {
+                image: inner(&kind, body)?,
+            },
+            "document" => Content::Document {
+                document: inner(&kind, body)?,
+            },
+            "video" => Content::Video {
+                video: inner(&kind, body)?,
+            },
+            "audio" => Content::Audio {
+                audio: inner(&kind, body)?,
+            },
+            _ => Content::Interactive {
+                interactive: inner(&kind, body)?,
+            },
         };
         content.validate()?;
         Ok(content)
@@ -318,9 +336,7 @@ fn lowercase<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String
     String::deserialize(deserializer).map(|value| value.to_ascii_lowercase())
 }
 
-fn index_from_string_or_number<'de, D: serde::Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Option<u32>, D::Error> {
+fn index_from_string_or_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<u32>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Index {
@@ -375,15 +391,21 @@ mod tests {
         let content: Content = serde_json::from_value(json!({"type": "template", "template": {
             "name": "t", "language": {"code": "en"}, "components": [{"type": "BODY", "parameters": []}]}}))
         .unwrap();
-        let Content::Template { template } = content else { panic!("not a template") };
+        let Content::Template { template } = content else {
+            panic!("not a template")
+        };
         assert_eq!(template.components[0].kind, "body");
     }
 
     #[test]
     fn unknown_types_and_fields_are_refused() {
         assert!(serde_json::from_value::<Content>(json!({"type": "sticker", "sticker": {"id": "1"}})).is_err());
-        assert!(serde_json::from_value::<Content>(json!({"type": "text", "text": {"body": "x", "bold": true}})).is_err());
-        assert!(serde_json::from_value::<Content>(json!({"type": "text", "text": {"body": "x"}, "image": {}})).is_err());
+        assert!(
+            serde_json::from_value::<Content>(json!({"type": "text", "text": {"body": "x", "bold": true}})).is_err()
+        );
+        assert!(
+            serde_json::from_value::<Content>(json!({"type": "text", "text": {"body": "x"}, "image": {}})).is_err()
+        );
     }
 
     #[test]
@@ -393,8 +415,14 @@ mod tests {
         assert_eq!(field(json!({"type": "sticker", "sticker": {}})), "content.type");
         assert_eq!(field(json!({"text": {"body": "x"}})), "content.type");
         assert_eq!(field(json!({"type": "text"})), "content.text");
-        assert_eq!(field(json!({"type": "text", "text": {"body": "x"}, "image": {}})), "content.image");
-        assert_eq!(field(json!({"type": "template", "template": {"name": "t"}})), "content.template");
+        assert_eq!(
+            field(json!({"type": "text", "text": {"body": "x"}, "image": {}})),
+            "content.image"
+        );
+        assert_eq!(
+            field(json!({"type": "template", "template": {"name": "t"}})),
+            "content.template"
+        );
         assert_eq!(field(json!("hello")), "content");
         assert!(Content::from_json(json!({"type": "text", "text": {"body": "x"}})).is_ok());
     }

@@ -127,22 +127,30 @@ pub fn content_to_wit(content: &Content) -> wit::Content {
         Content::Video { video } => wit::Content::Video(media_to_wit(video)),
         Content::Audio { audio } => wit::Content::Audio(media_to_wit(audio)),
         Content::Interactive { interactive } => match interactive {
-            Interactive::Button { header, body, footer, action } => {
-                wit::Content::InteractiveButtons(wit::ButtonsMessage {
-                    header: header_text(header),
-                    body: body.text.clone(),
-                    footer: footer.as_ref().map(|footer| footer.text.clone()),
-                    buttons: action
-                        .buttons
-                        .iter()
-                        .map(|Button::Reply { reply }| wit::ReplyButton {
-                            id: reply.id.clone(),
-                            title: reply.title.clone(),
-                        })
-                        .collect(),
-                })
-            }
-            Interactive::List { header, body, footer, action } => wit::Content::InteractiveList(wit::ListMessage {
+            Interactive::Button {
+                header,
+                body,
+                footer,
+                action,
+            } => wit::Content::InteractiveButtons(wit::ButtonsMessage {
+                header: header_text(header),
+                body: body.text.clone(),
+                footer: footer.as_ref().map(|footer| footer.text.clone()),
+                buttons: action
+                    .buttons
+                    .iter()
+                    .map(|Button::Reply { reply }| wit::ReplyButton {
+                        id: reply.id.clone(),
+                        title: reply.title.clone(),
+                    })
+                    .collect(),
+            }),
+            Interactive::List {
+                header,
+                body,
+                footer,
+                action,
+            } => wit::Content::InteractiveList(wit::ListMessage {
                 header: header_text(header),
                 body: body.text.clone(),
                 footer: footer.as_ref().map(|footer| footer.text.clone()),
@@ -197,11 +205,15 @@ fn parameter_from_wit(parameter: wit::TemplateParameter) -> TemplateParameter {
         wit::TemplateParameter::DateTime(fallback_value) => TemplateParameter::DateTime {
             date_time: DateTime { fallback_value },
         },
-        wit::TemplateParameter::Image(media) => TemplateParameter::Image { image: media_from_wit(media) },
+        wit::TemplateParameter::Image(media) => TemplateParameter::Image {
+            image: media_from_wit(media),
+        },
         wit::TemplateParameter::Document(media) => TemplateParameter::Document {
             document: media_from_wit(media),
         },
-        wit::TemplateParameter::Video(media) => TemplateParameter::Video { video: media_from_wit(media) },
+        wit::TemplateParameter::Video(media) => TemplateParameter::Video {
+            video: media_from_wit(media),
+        },
         wit::TemplateParameter::Payload(payload) => TemplateParameter::Payload { payload },
     }
 }
@@ -237,12 +249,18 @@ pub fn content_from_wit(content: wit::Content) -> Content {
                     .collect(),
             },
         },
-        wit::Content::Image(media) => Content::Image { image: media_from_wit(media) },
+        wit::Content::Image(media) => Content::Image {
+            image: media_from_wit(media),
+        },
         wit::Content::Document(media) => Content::Document {
             document: media_from_wit(media),
         },
-        wit::Content::Video(media) => Content::Video { video: media_from_wit(media) },
-        wit::Content::Audio(media) => Content::Audio { audio: media_from_wit(media) },
+        wit::Content::Video(media) => Content::Video {
+            video: media_from_wit(media),
+        },
+        wit::Content::Audio(media) => Content::Audio {
+            audio: media_from_wit(media),
+        },
         wit::Content::InteractiveButtons(buttons) => Content::Interactive {
             interactive: Interactive::Button {
                 header: text_header(buttons.header),
@@ -392,7 +410,10 @@ mod tests {
         other.to = "+6500000000".into();
         assert!(envelope.apply_rewrite(other).unwrap_err().contains("recipient"));
         let mut empty = envelope.to_wit();
-        empty.content = wit::Content::Text(wit::TextBody { body: String::new(), preview_url: false });
+        empty.content = wit::Content::Text(wit::TextBody {
+            body: String::new(),
+            preview_url: false,
+        });
         assert!(envelope.apply_rewrite(empty).unwrap_err().contains("content.text.body"));
         let mut fine = envelope.to_wit();
         fine.priority = wit::Priority::Critical;

@@ -62,7 +62,11 @@ pub struct PluginKv {
 }
 
 impl PluginKv {
-    pub fn new(plugin: String, entries: Vec<crate::store::StateEntry>, persist: mpsc::UnboundedSender<StateWrite>) -> Self {
+    pub fn new(
+        plugin: String,
+        entries: Vec<crate::store::StateEntry>,
+        persist: mpsc::UnboundedSender<StateWrite>,
+    ) -> Self {
         let values = entries
             .into_iter()
             .map(|entry| (entry.key, (entry.value, entry.expires_at_ms)))
@@ -88,7 +92,8 @@ impl PluginKv {
     }
 
     fn set(&self, key: String, value: Option<String>, ttl_ms: Option<u64>) {
-        let expires_at_ms = ttl_ms.map(|ttl| crate::store::now_ms().saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX)));
+        let expires_at_ms =
+            ttl_ms.map(|ttl| crate::store::now_ms().saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX)));
         {
             let mut values = self.values.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             match &value {

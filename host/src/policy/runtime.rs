@@ -20,8 +20,7 @@ use wasmtime::{
 };
 
 use super::{
-    Chain, ChainEntry, EPOCH_TICK_MS, Error, HOOKS, Limits, LoadedPlugin, MAX_COMPONENT_BYTES, Result,
-    StatsSnapshot,
+    Chain, ChainEntry, EPOCH_TICK_MS, Error, HOOKS, Limits, LoadedPlugin, MAX_COMPONENT_BYTES, Result, StatsSnapshot,
     plugin::{self, InstanceState},
 };
 use crate::{
@@ -158,7 +157,10 @@ impl PolicyRuntime {
                 while let Ok(next) = pending_shadow.try_recv() {
                     batch.push(next);
                 }
-                if let Err(error) = shadow_store.plugin_writes(vec![PluginWrite::ShadowVerdicts(batch)]).await {
+                if let Err(error) = shadow_store
+                    .plugin_writes(vec![PluginWrite::ShadowVerdicts(batch)])
+                    .await
+                {
                     tracing::error!(%error, "recording shadow verdicts failed");
                 }
             }
@@ -184,7 +186,10 @@ impl PolicyRuntime {
 
     /// The live chain; hold the `Arc` for a whole message so a swap never splits one.
     pub fn chain(&self) -> Arc<Chain> {
-        self.chain.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+        self.chain
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
     }
 
     fn store_error(name: &str) -> impl FnOnce(store::Error) -> Error + '_ {
@@ -214,7 +219,11 @@ impl PolicyRuntime {
             };
             let shadow = match &binding.shadow_version {
                 Some(version) => self
-                    .load_stored(&binding, version, binding.shadow_config.as_ref().unwrap_or(&binding.config))
+                    .load_stored(
+                        &binding,
+                        version,
+                        binding.shadow_config.as_ref().unwrap_or(&binding.config),
+                    )
                     .await
                     .ok(),
                 None => None,
@@ -229,7 +238,11 @@ impl PolicyRuntime {
 
         let directory = PathBuf::from(&config.plugins_dir);
         let entries = if config.plugins.is_empty() {
-            if directory.is_dir() { discover(&directory)? } else { Vec::new() }
+            if directory.is_dir() {
+                discover(&directory)?
+            } else {
+                Vec::new()
+            }
         } else {
             config.plugins.clone()
         };
@@ -288,7 +301,11 @@ impl PolicyRuntime {
         let mut managed = self.managed.lock().await;
         let uploaded = self.store_component(name, bytes).await?;
         if !managed.contains_key(name) {
-            let position = managed.values().map(|m| m.binding.position).max().map_or(0, |max| max + 1);
+            let position = managed
+                .values()
+                .map(|m| m.binding.position)
+                .max()
+                .map_or(0, |max| max + 1);
             let binding = PluginBinding {
                 name: name.to_owned(),
                 live_version: None,
@@ -320,7 +337,9 @@ impl PolicyRuntime {
     /// and initialised first, then swapped in at once.
     pub async fn activate(&self, name: &str, version: &str, config: Option<serde_json::Value>) -> Result<PluginStatus> {
         let mut managed = self.managed.lock().await;
-        let entry = managed.get_mut(name).ok_or_else(|| Error::UnknownPlugin(name.to_owned()))?;
+        let entry = managed
+            .get_mut(name)
+            .ok_or_else(|| Error::UnknownPlugin(name.to_owned()))?;
         let mut binding = entry.binding.clone();
         let config = config.unwrap_or_else(|| binding.config.clone());
         let plugin = self.load_stored(&binding, version, &config).await?;
@@ -353,7 +372,9 @@ impl PolicyRuntime {
     /// Returns to the version that was live before the current one.
     pub async fn rollback(&self, name: &str) -> Result<PluginStatus> {
         let mut managed = self.managed.lock().await;
-        let entry = managed.get_mut(name).ok_or_else(|| Error::UnknownPlugin(name.to_owned()))?;
+        let entry = managed
+            .get_mut(name)
+            .ok_or_else(|| Error::UnknownPlugin(name.to_owned()))?;
         let mut binding = entry.binding.clone();
         let previous = binding
             .previous_versions
@@ -375,9 +396,16 @@ impl PolicyRuntime {
 
     /// Runs `version` in shadow beside the live one, with its own `config` or the live one's
     /// (`None` stops the shadow).
-    pub async fn shadow(&self, name: &str, version: Option<&str>, config: Option<serde_json::Value>) -> Result<PluginStatus> {
+    pub async fn shadow(
+        &self,
+        name: &str,
+        version: Option<&str>,
+        config: Option<serde_json::Value>,
+    ) -> Result<PluginStatus> {
         let mut managed = self.managed.lock().await;
-        let entry = managed.get_mut(name).ok_or_else(|| Error::UnknownPlugin(name.to_owned()))?;
+        let entry = managed
+            .get_mut(name)
+            .ok_or_else(|| Error::UnknownPlugin(name.to_owned()))?;
         let mut binding = entry.binding.clone();
         let shadow = match version {
             Some(version) => Some(
@@ -401,7 +429,9 @@ impl PolicyRuntime {
     /// proven by the plugin's own `init` before they replace the running ones.
     pub async fn update(&self, name: &str, patch: SettingsPatch) -> Result<PluginStatus> {
         let mut managed = self.managed.lock().await;
-        let entry = managed.get_mut(name).ok_or_else(|| Error::UnknownPlugin(name.to_owned()))?;
+        let entry = managed
+            .get_mut(name)
+            .ok_or_else(|| Error::UnknownPlugin(name.to_owned()))?;
         let mut binding = entry.binding.clone();
         if let Some(position) = patch.position {
             binding.position = position;
@@ -450,8 +480,12 @@ impl PolicyRuntime {
         };
         let shadow = match &binding.shadow_version {
             Some(version) => Some(
-                self.load_stored(&binding, version, binding.shadow_config.as_ref().unwrap_or(&binding.config))
-                    .await?,
+                self.load_stored(
+                    &binding,
+                    version,
+                    binding.shadow_config.as_ref().unwrap_or(&binding.config),
+                )
+                .await?,
             ),
             None => None,
         };
@@ -492,7 +526,11 @@ impl PolicyRuntime {
                 entry.live.as_ref().is_some_and(|plugin| plugin.is_quarantined()),
             )
         };
-        let versions = self.store.plugin_versions(name).await.map_err(Self::store_error(name))?;
+        let versions = self
+            .store
+            .plugin_versions(name)
+            .await
+            .map_err(Self::store_error(name))?;
         let pending_timers = self.store.pending_timers(name).await.map_err(Self::store_error(name))?;
         let mut binding = binding;
         binding.quarantined = quarantined;
@@ -647,7 +685,11 @@ impl PolicyRuntime {
             .load_state(name, store::now_ms())
             .await
             .map_err(Self::store_error(name))?;
-        let kv = Arc::new(plugin::PluginKv::new(name.to_owned(), entries, self.state_writes.clone()));
+        let kv = Arc::new(plugin::PluginKv::new(
+            name.to_owned(),
+            entries,
+            self.state_writes.clone(),
+        ));
         let linker = self.linker.clone();
         let limits = self.limits_of(binding);
         let instances = self.instances_per_plugin;
@@ -750,7 +792,11 @@ fn check_world(name: &str, engine: &Engine, component: &Component) -> Result<Vec
         if !exports.iter().any(|export| export == required) {
             return Err(mismatch(format!(
                 "it does not export `{required}` (exports: {}); build it with wasp-sdk for wasp:policy@{WORLD_VERSION}",
-                if exports.is_empty() { "none".to_owned() } else { exports.join(", ") }
+                if exports.is_empty() {
+                    "none".to_owned()
+                } else {
+                    exports.join(", ")
+                }
             )));
         }
     }
@@ -806,7 +852,11 @@ impl PolicyRuntime {
     /// A fresh store set up as a chain plugin's (the default limits armed), its plugin state
     /// starting empty and written through to this runtime's store under `name`.
     pub fn detached_store(&self, name: &str) -> std::result::Result<wasmtime::Store<InstanceState>, super::Fault> {
-        let kv = Arc::new(plugin::PluginKv::new(name.to_owned(), Vec::new(), self.state_writes.clone()));
+        let kv = Arc::new(plugin::PluginKv::new(
+            name.to_owned(),
+            Vec::new(),
+            self.state_writes.clone(),
+        ));
         plugin::detached_store(&self.engine, name, self.defaults, kv)
     }
 

@@ -41,7 +41,12 @@ enum WriteOp {
     Accept(Vec<NewMessage>, Reply<Vec<AcceptOutcome>>),
     Record(Vec<Transition>, Reply<()>),
     Statuses(Vec<StatusUpdate>, Reply<StatusReport>),
-    Claim { now_ms: i64, limit: usize, lease_until_ms: i64, reply: Reply<Vec<PendingMessage>> },
+    Claim {
+        now_ms: i64,
+        limit: usize,
+        lease_until_ms: i64,
+        reply: Reply<Vec<PendingMessage>>,
+    },
     ReleaseLeases(Reply<u64>),
     State(Vec<StateWrite>, Reply<()>),
     Plugin(Vec<super::PluginWrite>, Reply<()>),
@@ -108,7 +113,10 @@ impl SqliteStore {
             .map_err(database("open readers"))?;
         let (sender, receiver) = mpsc::channel(WRITER_QUEUE);
         tokio::spawn(run_writer(writer, receiver, write_batch_rows));
-        Ok(Self { writer: sender, readers })
+        Ok(Self {
+            writer: sender,
+            readers,
+        })
     }
 
     async fn submit<T>(&self, make: impl FnOnce(Reply<T>) -> WriteOp) -> Result<T> {
@@ -130,7 +138,13 @@ impl SqliteStore {
     }
 
     pub async fn claim_due(&self, now_ms: i64, limit: usize, lease_until_ms: i64) -> Result<Vec<PendingMessage>> {
-        self.submit(|reply| WriteOp::Claim { now_ms, limit, lease_until_ms, reply }).await
+        self.submit(|reply| WriteOp::Claim {
+            now_ms,
+            limit,
+            lease_until_ms,
+            reply,
+        })
+        .await
     }
 
     pub async fn release_leases(&self) -> Result<u64> {
@@ -165,7 +179,12 @@ impl SqliteStore {
         plugins::component(&self.readers, name, version).await
     }
 
-    pub async fn shadow_report(&self, plugin: &str, shadow_version: &str, samples: usize) -> Result<super::ShadowReport> {
+    pub async fn shadow_report(
+        &self,
+        plugin: &str,
+        shadow_version: &str,
+        samples: usize,
+    ) -> Result<super::ShadowReport> {
         plugins::shadow_report(&self.readers, plugin, shadow_version, samples).await
     }
 
@@ -199,7 +218,12 @@ impl SqliteStore {
                 list.push_bind(id.0);
             }
             query.push(")");
-            for row in query.build().fetch_all(&self.readers).await.map_err(database(OPERATION))? {
+            for row in query
+                .build()
+                .fetch_all(&self.readers)
+                .await
+                .map_err(database(OPERATION))?
+            {
                 found.push(pending_from_row(&row, OPERATION)?);
             }
         }
@@ -378,9 +402,12 @@ async fn execute(connection: &mut SqliteConnection, ops: &[WriteOp]) -> Result<V
                 Output::Unit
             }
             WriteOp::Statuses(updates, _) => Output::Statuses(apply_status_updates(&mut transaction, updates).await?),
-            WriteOp::Claim { now_ms, limit, lease_until_ms, .. } => {
-                Output::Claim(queue::claim(&mut transaction, *now_ms, *limit, *lease_until_ms).await?)
-            }
+            WriteOp::Claim {
+                now_ms,
+                limit,
+                lease_until_ms,
+                ..
+            } => Output::Claim(queue::claim(&mut transaction, *now_ms, *limit, *lease_until_ms).await?),
             WriteOp::ReleaseLeases(_) => {
                 let done = sqlx::query("UPDATE messages SET lease_until = NULL WHERE lease_until IS NOT NULL")
                     .execute(&mut *transaction)
@@ -407,7 +434,10 @@ async fn execute(connection: &mut SqliteConnection, ops: &[WriteOp]) -> Result<V
     Ok(outputs)
 }
 
-async fn insert_messages(transaction: &mut Transaction<'_, Sqlite>, messages: &[NewMessage]) -> Result<Vec<AcceptOutcome>> {
+async fn insert_messages(
+    transaction: &mut Transaction<'_, Sqlite>,
+    messages: &[NewMessage],
+) -> Result<Vec<AcceptOutcome>> {
     const OPERATION: &str = "accept messages";
     let mut encoded = Vec::with_capacity(messages.len());
     for message in messages {
@@ -419,10 +449,13 @@ async fn insert_messages(transaction: &mut Transaction<'_, Sqlite>, messages: &[
         encoded.push((content, tags));
     }
     let mut inserted = std::collections::HashSet::with_capacity(messages.len());
-    for (chunk, encoded) in messages.chunks(ROWS_PER_STATEMENT).zip(encoded.chunks(ROWS_PER_STATEMENT)) {
+    for (chunk, encoded) in messages
+        .chunks(ROWS_PER_STATEMENT)
+        .zip(encoded.chunks(ROWS_PER_STATEMENT))
+    {
         let mut query = QueryBuilder::<Sqlite>::new(
             "INSERT INTO messages (id, idempotency_key, request_hash, recipient, category, priority, priority_rank, \
-             shard, tags, status, content, due_at, created_at, updated_at, expires_at) ",
+             channel, shard, tags, status, content, due_at, created_at, updated_at, expires_at) ",
         );
         query.push_values(chunk.iter().zip(encoded), |mut row, (message, (content, tags))| {
             let submission = &message.submission;
@@ -433,6 +466,7 @@ async fn insert_messages(transaction: &mut Transaction<'_, Sqlite>, messages: &[
                 .push_bind(submission.category.as_str())
                 .push_bind(submission.priority.as_str())
                 .push_bind(submission.priority.rank())
+                .push_bind(submission.channel.as_str())
                 .push_bind(i64::from(message.shard))
                 .push_bind(tags.as_str())
                 .push_bind(Status::Accepted.as_str())
@@ -443,7 +477,12 @@ async fn insert_messages(transaction: &mut Transaction<'_, Sqlite>, messages: &[
                 .push_bind(message.expires_at_ms);
         });
         query.push(" ON CONFLICT (idempotency_key) DO NOTHING RETURNING id");
-        for row in query.build().fetch_all(&mut **transaction).await.map_err(database(OPERATION))? {
+        for row in query
+            .build()
+            .fetch_all(&mut **transaction)
+            .await
+            .map_err(database(OPERATION))?
+        {
             let id: Uuid = row.try_get("id").map_err(database(OPERATION))?;
             inserted.insert(id);
         }
@@ -457,13 +496,20 @@ async fn insert_messages(transaction: &mut Transaction<'_, Sqlite>, messages: &[
         .filter_map(|message| message.submission.idempotency_key.as_deref())
         .collect();
     for chunk in conflicting.chunks(ROWS_PER_STATEMENT) {
-        let mut query = QueryBuilder::<Sqlite>::new("SELECT id, idempotency_key, request_hash FROM messages WHERE idempotency_key IN (");
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "SELECT id, idempotency_key, request_hash FROM messages WHERE idempotency_key IN (",
+        );
         let mut list = query.separated(", ");
         for key in chunk {
             list.push_bind(*key);
         }
         query.push(")");
-        for row in query.build().fetch_all(&mut **transaction).await.map_err(database(OPERATION))? {
+        for row in query
+            .build()
+            .fetch_all(&mut **transaction)
+            .await
+            .map_err(database(OPERATION))?
+        {
             earlier.insert(
                 row.try_get("idempotency_key").map_err(database(OPERATION))?,
                 (
@@ -491,7 +537,10 @@ async fn insert_messages(transaction: &mut Transaction<'_, Sqlite>, messages: &[
         let key = message.submission.idempotency_key.as_deref().unwrap_or_default();
         let (id, hash) = earlier.get(key).ok_or_else(|| Error::Corrupt {
             operation: OPERATION,
-            detail: format!("message {} was neither inserted nor found by its idempotency key", message.id),
+            detail: format!(
+                "message {} was neither inserted nor found by its idempotency key",
+                message.id
+            ),
         })?;
         let id = MessageId(*id);
         outcomes.push(if *hash == message.request_hash {
@@ -513,7 +562,11 @@ async fn insert_history(transaction: &mut Transaction<'_, Sqlite>, transitions: 
                 .push_bind(transition.at_ms)
                 .push_bind(transition.cause.as_str());
         });
-        query.build().execute(&mut **transaction).await.map_err(database("insert history"))?;
+        query
+            .build()
+            .execute(&mut **transaction)
+            .await
+            .map_err(database("insert history"))?;
     }
     Ok(())
 }
@@ -618,7 +671,11 @@ async fn apply_transitions(transaction: &mut Transaction<'_, Sqlite>, transition
                lease_until = CASE WHEN v.status = 'sending' THEN messages.lease_until ELSE NULL END \
              FROM v WHERE messages.id = v.id",
         );
-        query.build().execute(&mut **transaction).await.map_err(database("record transitions"))?;
+        query
+            .build()
+            .execute(&mut **transaction)
+            .await
+            .map_err(database("record transitions"))?;
     }
     insert_history(transaction, transitions).await?;
 
@@ -637,15 +694,17 @@ async fn take_orphans(transaction: &mut Transaction<'_, Sqlite>, wamids: &[Strin
     const OPERATION: &str = "apply held statuses";
     let mut held = Vec::new();
     for chunk in wamids.chunks(ROWS_PER_STATEMENT) {
-        let mut query = QueryBuilder::<Sqlite>::new(
-            "DELETE FROM orphan_statuses WHERE wamid IN (",
-        );
+        let mut query = QueryBuilder::<Sqlite>::new("DELETE FROM orphan_statuses WHERE wamid IN (");
         let mut list = query.separated(", ");
         for wamid in chunk {
             list.push_bind(wamid.as_str());
         }
         query.push(") RETURNING seq, wamid, status, at, error_code, error_title");
-        let mut rows = query.build().fetch_all(&mut **transaction).await.map_err(database(OPERATION))?;
+        let mut rows = query
+            .build()
+            .fetch_all(&mut **transaction)
+            .await
+            .map_err(database(OPERATION))?;
         rows.sort_by_key(|row| row.try_get::<i64, _>("seq").unwrap_or_default());
         for row in rows {
             held.push(StatusUpdate {
@@ -660,7 +719,10 @@ async fn take_orphans(transaction: &mut Transaction<'_, Sqlite>, wamids: &[Strin
     Ok(held)
 }
 
-async fn apply_status_updates(transaction: &mut Transaction<'_, Sqlite>, updates: &[StatusUpdate]) -> Result<StatusReport> {
+async fn apply_status_updates(
+    transaction: &mut Transaction<'_, Sqlite>,
+    updates: &[StatusUpdate],
+) -> Result<StatusReport> {
     const OPERATION: &str = "apply statuses";
     let mut current: HashMap<String, (MessageId, Status)> = HashMap::with_capacity(updates.len());
     let mut wamids: Vec<&str> = updates.iter().map(|update| update.wamid.0.as_str()).collect();
@@ -673,7 +735,12 @@ async fn apply_status_updates(transaction: &mut Transaction<'_, Sqlite>, updates
             list.push_bind(*wamid);
         }
         query.push(")");
-        for row in query.build().fetch_all(&mut **transaction).await.map_err(database(OPERATION))? {
+        for row in query
+            .build()
+            .fetch_all(&mut **transaction)
+            .await
+            .map_err(database(OPERATION))?
+        {
             let id: Uuid = row.try_get("id").map_err(database(OPERATION))?;
             current.insert(
                 row.try_get("wamid").map_err(database(OPERATION))?,
@@ -730,7 +797,11 @@ async fn apply_status_updates(transaction: &mut Transaction<'_, Sqlite>, updates
                 .push_bind(update.error_title.as_deref())
                 .push_bind(received_at);
         });
-        query.build().execute(&mut **transaction).await.map_err(database("hold statuses"))?;
+        query
+            .build()
+            .execute(&mut **transaction)
+            .await
+            .map_err(database("hold statuses"))?;
     }
     Ok(report)
 }

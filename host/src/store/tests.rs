@@ -12,12 +12,16 @@ async fn fresh() -> (Store, tempfile::TempDir) {
 fn submission(to: &str, priority: Priority, key: Option<&str>, body: &str) -> Submission {
     Submission {
         to: PhoneNumber::parse(to).unwrap(),
+        channel: crate::message::Channel::Whatsapp,
         category: Category::Utility,
         priority,
         idempotency_key: key.map(str::to_owned),
         tags: vec!["order".into()],
         content: Content::Text {
-            text: TextBody { body: body.into(), preview_url: false },
+            text: TextBody {
+                body: body.into(),
+                preview_url: false,
+            },
         },
     }
 }
@@ -34,7 +38,13 @@ fn new_message(submission: Submission, at_ms: i64) -> NewMessage {
 }
 
 fn transition(id: MessageId, status: Status, at_ms: i64, changes: Changes) -> Transition {
-    Transition { id, status, at_ms, cause: format!("test: {status}"), changes }
+    Transition {
+        id,
+        status,
+        at_ms,
+        cause: format!("test: {status}"),
+        changes,
+    }
 }
 
 #[tokio::test]
@@ -42,7 +52,10 @@ async fn accepted_messages_read_back_with_history() {
     let (store, _directory) = fresh().await;
     let message = new_message(submission("+6591234567", Priority::High, None, "hi"), 1_000);
     let id = message.id;
-    assert_eq!(store.accept(vec![message]).await.unwrap(), vec![AcceptOutcome::Accepted { id }]);
+    assert_eq!(
+        store.accept(vec![message]).await.unwrap(),
+        vec![AcceptOutcome::Accepted { id }]
+    );
     let view = store.message(id).await.unwrap().unwrap();
     assert_eq!(view.status, Status::Accepted);
     assert_eq!(view.to.as_str(), "+6591234567");
@@ -89,15 +102,33 @@ async fn transitions_set_fields_and_keep_history() {
     let message = new_message(submission("+6591234567", Priority::High, None, "hi"), 1_000);
     let id = message.id;
     store.accept(vec![message]).await.unwrap();
-    let rewritten = Content::Text { text: TextBody { body: "rewritten".into(), preview_url: false } };
+    let rewritten = Content::Text {
+        text: TextBody {
+            body: "rewritten".into(),
+            preview_url: false,
+        },
+    };
     store
         .record(vec![
-            transition(id, Status::Queued, 1_001, Changes {
-                content_sent: Some((rewritten.clone(), vec!["button-limit".into()])),
-                ..Changes::default()
-            }),
+            transition(
+                id,
+                Status::Queued,
+                1_001,
+                Changes {
+                    content_sent: Some((rewritten.clone(), vec!["button-limit".into()])),
+                    ..Changes::default()
+                },
+            ),
             transition(id, Status::Sending, 1_002, Changes::default()),
-            transition(id, Status::Sent, 1_003, Changes { wamid: Some(Wamid("wamid.A".into())), ..Changes::default() }),
+            transition(
+                id,
+                Status::Sent,
+                1_003,
+                Changes {
+                    wamid: Some(Wamid("wamid.A".into())),
+                    ..Changes::default()
+                },
+            ),
         ])
         .await
         .unwrap();
@@ -107,7 +138,10 @@ async fn transitions_set_fields_and_keep_history() {
     assert_eq!(view.rewritten_by, vec!["button-limit".to_owned()]);
     assert_eq!(view.wamid, Some(Wamid("wamid.A".into())));
     let statuses: Vec<Status> = view.history.iter().map(|entry| entry.status).collect();
-    assert_eq!(statuses, [Status::Accepted, Status::Queued, Status::Sending, Status::Sent]);
+    assert_eq!(
+        statuses,
+        [Status::Accepted, Status::Queued, Status::Sending, Status::Sent]
+    );
     // Sent is not pending: nothing to claim.
     assert!(store.claim_due(10_000, 10, 20_000).await.unwrap().is_empty());
 }
@@ -126,16 +160,31 @@ async fn statuses_only_move_forward_and_early_ones_are_held() {
         error_title: None,
     };
     // Delivered arrives before the send is recorded: held, not lost.
-    let report = store.apply_statuses(vec![update(Status::Delivered, 2_000)]).await.unwrap();
+    let report = store
+        .apply_statuses(vec![update(Status::Delivered, 2_000)])
+        .await
+        .unwrap();
     assert_eq!(report.held, 1);
     store
-        .record(vec![transition(id, Status::Sent, 1_500, Changes { wamid: Some(Wamid("wamid.B".into())), ..Changes::default() })])
+        .record(vec![transition(
+            id,
+            Status::Sent,
+            1_500,
+            Changes {
+                wamid: Some(Wamid("wamid.B".into())),
+                ..Changes::default()
+            },
+        )])
         .await
         .unwrap();
     assert_eq!(store.message(id).await.unwrap().unwrap().status, Status::Delivered);
     // Read, then a late delivered and a repeated read: both ignored.
     let report = store
-        .apply_statuses(vec![update(Status::Read, 3_000), update(Status::Delivered, 2_500), update(Status::Read, 3_000)])
+        .apply_statuses(vec![
+            update(Status::Read, 3_000),
+            update(Status::Delivered, 2_500),
+            update(Status::Read, 3_000),
+        ])
         .await
         .unwrap();
     let applied: Vec<(MessageId, Status)> = report.applied.iter().map(|(id, update)| (*id, update.status)).collect();
@@ -144,7 +193,10 @@ async fn statuses_only_move_forward_and_early_ones_are_held() {
     let view = store.message(id).await.unwrap().unwrap();
     assert_eq!(view.status, Status::Read);
     let statuses: Vec<Status> = view.history.iter().map(|entry| entry.status).collect();
-    assert_eq!(statuses, [Status::Accepted, Status::Sent, Status::Delivered, Status::Read]);
+    assert_eq!(
+        statuses,
+        [Status::Accepted, Status::Sent, Status::Delivered, Status::Read]
+    );
 }
 
 #[tokio::test]
@@ -154,7 +206,15 @@ async fn late_failure_after_delivery_is_kept_with_its_code() {
     let id = message.id;
     store.accept(vec![message]).await.unwrap();
     store
-        .record(vec![transition(id, Status::Sent, 1_500, Changes { wamid: Some(Wamid("wamid.C".into())), ..Changes::default() })])
+        .record(vec![transition(
+            id,
+            Status::Sent,
+            1_500,
+            Changes {
+                wamid: Some(Wamid("wamid.C".into())),
+                ..Changes::default()
+            },
+        )])
         .await
         .unwrap();
     let failed = StatusUpdate {
@@ -176,16 +236,36 @@ async fn plugin_state_round_trips_and_expires() {
     let (store, _directory) = fresh().await;
     store
         .write_state(vec![
-            StateWrite { plugin: "p".into(), key: "a".into(), value: Some("1".into()), expires_at_ms: None },
-            StateWrite { plugin: "p".into(), key: "b".into(), value: Some("2".into()), expires_at_ms: Some(5_000) },
-            StateWrite { plugin: "q".into(), key: "a".into(), value: Some("3".into()), expires_at_ms: None },
+            StateWrite {
+                plugin: "p".into(),
+                key: "a".into(),
+                value: Some("1".into()),
+                expires_at_ms: None,
+            },
+            StateWrite {
+                plugin: "p".into(),
+                key: "b".into(),
+                value: Some("2".into()),
+                expires_at_ms: Some(5_000),
+            },
+            StateWrite {
+                plugin: "q".into(),
+                key: "a".into(),
+                value: Some("3".into()),
+                expires_at_ms: None,
+            },
         ])
         .await
         .unwrap();
     assert_eq!(store.load_state("p", 1_000).await.unwrap().len(), 2);
     assert_eq!(store.load_state("p", 6_000).await.unwrap().len(), 1);
     store
-        .write_state(vec![StateWrite { plugin: "p".into(), key: "a".into(), value: None, expires_at_ms: None }])
+        .write_state(vec![StateWrite {
+            plugin: "p".into(),
+            key: "a".into(),
+            value: None,
+            expires_at_ms: None,
+        }])
         .await
         .unwrap();
     assert_eq!(store.load_state("p", 1_000).await.unwrap().len(), 1);

@@ -9,9 +9,7 @@
 use std::fmt;
 
 use serde::Deserialize;
-use wasp_sdk::{
-    ButtonsMessage, Content, Context, ListMessage, Message, Policy, Verdict, counter_add, log,
-};
+use wasp_sdk::{ButtonsMessage, Content, Context, ListMessage, Message, Policy, Verdict, counter_add, log};
 
 /// Reply buttons the Cloud API accepts on one message.
 pub const CLOUD_API_MAX_BUTTONS: u32 = 3;
@@ -92,10 +90,7 @@ impl fmt::Display for ConfigError {
                 "config field `{key}` must be {minimum} to {maximum} (the Cloud API's limit), got {value}"
             ),
             ConfigError::EmptyListButtonLabel => {
-                write!(
-                    formatter,
-                    "config field `list_button_label` must not be empty"
-                )
+                write!(formatter, "config field `list_button_label` must not be empty")
             }
             ConfigError::ListButtonLabelTooLong { chars } => write!(
                 formatter,
@@ -158,37 +153,22 @@ pub enum LimitExceeded {
     /// A list with more sections than allowed.
     Sections { count: usize, limit: u32 },
     /// A row whose title is longer than allowed.
-    RowTitle {
-        row_id: String,
-        chars: usize,
-        limit: u32,
-    },
+    RowTitle { row_id: String, chars: usize, limit: u32 },
 }
 
 impl fmt::Display for LimitExceeded {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             LimitExceeded::Choices { count, limit } => {
-                write!(
-                    formatter,
-                    "{count} choices exceed the list limit of {limit} rows"
-                )
+                write!(formatter, "{count} choices exceed the list limit of {limit} rows")
             }
             LimitExceeded::Rows { count, limit } => {
-                write!(
-                    formatter,
-                    "{count} rows exceed the list limit of {limit} rows"
-                )
+                write!(formatter, "{count} rows exceed the list limit of {limit} rows")
             }
-            LimitExceeded::Sections { count, limit } => write!(
-                formatter,
-                "{count} sections exceed the list limit of {limit} sections"
-            ),
-            LimitExceeded::RowTitle {
-                row_id,
-                chars,
-                limit,
-            } => write!(
+            LimitExceeded::Sections { count, limit } => {
+                write!(formatter, "{count} sections exceed the list limit of {limit} sections")
+            }
+            LimitExceeded::RowTitle { row_id, chars, limit } => write!(
                 formatter,
                 "row {row_id:?} has a title of {chars} characters, over the limit of {limit}"
             ),
@@ -210,9 +190,7 @@ pub enum Decision {
 /// Decides on one message's content under `config` (already validated).
 pub fn decide(config: &Config, content: &Content) -> Decision {
     match content {
-        Content::InteractiveButtons(buttons)
-            if exceeds(buttons.buttons.len(), config.max_buttons) =>
-        {
+        Content::InteractiveButtons(buttons) if exceeds(buttons.buttons.len(), config.max_buttons) => {
             rewrite(config, buttons)
         }
         Content::InteractiveList(list) => match check_list(config, list) {

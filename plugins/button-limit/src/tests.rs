@@ -38,19 +38,13 @@ fn up_to_max_buttons_is_allowed() {
     let config = Config::default();
     for count in 0..=3 {
         let content = Content::InteractiveButtons(buttons(count));
-        assert_eq!(
-            decide(&config, &content),
-            Decision::Allow,
-            "{count} buttons"
-        );
+        assert_eq!(decide(&config, &content), Decision::Allow, "{count} buttons");
     }
 }
 
 #[test]
 fn more_buttons_become_a_list_with_the_same_choices() {
-    let Decision::Rewrite(list) =
-        decide(&Config::default(), &Content::InteractiveButtons(buttons(4)))
-    else {
+    let Decision::Rewrite(list) = decide(&Config::default(), &Content::InteractiveButtons(buttons(4))) else {
         panic!("expected a rewrite");
     };
     assert_eq!(list.header.as_deref(), Some("Delivery"));
@@ -58,10 +52,7 @@ fn more_buttons_become_a_list_with_the_same_choices() {
     assert_eq!(list.footer.as_deref(), Some("Reply any time"));
     assert_eq!(list.button, DEFAULT_LIST_BUTTON_LABEL);
     assert_eq!(list.sections.len(), 1);
-    let rows: Vec<(&str, &str)> = list
-        .rows()
-        .map(|row| (row.id.as_str(), row.title.as_str()))
-        .collect();
+    let rows: Vec<(&str, &str)> = list.rows().map(|row| (row.id.as_str(), row.title.as_str())).collect();
     assert_eq!(
         rows,
         vec![
@@ -90,17 +81,11 @@ fn a_lower_max_buttons_rewrites_sooner() {
 
 #[test]
 fn too_many_buttons_for_a_list_are_rejected_with_the_counts() {
-    let decision = decide(
-        &Config::default(),
-        &Content::InteractiveButtons(buttons(14)),
-    );
+    let decision = decide(&Config::default(), &Content::InteractiveButtons(buttons(14)));
     let Decision::Reject(limit) = decision else {
         panic!("expected a reject, got {decision:?}");
     };
-    assert_eq!(
-        limit.to_string(),
-        "14 choices exceed the list limit of 10 rows"
-    );
+    assert_eq!(limit.to_string(), "14 choices exceed the list limit of 10 rows");
 
     let config = Config {
         max_rows: 5,
@@ -148,14 +133,8 @@ fn titles_count_characters_not_bytes() {
 #[test]
 fn lists_within_the_limits_are_allowed() {
     let config = Config::default();
-    assert_eq!(
-        decide(&config, &Content::InteractiveList(list(2, 5))),
-        Decision::Allow
-    );
-    assert_eq!(
-        decide(&config, &Content::InteractiveList(list(10, 1))),
-        Decision::Allow
-    );
+    assert_eq!(decide(&config, &Content::InteractiveList(list(2, 5))), Decision::Allow);
+    assert_eq!(decide(&config, &Content::InteractiveList(list(10, 1))), Decision::Allow);
 }
 
 #[test]
@@ -203,10 +182,7 @@ fn the_policy_keeps_the_rest_of_the_message() {
     assert_eq!(rewritten.priority, message.priority);
     assert_eq!(rewritten.content.kind(), "interactive-list");
     // The rewritten message passes the policy unchanged at dispatch.
-    assert_eq!(
-        policy.on_dispatch(rewritten, &Context::default()),
-        Verdict::Allow
-    );
+    assert_eq!(policy.on_dispatch(rewritten, &Context::default()), Verdict::Allow);
 }
 
 #[test]
@@ -260,23 +236,15 @@ fn invalid_configs_are_refused_with_a_reason() {
         ),
     ];
     for (text, reason) in cases {
-        assert_eq!(
-            ButtonLimit::init(text).err(),
-            Some(reason.to_string()),
-            "{text}"
-        );
+        assert_eq!(ButtonLimit::init(text).err(), Some(reason.to_string()), "{text}");
     }
 }
 
 #[test]
 fn unknown_and_mistyped_keys_are_refused() {
-    let error = ButtonLimit::init(r#"{"max_button": 2}"#)
-        .err()
-        .unwrap_or_default();
+    let error = ButtonLimit::init(r#"{"max_button": 2}"#).err().unwrap_or_default();
     assert!(error.contains("unknown field `max_button`"), "{error}");
-    let error = ButtonLimit::init(r#"{"max_rows": "ten"}"#)
-        .err()
-        .unwrap_or_default();
+    let error = ButtonLimit::init(r#"{"max_rows": "ten"}"#).err().unwrap_or_default();
     assert!(error.starts_with("config field `max_rows`"), "{error}");
 }
 

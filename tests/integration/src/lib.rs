@@ -20,6 +20,8 @@ use wasp_simulator::{RunningSimulator, Simulator, SimulatorConfig};
 pub const TOKEN: &str = "test-admin-token";
 pub const APP_SECRET: &str = "test-app-secret";
 pub const VERIFY_TOKEN: &str = "test-verify-token";
+pub const SMS_ACCOUNT_SID: &str = "AC00000000000000000000000000000001";
+pub const SMS_FROM: &str = "+15550001111";
 
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -66,7 +68,11 @@ pub fn meta_webhooks_dir() -> anyhow::Result<PathBuf> {
     let path = std::env::var_os("WASP_META_WEBHOOKS")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace_root().join("..").join("shared").join("meta-webhooks"));
-    anyhow::ensure!(path.is_dir(), "no webhook fixtures at {} (set WASP_META_WEBHOOKS)", path.display());
+    anyhow::ensure!(
+        path.is_dir(),
+        "no webhook fixtures at {} (set WASP_META_WEBHOOKS)",
+        path.display()
+    );
     Ok(path)
 }
 
@@ -111,6 +117,9 @@ pub struct HostOptions {
     pub simulator: SimulatorConfig,
     /// Extra lines appended to the config file.
     pub extra_config: String,
+    /// Configure the SMS channel against the simulator's Twilio-compatible API
+    /// (account [`SMS_ACCOUNT_SID`], sender [`SMS_FROM`]).
+    pub sms: bool,
     /// Extra `key = value` lines in the `[dispatch]` section.
     pub dispatch: String,
     /// Extra `key = value` lines in the `[policy]` section.
@@ -135,6 +144,7 @@ impl Default for HostOptions {
                 ..SimulatorConfig::default()
             },
             extra_config: String::new(),
+            sms: false,
             dispatch: String::new(),
             policy: String::new(),
             cloud_api: String::new(),
@@ -208,6 +218,12 @@ impl TestHost {
                 config.push_str(&format!("config = {plugin_config}\n"));
             }
         }
+        if options.sms {
+            config.push_str(&format!(
+                "[channel.sms]\nbase_url = \"{}\"\naccount_sid = \"{SMS_ACCOUNT_SID}\"\nauth_token = \"test-sms-token\"\nfrom = \"{SMS_FROM}\"\n",
+                simulator.base_url()
+            ));
+        }
         config.push_str(&options.extra_config);
         let config_path = data_dir.path().join("wasp.toml");
         std::fs::write(&config_path, config)?;
@@ -251,7 +267,10 @@ impl TestHost {
                 return Ok(status.success());
             }
             if Instant::now() > deadline {
-                bail!("wasp did not exit within {timeout:?} of SIGTERM; its log:\n{}", self.log());
+                bail!(
+                    "wasp did not exit within {timeout:?} of SIGTERM; its log:\n{}",
+                    self.log()
+                );
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -321,7 +340,11 @@ impl TestHost {
             .bearer_auth(TOKEN)
             .send()
             .await?;
-        anyhow::ensure!(response.status().is_success(), "GET message {id}: {}", response.status());
+        anyhow::ensure!(
+            response.status().is_success(),
+            "GET message {id}: {}",
+            response.status()
+        );
         Ok(response.json().await?)
     }
 
@@ -335,7 +358,10 @@ impl TestHost {
                 return Ok(message);
             }
             if Instant::now() > deadline {
-                bail!("message {id} is {current}, not {status}, after {timeout:?}: {message:#}\nlog:\n{}", self.log());
+                bail!(
+                    "message {id} is {current}, not {status}, after {timeout:?}: {message:#}\nlog:\n{}",
+                    self.log()
+                );
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }

@@ -3,6 +3,8 @@
 //! what the simulator received), failover between endpoints, graceful shutdown and `kill -9`.
 //! Every wait is bounded polling; no figure of speed is asserted.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test that cannot read what it expects fails loudly
+
 use std::{
     collections::{HashMap, HashSet},
     time::{Duration, Instant},
@@ -22,7 +24,12 @@ fn message(to: &str, priority: &str, text: &str) -> Value {
 fn ids(answer: &Value) -> Vec<String> {
     answer["results"]
         .as_array()
-        .map(|results| results.iter().filter_map(|item| item["id"].as_str().map(str::to_owned)).collect())
+        .map(|results| {
+            results
+                .iter()
+                .filter_map(|item| item["id"].as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -57,7 +64,12 @@ fn body_text(sent: &wasp_simulator::SentMessage) -> String {
 fn causes(message: &Value) -> Vec<String> {
     message["history"]
         .as_array()
-        .map(|history| history.iter().map(|entry| format!("{}: {}", entry["status"], entry["cause"])).collect())
+        .map(|history| {
+            history
+                .iter()
+                .map(|entry| format!("{}: {}", entry["status"], entry["cause"]))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -78,7 +90,13 @@ async fn a_batch_is_stored_at_once_with_a_result_per_item() -> anyhow::Result<()
     let results = answer["results"].as_array().unwrap();
     assert_eq!(results[0]["status"], "accepted");
     assert_eq!(results[1]["error"]["field"], "messages[1].to", "{answer}");
-    assert!(results[2]["error"]["field"].as_str().unwrap().starts_with("messages[2].content"), "{answer}");
+    assert!(
+        results[2]["error"]["field"]
+            .as_str()
+            .unwrap()
+            .starts_with("messages[2].content"),
+        "{answer}"
+    );
     assert_eq!(results[3]["status"], "accepted");
     wait_all(&host, &ids(&answer), "read").await?;
 
@@ -94,7 +112,9 @@ async fn a_batch_is_stored_at_once_with_a_result_per_item() -> anyhow::Result<()
     assert_eq!(response.status().as_u16(), 400);
     let body: Value = response.json().await?;
     assert_eq!(body["error"]["code"], "invalid_json", "{body}");
-    let too_many: Vec<Value> = (0..1_001).map(|index| text_message("+6591230005", &format!("{index}"))).collect();
+    let too_many: Vec<Value> = (0..1_001)
+        .map(|index| text_message("+6591230005", &format!("{index}")))
+        .collect();
     let (status, answer) = host.send_batch(&too_many).await?;
     assert_eq!(status, 400);
     assert_eq!(answer["error"]["field"], "messages", "{answer}");
@@ -153,8 +173,9 @@ async fn critical_overtakes_a_full_bulk_backlog() -> anyhow::Result<()> {
         ..HostOptions::default()
     };
     let host = TestHost::start(options).await?;
-    let bulk: Vec<Value> =
-        (0..400).map(|index| message(&format!("+65912{index:05}"), "bulk", &format!("bulk {index}"))).collect();
+    let bulk: Vec<Value> = (0..400)
+        .map(|index| message(&format!("+65912{index:05}"), "bulk", &format!("bulk {index}")))
+        .collect();
     let (status, answer) = host.send_batch(&bulk).await?;
     assert_eq!(status, 202, "{answer}");
     let (status, answer) = host.send(&message("+6598760000", "critical", "one-time code")).await?;
@@ -163,9 +184,16 @@ async fn critical_overtakes_a_full_bulk_backlog() -> anyhow::Result<()> {
     let sent: Vec<String> = host.simulator.sent().iter().map(body_text).collect();
     let position = sent.iter().position(|text| text == "one-time code").unwrap();
     // The code did not wait behind the bulk backlog: most of it went after.
-    assert!(position < 100, "critical went out as number {position} of {}", sent.len());
+    assert!(
+        position < 100,
+        "critical went out as number {position} of {}",
+        sent.len()
+    );
     // And bulk is not starved: all of it is delivered too.
-    eventually("all bulk sent", WAIT, || async { Ok(host.simulator.counters().accepted >= 401) }).await?;
+    eventually("all bulk sent", WAIT, || async {
+        Ok(host.simulator.counters().accepted >= 401)
+    })
+    .await?;
     Ok(())
 }
 
@@ -196,7 +224,10 @@ async fn one_recipients_messages_keep_their_order_per_class_through_retries() ->
     wait_all(&host, &all, "read").await?;
     let sent: Vec<String> = host.simulator.sent().iter().map(body_text).collect();
     assert_eq!(sent.len(), 40, "each sent once: {sent:?}");
-    assert!(host.simulator.counters().rejected_total() > 0, "the simulator refused some, so retries happened");
+    assert!(
+        host.simulator.counters().rejected_total() > 0,
+        "the simulator refused some, so retries happened"
+    );
     for class in classes {
         let order: Vec<&String> = sent.iter().filter(|text| text.starts_with(class)).collect();
         let mut sorted = order.clone();
@@ -219,13 +250,20 @@ async fn each_class_of_meta_error_is_answered_as_meta_means_it() -> anyhow::Resu
     };
 
     // Final: outside the 24-hour window, template errors. Sent once, failed with Meta's code.
-    for (code, to) in [(131047u32, "+4915100000001"), (132001, "+4915100000002"), (131026, "+4915100000003")] {
+    for (code, to) in [
+        (131047u32, "+4915100000001"),
+        (132001, "+4915100000002"),
+        (131026, "+4915100000003"),
+    ] {
         only(code, &to[1..]);
         let (_, answer) = host.send(&text_message(to, "final")).await?;
         let failed = host.wait_for(answer["id"].as_str().unwrap(), "failed", WAIT).await?;
         assert_eq!(failed["error_code"], code, "{failed:#}");
         assert_eq!(failed["attempts"], 1, "never retried: {failed:#}");
-        assert!(failed["reason"].as_str().unwrap().contains(&code.to_string()), "{failed:#}");
+        assert!(
+            failed["reason"].as_str().unwrap().contains(&code.to_string()),
+            "{failed:#}"
+        );
     }
 
     // Slow down and retry (rate limits), retry with backoff (5xx): retried until upstream
@@ -238,17 +276,34 @@ async fn each_class_of_meta_error_is_answered_as_meta_means_it() -> anyhow::Resu
         (131016, "+4915100000015"),
     ] {
         only(code, &to[1..]);
-        let before = host.simulator.counters().rejected.get(&code).copied().unwrap_or_default();
+        let before = host
+            .simulator
+            .counters()
+            .rejected
+            .get(&code)
+            .copied()
+            .unwrap_or_default();
         let (_, answer) = host.send(&text_message(to, "retried")).await?;
         eventually("refused twice", WAIT, || async {
-            Ok(host.simulator.counters().rejected.get(&code).copied().unwrap_or_default() >= before + 2)
+            Ok(host
+                .simulator
+                .counters()
+                .rejected
+                .get(&code)
+                .copied()
+                .unwrap_or_default()
+                >= before + 2)
         })
         .await?;
         host.simulator.set_config(|config| config.fault_code = None);
         let read = host.wait_for(answer["id"].as_str().unwrap(), "read", WAIT).await?;
         let history = causes(&read);
         assert!(
-            history.iter().filter(|cause| cause.contains("will retry") && cause.contains(&code.to_string())).count() >= 2,
+            history
+                .iter()
+                .filter(|cause| cause.contains("will retry") && cause.contains(&code.to_string()))
+                .count()
+                >= 2,
             "{history:#?}"
         );
         assert!(read["attempts"].as_u64().unwrap() >= 3, "{read:#}");
@@ -266,7 +321,9 @@ async fn rate_limits_pace_what_the_simulator_receives() -> anyhow::Result<()> {
     };
     let host = TestHost::start(options).await?;
 
-    let spread: Vec<Value> = (0..30).map(|index| text_message(&format!("+65913{index:05}"), "spread")).collect();
+    let spread: Vec<Value> = (0..30)
+        .map(|index| text_message(&format!("+65913{index:05}"), "spread"))
+        .collect();
     let (_, answer) = host.send_batch(&spread).await?;
     wait_left_queue(&host, &ids(&answer)).await?;
     let times: Vec<i64> = host
@@ -282,13 +339,19 @@ async fn rate_limits_pace_what_the_simulator_receives() -> anyhow::Result<()> {
         for last in first + 1..times.len() {
             let allowed = 2 + (times[last] - times[first]) / 50 + 1;
             let count = i64::try_from(last - first + 1).unwrap();
-            assert!(count <= allowed, "{count} sends within {} ms", times[last] - times[first]);
+            assert!(
+                count <= allowed,
+                "{count} sends within {} ms",
+                times[last] - times[first]
+            );
         }
     }
     assert_eq!(host.simulator.counters().rejected_total(), 0);
 
     // One recipient: two at once, then one per 300 ms, in order.
-    let same: Vec<Value> = (0..5).map(|index| text_message("+6591399999", &format!("pair {index}"))).collect();
+    let same: Vec<Value> = (0..5)
+        .map(|index| text_message("+6591399999", &format!("pair {index}")))
+        .collect();
     let (_, answer) = host.send_batch(&same).await?;
     let pair_ids = ids(&answer);
     wait_left_queue(&host, &pair_ids).await?;
@@ -298,7 +361,10 @@ async fn rate_limits_pace_what_the_simulator_receives() -> anyhow::Result<()> {
         .iter()
         .filter(|sent| sent.to == "6591399999")
         .map(|sent| {
-            (body_text(sent), i64::try_from(sent.time.duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()).unwrap())
+            (
+                body_text(sent),
+                i64::try_from(sent.time.duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()).unwrap(),
+            )
         })
         .collect();
     let texts: Vec<&str> = pair.iter().map(|(text, _)| text.as_str()).collect();
@@ -306,11 +372,17 @@ async fn rate_limits_pace_what_the_simulator_receives() -> anyhow::Result<()> {
     for index in 2..pair.len() {
         let since_first = pair[index].1 - pair[0].1;
         let least = i64::try_from(index - 1).unwrap() * 300 - 10;
-        assert!(since_first >= least, "message {index} left {since_first} ms after the first");
+        assert!(
+            since_first >= least,
+            "message {index} left {since_first} ms after the first"
+        );
     }
     // Waiting for the limit went through the queue, and the history says so.
     let last = host.message(&pair_ids[4]).await?;
-    assert!(causes(&last).iter().any(|cause| cause.contains("rate limit")), "{last:#}");
+    assert!(
+        causes(&last).iter().any(|cause| cause.contains("rate limit")),
+        "{last:#}"
+    );
     Ok(())
 }
 
@@ -321,10 +393,15 @@ async fn a_throughput_storm_slows_the_sender_and_loses_nothing() -> anyhow::Resu
         config.fault_code = Some(130429);
         config.fault_rate = 0.5;
     });
-    let items: Vec<Value> = (0..30).map(|index| text_message(&format!("+65914{index:05}"), &format!("storm {index}"))).collect();
+    let items: Vec<Value> = (0..30)
+        .map(|index| text_message(&format!("+65914{index:05}"), &format!("storm {index}")))
+        .collect();
     let (_, answer) = host.send_batch(&items).await?;
     let all = ids(&answer);
-    eventually("the storm hit", WAIT, || async { Ok(host.simulator.counters().rejected.contains_key(&130429)) }).await?;
+    eventually("the storm hit", WAIT, || async {
+        Ok(host.simulator.counters().rejected.contains_key(&130429))
+    })
+    .await?;
     host.simulator.set_config(|config| config.fault_code = None);
     wait_all(&host, &all, "read").await?;
     let sent: Vec<String> = host.simulator.sent().iter().map(body_text).collect();
@@ -336,9 +413,15 @@ async fn a_throughput_storm_slows_the_sender_and_loses_nothing() -> anyhow::Resu
 
 #[tokio::test]
 async fn failover_moves_traffic_loses_nothing_and_brings_the_endpoint_back() -> anyhow::Result<()> {
-    let mut host = TestHost::start(HostOptions { failover: true, ..HostOptions::default() }).await?;
+    let mut host = TestHost::start(HostOptions {
+        failover: true,
+        ..HostOptions::default()
+    })
+    .await?;
     let batch = |from: usize, to: usize| -> Vec<Value> {
-        (from..to).map(|index| text_message(&format!("+65915{index:05}"), &format!("failover {index}"))).collect()
+        (from..to)
+            .map(|index| text_message(&format!("+65915{index:05}"), &format!("failover {index}")))
+            .collect()
     };
     let (_, answer) = host.send_batch(&batch(0, 20)).await?;
     wait_all(&host, &ids(&answer), "read").await?;
@@ -390,7 +473,10 @@ async fn messages_past_their_deadline_expire() -> anyhow::Result<()> {
     let (status, answer) = host.send(&body).await?;
     assert_eq!(status, 202, "{answer}");
     let expired = host.wait_for(answer["id"].as_str().unwrap(), "expired", WAIT).await?;
-    assert!(causes(&expired).iter().any(|cause| cause.contains("deadline")), "{expired:#}");
+    assert!(
+        causes(&expired).iter().any(|cause| cause.contains("deadline")),
+        "{expired:#}"
+    );
 
     let mut past = text_message("+6591600002", "already late");
     past["expires_at"] = "2001-01-01T00:00:00Z".into();
@@ -435,10 +521,15 @@ async fn sigterm_drains_in_flight_sends_before_exit() -> anyhow::Result<()> {
         ..HostOptions::default()
     };
     let mut host = TestHost::start(options).await?;
-    let items: Vec<Value> = (0..5).map(|index| text_message(&format!("+65917{index:05}"), &format!("drain {index}"))).collect();
+    let items: Vec<Value> = (0..5)
+        .map(|index| text_message(&format!("+65917{index:05}"), &format!("drain {index}")))
+        .collect();
     let (_, answer) = host.send_batch(&items).await?;
     let all = ids(&answer);
-    eventually("sends in flight", WAIT, || async { Ok(host.simulator.counters().requests >= 1) }).await?;
+    eventually("sends in flight", WAIT, || async {
+        Ok(host.simulator.counters().requests >= 1)
+    })
+    .await?;
     assert!(host.terminate(WAIT).await?, "a clean exit; log:\n{}", host.log());
     let accepted_before_restart = host.simulator.counters().accepted;
     assert!(accepted_before_restart >= 1);
@@ -447,13 +538,19 @@ async fn sigterm_drains_in_flight_sends_before_exit() -> anyhow::Result<()> {
     for id in &all {
         let message = host.message(id).await?;
         let status = message["status"].as_str().unwrap_or_default();
-        assert_ne!(status, "sending", "a send in flight at SIGTERM was left unrecorded: {message:#}");
+        assert_ne!(
+            status, "sending",
+            "a send in flight at SIGTERM was left unrecorded: {message:#}"
+        );
     }
     wait_left_queue(&host, &all).await?;
     assert_eq!(host.simulator.counters().accepted, 5, "nothing sent twice");
     for id in &all {
         let message = host.message(id).await?;
-        assert!(!causes(&message).iter().any(|cause| cause.contains("resending")), "{message:#}");
+        assert!(
+            !causes(&message).iter().any(|cause| cause.contains("resending")),
+            "{message:#}"
+        );
     }
     Ok(())
 }
@@ -465,7 +562,10 @@ async fn wait_left_queue(host: &TestHost, ids: &[String]) -> anyhow::Result<()> 
         let deadline = Instant::now() + WAIT;
         loop {
             let message = host.message(id).await?;
-            if !matches!(message["status"].as_str(), Some("accepted" | "queued" | "deferred" | "sending")) {
+            if !matches!(
+                message["status"].as_str(),
+                Some("accepted" | "queued" | "deferred" | "sending")
+            ) {
                 break;
             }
             anyhow::ensure!(Instant::now() < deadline, "stuck: {message:#}");
@@ -501,14 +601,19 @@ async fn kill_nine_at_random_points_loses_no_accepted_message() -> anyhow::Resul
                     text_message(&format!("+6591{:07}", counter % 300), &format!("crash {counter}"))
                 })
                 .collect();
-            let Ok((status, answer)) = host.send_batch(&items).await else { break };
+            let Ok((status, answer)) = host.send_batch(&items).await else {
+                break;
+            };
             if status != 202 {
                 continue;
             }
             for (item, result) in items.iter().zip(answer["results"].as_array().unwrap()) {
                 if let Some(id) = result["id"].as_str() {
                     accepted.push(id.to_owned());
-                    texts.insert(item["content"]["text"]["body"].as_str().unwrap().to_owned(), id.to_owned());
+                    texts.insert(
+                        item["content"]["text"]["body"].as_str().unwrap().to_owned(),
+                        id.to_owned(),
+                    );
                 }
             }
         }
@@ -535,13 +640,19 @@ async fn kill_nine_at_random_points_loses_no_accepted_message() -> anyhow::Resul
         // Each send attempt is one `sending` row; more than one only with a documented resend.
         assert_eq!(sending, 1 + resends, "{history:#?}");
         if count > 1 {
-            assert!(resends >= 1, "{text} went {count} times with no resend in its history: {history:#?}");
+            assert!(
+                resends >= 1,
+                "{text} went {count} times with no resend in its history: {history:#?}"
+            );
             resent += 1;
         }
         let accepted_rows = history.iter().filter(|cause| cause.starts_with("\"accepted\"")).count();
         assert_eq!(accepted_rows, 1, "{history:#?}");
     }
-    eprintln!("{} accepted over 4 crashes; {resent} sent again after a crash", accepted.len());
+    eprintln!(
+        "{} accepted over 4 crashes; {resent} sent again after a crash",
+        accepted.len()
+    );
     Ok(())
 }
 

@@ -1,6 +1,8 @@
 //! The whole path, black-box: a message goes in over the API, through the button-limit plugin,
 //! to the simulator, and the signed status webhooks bring it to `read`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test that cannot read what it expects fails loudly
+
 use std::time::Duration;
 
 use serde_json::json;
@@ -31,9 +33,24 @@ async fn five_buttons_become_a_list_and_reach_read() -> anyhow::Result<()> {
     // The original stays as submitted.
     assert_eq!(message["content"]["interactive"]["type"], "button");
 
-    let statuses: Vec<&str> = message["history"].as_array().unwrap().iter().map(|entry| entry["status"].as_str().unwrap()).collect();
-    assert_eq!(statuses, ["accepted", "queued", "sending", "sent", "delivered", "read"], "{message:#}");
-    assert!(message["history"].as_array().unwrap().iter().all(|entry| entry["at"].as_str().is_some()));
+    let statuses: Vec<&str> = message["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        statuses,
+        ["accepted", "queued", "sending", "sent", "delivered", "read"],
+        "{message:#}"
+    );
+    assert!(
+        message["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|entry| entry["at"].as_str().is_some())
+    );
 
     // What the simulator received is the list, in Meta's shape.
     let sent = host.simulator.sent();
@@ -90,7 +107,9 @@ async fn messages_to_one_recipient_leave_in_order() -> anyhow::Result<()> {
     let host = TestHost::start(HostOptions::default()).await?;
     let mut ids = Vec::new();
     for index in 0..20 {
-        let (status, answer) = host.send(&text_message("+4915112345678", &format!("step {index}"))).await?;
+        let (status, answer) = host
+            .send(&text_message("+4915112345678", &format!("step {index}")))
+            .await?;
         assert_eq!(status, 202);
         ids.push(answer["id"].as_str().unwrap().to_owned());
     }

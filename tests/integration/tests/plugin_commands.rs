@@ -2,6 +2,8 @@
 //! runs `wasp plugin push|ls|shadow|activate|rollback` against `wasp serve`, and the server's
 //! errors come back as the command's message and exit code.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test that cannot read what it expects fails loudly
+
 use std::process::Output;
 
 use serde_json::Value;

@@ -2,6 +2,8 @@
 //! config checked by the plugin's own `init`, shadow runs, rollback, quarantine, and the
 //! event path (statuses, durable timers, follow-up sends).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test that cannot read what it expects fails loudly
+
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -22,8 +24,16 @@ async fn upload(host: &TestHost, name: &str, bytes: Vec<u8>) -> anyhow::Result<(
     Ok((status, response.json().await.unwrap_or(Value::Null)))
 }
 
-async fn call(host: &TestHost, method: reqwest::Method, path: &str, body: Option<Value>) -> anyhow::Result<(u16, Value)> {
-    let mut request = host.client.request(method, format!("{}{path}", host.url)).bearer_auth(TOKEN);
+async fn call(
+    host: &TestHost,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> anyhow::Result<(u16, Value)> {
+    let mut request = host
+        .client
+        .request(method, format!("{}{path}", host.url))
+        .bearer_auth(TOKEN);
     if let Some(body) = body {
         request = request.json(&body);
     }
@@ -36,15 +46,29 @@ async fn call(host: &TestHost, method: reqwest::Method, path: &str, body: Option
 async fn uploads_are_validated_and_named() -> anyhow::Result<()> {
     let host = TestHost::start(HostOptions::default()).await?;
     let (status, answer) = upload(&host, "limits", b"hello".to_vec()).await?;
-    assert_eq!((status, answer["error"]["code"].as_str()), (400, Some("not_a_component")), "{answer}");
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (400, Some("not_a_component")),
+        "{answer}"
+    );
     let core_module = b"\0asm\x01\0\0\0".to_vec();
     let (status, answer) = upload(&host, "limits", core_module).await?;
     assert_eq!(status, 400, "{answer}");
-    assert!(answer["error"]["message"].as_str().unwrap().contains("wasm32-wasip2"), "{answer}");
+    assert!(
+        answer["error"]["message"].as_str().unwrap().contains("wasm32-wasip2"),
+        "{answer}"
+    );
     // An empty component compiles but exports nothing of the world.
     let (status, answer) = upload(&host, "limits", b"\0asm\x0d\0\x01\0".to_vec()).await?;
-    assert_eq!((status, answer["error"]["code"].as_str()), (422, Some("world_mismatch")), "{answer}");
-    assert!(answer["error"]["message"].as_str().unwrap().contains("`init`"), "{answer}");
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (422, Some("world_mismatch")),
+        "{answer}"
+    );
+    assert!(
+        answer["error"]["message"].as_str().unwrap().contains("`init`"),
+        "{answer}"
+    );
     let (status, answer) = upload(&host, "Bad Name", std::fs::read(plugin("button-limit")?)?).await?;
     assert_eq!(status, 422, "{answer}");
 
@@ -73,22 +97,46 @@ async fn activate_configure_shadow_and_roll_back_without_a_restart() -> anyhow::
     let (_, hostile) = upload(&host, "limits", std::fs::read(plugin("hostile")?)?).await?;
     let allow_version = hostile["version"].as_str().unwrap().to_owned();
 
-    let (status, view) = call(&host, reqwest::Method::POST, "/v1/plugins/limits/activate", Some(json!({"version": limits_version}))).await?;
+    let (status, view) = call(
+        &host,
+        reqwest::Method::POST,
+        "/v1/plugins/limits/activate",
+        Some(json!({"version": limits_version})),
+    )
+    .await?;
     assert_eq!(status, 200, "{view}");
     assert_eq!(view["live_version"], limits_version.as_str());
 
     // A config the plugin's own init refuses is refused with its reason; the old one stays.
-    let (status, refused) = call(&host, reqwest::Method::PUT, "/v1/plugins/limits", Some(json!({"config": {"max_rows": 11}}))).await?;
+    let (status, refused) = call(
+        &host,
+        reqwest::Method::PUT,
+        "/v1/plugins/limits",
+        Some(json!({"config": {"max_rows": 11}})),
+    )
+    .await?;
     assert_eq!(status, 422, "{refused}");
     assert_eq!(refused["error"]["field"], "config");
-    assert!(refused["error"]["message"].as_str().unwrap().contains("max_rows"), "{refused}");
-    let (status, view) = call(&host, reqwest::Method::PUT, "/v1/plugins/limits", Some(json!({"config": {"list_button_label": "Options"}, "failure": "closed"}))).await?;
+    assert!(
+        refused["error"]["message"].as_str().unwrap().contains("max_rows"),
+        "{refused}"
+    );
+    let (status, view) = call(
+        &host,
+        reqwest::Method::PUT,
+        "/v1/plugins/limits",
+        Some(json!({"config": {"list_button_label": "Options"}, "failure": "closed"})),
+    )
+    .await?;
     assert_eq!(status, 200, "{view}");
     assert_eq!(view["config"]["list_button_label"], "Options");
 
     let (_, answer) = host.send(&buttons_message("+6591234567", 5, None)).await?;
     let message = host.wait_for(answer["id"].as_str().unwrap(), "read", WAIT).await?;
-    assert_eq!(message["upstream"]["content"]["interactive"]["action"]["button"], "Options");
+    assert_eq!(
+        message["upstream"]["content"]["interactive"]["action"]["button"],
+        "Options"
+    );
 
     // Shadow: another version, with its own config (it allows everything), runs beside the
     // live one on the same messages; its verdicts are recorded, never acted on.
@@ -104,13 +152,19 @@ async fn activate_configure_shadow_and_roll_back_without_a_restart() -> anyhow::
     let (_, five) = host.send(&buttons_message("+6591234568", 5, None)).await?;
     let (_, text) = host.send(&text_message("+6591234568", "plain")).await?;
     let message = host.wait_for(five["id"].as_str().unwrap(), "read", WAIT).await?;
-    assert_eq!(message["upstream"]["content"]["interactive"]["type"], "list", "the live verdict is the one acted on");
+    assert_eq!(
+        message["upstream"]["content"]["interactive"]["type"], "list",
+        "the live verdict is the one acted on"
+    );
     host.wait_for(text["id"].as_str().unwrap(), "read", WAIT).await?;
     let report = wait_for_shadow(&host, 4).await?;
     assert!(report["agreed"].as_u64().unwrap() >= 2, "{report}");
     let disagreement = &report["disagreements"][0];
     assert_eq!(disagreement["message_id"], five["id"]);
-    assert!(disagreement["live"].as_str().unwrap().starts_with("rewrite"), "{report}");
+    assert!(
+        disagreement["live"].as_str().unwrap().starts_with("rewrite"),
+        "{report}"
+    );
     assert_eq!(disagreement["shadow"], "allow");
 
     // Activate the other version: from now on it judges, with no restart.
@@ -125,7 +179,10 @@ async fn activate_configure_shadow_and_roll_back_without_a_restart() -> anyhow::
     assert_eq!(view["shadow_version"], Value::Null);
     let (_, unchanged) = host.send(&buttons_message("+6591234569", 5, None)).await?;
     let message = host.wait_for(unchanged["id"].as_str().unwrap(), "failed", WAIT).await?;
-    assert_eq!(message["error_code"], 131009, "five buttons went upstream as they were: {message:#}");
+    assert_eq!(
+        message["error_code"], 131009,
+        "five buttons went upstream as they were: {message:#}"
+    );
 
     // Roll back: the earlier version with the config it ran with.
     let (status, view) = call(&host, reqwest::Method::POST, "/v1/plugins/limits/rollback", None).await?;
@@ -159,7 +216,10 @@ async fn wait_for_shadow(host: &TestHost, compared: u64) -> anyhow::Result<Value
         if report["compared"].as_u64().unwrap_or_default() >= compared {
             return Ok(report);
         }
-        anyhow::ensure!(std::time::Instant::now() < deadline, "shadow compared too little: {report}");
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "shadow compared too little: {report}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -173,7 +233,9 @@ async fn a_plugin_that_keeps_faulting_is_quarantined_until_activated_again() -> 
     })
     .await?;
     for index in 0..3 {
-        let (_, answer) = host.send(&text_message("+6591234567", &format!("fault {index}"))).await?;
+        let (_, answer) = host
+            .send(&text_message("+6591234567", &format!("fault {index}")))
+            .await?;
         host.wait_for(answer["id"].as_str().unwrap(), "rejected", WAIT).await?;
     }
     let (_, view) = call(&host, reqwest::Method::GET, "/v1/plugins/hostile", None).await?;
@@ -223,7 +285,11 @@ async fn delivered_status_sets_a_timer_whose_follow_up_is_sent() -> anyhow::Resu
             assert_eq!(follow_up.body["to"], "6591234567");
             break;
         }
-        anyhow::ensure!(std::time::Instant::now() < deadline, "no follow-up was sent:\n{}", host.log());
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "no follow-up was sent:\n{}",
+            host.log()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // An untagged message sets no timer.
@@ -241,12 +307,20 @@ async fn swapping_versions_under_load_drops_nothing_and_judges_nothing_twice() -
     let (_, allow) = upload(&host, "limits", std::fs::read(plugin("hostile")?)?).await?;
     let limits_version = limits["version"].as_str().unwrap().to_owned();
     let allow_version = allow["version"].as_str().unwrap().to_owned();
-    call(&host, reqwest::Method::POST, "/v1/plugins/limits/activate", Some(json!({"version": limits_version}))).await?;
+    call(
+        &host,
+        reqwest::Method::POST,
+        "/v1/plugins/limits/activate",
+        Some(json!({"version": limits_version})),
+    )
+    .await?;
 
     let mut ids = Vec::new();
     for round in 0..10 {
         for index in 0..10 {
-            let (status, answer) = host.send(&buttons_message(&format!("+65912{round:02}{index:03}"), 5, None)).await?;
+            let (status, answer) = host
+                .send(&buttons_message(&format!("+65912{round:02}{index:03}"), 5, None))
+                .await?;
             assert_eq!(status, 202);
             ids.push(answer["id"].as_str().unwrap().to_owned());
         }
@@ -267,9 +341,22 @@ async fn swapping_versions_under_load_drops_nothing_and_judges_nothing_twice() -
     let mut upstream = 0;
     for id in &ids {
         let message = wait_final(&host, id).await?;
-        let history: Vec<&str> = message["history"].as_array().unwrap().iter().map(|entry| entry["status"].as_str().unwrap()).collect();
-        assert_eq!(history.iter().filter(|status| **status == "queued").count(), 1, "{message:#}");
-        assert_eq!(history.iter().filter(|status| **status == "sending").count(), 1, "{message:#}");
+        let history: Vec<&str> = message["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|entry| entry["status"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            history.iter().filter(|status| **status == "queued").count(),
+            1,
+            "{message:#}"
+        );
+        assert_eq!(
+            history.iter().filter(|status| **status == "sending").count(),
+            1,
+            "{message:#}"
+        );
         match message["status"].as_str().unwrap() {
             // Judged by button-limit: a list went out.
             "read" => assert_eq!(message["upstream"]["content"]["interactive"]["type"], "list"),
@@ -279,7 +366,11 @@ async fn swapping_versions_under_load_drops_nothing_and_judges_nothing_twice() -
         }
         upstream += 1;
     }
-    assert_eq!(host.simulator.counters().requests, upstream, "one upstream call per message");
+    assert_eq!(
+        host.simulator.counters().requests,
+        upstream,
+        "one upstream call per message"
+    );
     Ok(())
 }
 
@@ -290,7 +381,10 @@ async fn wait_final(host: &TestHost, id: &str) -> anyhow::Result<Value> {
         if matches!(message["status"].as_str(), Some("read" | "failed" | "rejected")) {
             return Ok(message);
         }
-        anyhow::ensure!(std::time::Instant::now() < deadline, "message {id} is stuck: {message:#}");
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "message {id} is stuck: {message:#}"
+        );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
@@ -318,11 +412,48 @@ async fn a_timer_set_before_a_crash_fires_after_the_restart() -> anyhow::Result<
     host.kill_hard()?;
     host.restart().await?;
     let deadline = std::time::Instant::now() + WAIT;
-    while !host.simulator.sent().iter().any(|sent| sent.body["text"]["body"] == format!("reminder for {id}")) {
-        anyhow::ensure!(std::time::Instant::now() < deadline, "the timer did not fire after the restart:\n{}", host.log());
+    while !host
+        .simulator
+        .sent()
+        .iter()
+        .any(|sent| sent.body["text"]["body"] == format!("reminder for {id}"))
+    {
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "the timer did not fire after the restart:\n{}",
+            host.log()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let (_, view) = call(&host, reqwest::Method::GET, "/v1/plugins/reminder", None).await?;
     assert_eq!(view["pending_timers"], 0);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_follow_up_over_sms_goes_to_the_sms_provider() -> anyhow::Result<()> {
+    let host = TestHost::start(HostOptions {
+        chain: vec![ChainEntry::new("reminder")?.with_config("{ delay_ms = 50, channel = \"sms\" }")],
+        sms: true,
+        ..HostOptions::default()
+    })
+    .await?;
+    let mut body = text_message("+6591234567", "your table is booked");
+    body["tags"] = json!(["remind"]);
+    let (_, answer) = host.send(&body).await?;
+    let id = answer["id"].as_str().unwrap().to_owned();
+    host.wait_for(&id, "read", WAIT).await?;
+    let deadline = std::time::Instant::now() + WAIT;
+    let sms = loop {
+        if let Some(sms) = host.simulator.sms_sent().into_iter().next() {
+            break sms;
+        }
+        anyhow::ensure!(std::time::Instant::now() < deadline, "no SMS was sent:\n{}", host.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(sms.to, "+6591234567");
+    assert_eq!(sms.from, wasp_integration::SMS_FROM);
+    assert_eq!(sms.body, format!("reminder for {id}"));
+    assert_eq!(sms.account_sid, wasp_integration::SMS_ACCOUNT_SID);
     Ok(())
 }

@@ -1,6 +1,8 @@
 //! Region health, black-box: a country whose messages fail turns degraded and shows so at
 //! `GET /v1/regions`; a healthy one stays healthy.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test that cannot read what it expects fails loudly
+
 use std::time::Duration;
 
 use serde_json::Value;
@@ -24,8 +26,10 @@ async fn a_failing_country_turns_degraded() -> anyhow::Result<()> {
     })
     .await?;
     for index in 0..8 {
-        host.send(&text_message(&format!("+6281234567{index:02}"), "parcel update")).await?;
-        host.send(&text_message(&format!("+6591234{index:03}"), "parcel update")).await?;
+        host.send(&text_message(&format!("+6281234567{index:02}"), "parcel update"))
+            .await?;
+        host.send(&text_message(&format!("+6591234{index:03}"), "parcel update"))
+            .await?;
     }
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {

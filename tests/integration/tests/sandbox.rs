@@ -1,6 +1,8 @@
 //! Hostile plugins are contained: the host keeps serving, and the message is rejected with the
 //! fault named (the chain fails closed).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test that cannot read what it expects fails loudly
+
 use std::time::Duration;
 
 use wasp_integration::{ChainEntry, HostOptions, TestHost, text_message};
@@ -14,7 +16,9 @@ async fn contained(mode: &str, expected_fault: &str) -> anyhow::Result<TestHost>
     })
     .await?;
     for round in 0..3 {
-        let (status, answer) = host.send(&text_message("+6591234567", &format!("round {round}"))).await?;
+        let (status, answer) = host
+            .send(&text_message("+6591234567", &format!("round {round}")))
+            .await?;
         assert_eq!(status, 202, "{answer}");
         let message = host.wait_for(answer["id"].as_str().unwrap(), "rejected", WAIT).await?;
         let reason = message["reason"].as_str().unwrap();

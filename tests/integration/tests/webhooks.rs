@@ -1,6 +1,8 @@
 //! The webhook receiver, black-box: signatures, the handshake, real Meta bodies, and statuses
 //! that arrive late, twice or out of order.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test that cannot read what it expects fails loudly
+
 use std::time::Duration;
 
 use serde_json::json;
@@ -58,14 +60,31 @@ async fn replayed_and_out_of_order_statuses_never_move_a_message_back() -> anyho
     let host = quiet_host().await?;
     let (_, answer) = host.send(&text_message("+6591234567", "hi")).await?;
     let id = answer["id"].as_str().unwrap();
-    let wamid = host.wait_for(id, "sent", WAIT).await?["wamid"].as_str().unwrap().to_owned();
+    let wamid = host.wait_for(id, "sent", WAIT).await?["wamid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
 
-    for (status, timestamp) in [("read", 1_900_000_030), ("delivered", 1_900_000_020), ("sent", 1_900_000_010), ("read", 1_900_000_030)] {
-        assert_eq!(host.post_webhook(&status_body(&wamid, status, timestamp), Some(APP_SECRET)).await?, 200);
+    for (status, timestamp) in [
+        ("read", 1_900_000_030),
+        ("delivered", 1_900_000_020),
+        ("sent", 1_900_000_010),
+        ("read", 1_900_000_030),
+    ] {
+        assert_eq!(
+            host.post_webhook(&status_body(&wamid, status, timestamp), Some(APP_SECRET))
+                .await?,
+            200
+        );
     }
     let message = host.message(id).await?;
     assert_eq!(message["status"], "read");
-    let statuses: Vec<&str> = message["history"].as_array().unwrap().iter().map(|entry| entry["status"].as_str().unwrap()).collect();
+    let statuses: Vec<&str> = message["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["status"].as_str().unwrap())
+        .collect();
     // Read without delivered is how Meta sometimes reports it; the late ones are not history.
     assert_eq!(statuses, ["accepted", "queued", "sending", "sent", "read"]);
     Ok(())
@@ -78,7 +97,11 @@ async fn handshake_answers_the_challenge_only_with_the_verify_token() -> anyhow:
     let ok = host
         .client
         .get(&url)
-        .query(&[("hub.mode", "subscribe"), ("hub.verify_token", VERIFY_TOKEN), ("hub.challenge", "1158201444")])
+        .query(&[
+            ("hub.mode", "subscribe"),
+            ("hub.verify_token", VERIFY_TOKEN),
+            ("hub.challenge", "1158201444"),
+        ])
         .send()
         .await?;
     assert_eq!(ok.status(), 200);
@@ -86,7 +109,11 @@ async fn handshake_answers_the_challenge_only_with_the_verify_token() -> anyhow:
     let wrong = host
         .client
         .get(&url)
-        .query(&[("hub.mode", "subscribe"), ("hub.verify_token", "wrong"), ("hub.challenge", "1")])
+        .query(&[
+            ("hub.mode", "subscribe"),
+            ("hub.verify_token", "wrong"),
+            ("hub.challenge", "1"),
+        ])
         .send()
         .await?;
     assert_eq!(wrong.status(), 403);

@@ -9,7 +9,12 @@ use crate::store::{Contact, ContactWrite, Error, Result};
 pub(super) async fn write(transaction: &mut Transaction<'_, Sqlite>, writes: &[ContactWrite]) -> Result<()> {
     for write in writes {
         match write {
-            ContactWrite::Inbound { wamid, wa_id, kind, at_ms } => {
+            ContactWrite::Inbound {
+                wamid,
+                wa_id,
+                kind,
+                at_ms,
+            } => {
                 let new = sqlx::query(
                     "INSERT INTO inbound_messages (wamid, wa_id, kind, at) VALUES (?, ?, ?, ?)
                      ON CONFLICT (wamid) DO NOTHING",

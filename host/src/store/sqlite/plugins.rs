@@ -13,7 +13,12 @@ use crate::{
 pub(super) async fn write(transaction: &mut Transaction<'_, Sqlite>, writes: &[PluginWrite]) -> Result<()> {
     for write in writes {
         match write {
-            PluginWrite::PutVersion { name, version, component, at_ms } => {
+            PluginWrite::PutVersion {
+                name,
+                version,
+                component,
+                at_ms,
+            } => {
                 // Versions are immutable: the same bytes again change nothing.
                 sqlx::query(
                     "INSERT INTO plugin_versions (name, version, component, size_bytes, uploaded_at)

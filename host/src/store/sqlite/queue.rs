@@ -98,7 +98,12 @@ pub(super) async fn claim(
             list.push_bind(*id);
         }
         query.push(") RETURNING *");
-        for row in query.build().fetch_all(&mut **transaction).await.map_err(database(OPERATION))? {
+        for row in query
+            .build()
+            .fetch_all(&mut **transaction)
+            .await
+            .map_err(database(OPERATION))?
+        {
             let due_at: i64 = row.try_get("due_at").map_err(database(OPERATION))?;
             let rank: i64 = row.try_get("priority_rank").map_err(database(OPERATION))?;
             claimed.push(((rank, due_at), pending_from_row(&row, OPERATION)?));
@@ -144,11 +149,17 @@ mod tests {
     fn message(to: &str, priority: Priority, at_ms: i64) -> NewMessage {
         let submission = Submission {
             to: PhoneNumber::parse(to).unwrap(),
+            channel: crate::message::Channel::Whatsapp,
             category: Category::Utility,
             priority,
             idempotency_key: None,
             tags: Vec::new(),
-            content: Content::Text { text: TextBody { body: "hi".into(), preview_url: false } },
+            content: Content::Text {
+                text: TextBody {
+                    body: "hi".into(),
+                    preview_url: false,
+                },
+            },
         };
         NewMessage {
             id: MessageId::new(),
@@ -182,10 +193,20 @@ mod tests {
         // The first is leased (being sent): the second of its class waits; another class and
         // another recipient go.
         let first = store.claim_due(2_000, 1, 60_000).await.unwrap();
-        assert_eq!(first.iter().map(|m| m.id).collect::<Vec<_>>(), vec![ids[2]], "critical leads");
+        assert_eq!(
+            first.iter().map(|m| m.id).collect::<Vec<_>>(),
+            vec![ids[2]],
+            "critical leads"
+        );
         let second = store.claim_due(2_000, 1, 60_000).await.unwrap();
         assert_eq!(second[0].id, ids[0]);
-        let rest: Vec<MessageId> = store.claim_due(2_000, 10, 60_000).await.unwrap().iter().map(|m| m.id).collect();
+        let rest: Vec<MessageId> = store
+            .claim_due(2_000, 10, 60_000)
+            .await
+            .unwrap()
+            .iter()
+            .map(|m| m.id)
+            .collect();
         assert_eq!(rest, vec![ids[3]]);
 
         // The first goes back for a retry at 5,000: the second still waits, then both go in order.
@@ -195,27 +216,45 @@ mod tests {
                 status: Status::Queued,
                 at_ms: 2_100,
                 cause: "retry".into(),
-                changes: Changes { due_at_ms: Some(5_000), ..Changes::default() },
+                changes: Changes {
+                    due_at_ms: Some(5_000),
+                    ..Changes::default()
+                },
             }])
             .await
             .unwrap();
         assert!(store.claim_due(3_000, 10, 60_000).await.unwrap().is_empty());
-        let both: Vec<MessageId> = store.claim_due(5_000, 10, 60_000).await.unwrap().iter().map(|m| m.id).collect();
-        assert_eq!(both, vec![ids[0]], "the later one waits while the earlier is due later than it");
+        let both: Vec<MessageId> = store
+            .claim_due(5_000, 10, 60_000)
+            .await
+            .unwrap()
+            .iter()
+            .map(|m| m.id)
+            .collect();
+        assert_eq!(
+            both,
+            vec![ids[0]],
+            "the later one waits while the earlier is due later than it"
+        );
         assert_eq!(store.count_pending().await.unwrap(), 4);
     }
 
     #[tokio::test]
     async fn bulk_gets_its_floor_under_a_full_critical_queue() {
         let (store, _directory) = fresh().await;
-        let mut messages: Vec<NewMessage> =
-            (0..50).map(|index| message(&format!("+65912{index:05}"), Priority::Critical, 1_000)).collect();
+        let mut messages: Vec<NewMessage> = (0..50)
+            .map(|index| message(&format!("+65912{index:05}"), Priority::Critical, 1_000))
+            .collect();
         messages.push(message("+6598765432", Priority::Bulk, 500));
         let ids = accept(&store, messages).await;
         let claimed = store.claim_due(2_000, 20, 60_000).await.unwrap();
         assert_eq!(claimed.len(), 20);
         assert!(claimed.iter().any(|m| m.id == ids[50]), "bulk is never starved");
         assert_eq!(claimed.iter().filter(|m| m.priority == Priority::Critical).count(), 19);
-        assert_eq!(claimed[0].priority, Priority::Critical, "critical goes first within the claim");
+        assert_eq!(
+            claimed[0].priority,
+            Priority::Critical,
+            "critical goes first within the claim"
+        );
     }
 }

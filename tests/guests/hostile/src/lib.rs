@@ -23,10 +23,7 @@
 use std::hint::black_box;
 
 use serde::Deserialize;
-use wasp_sdk::{
-    Action, Category, Channel, Content, Context, Event, FollowUp, Message, Policy, Priority,
-    Verdict,
-};
+use wasp_sdk::{Action, Category, Channel, Content, Context, Event, FollowUp, Message, Policy, Priority, Verdict};
 
 /// Reason given by the `reject` mode.
 pub const REJECT_REASON: &str = "hostile says no";
@@ -115,8 +112,7 @@ pub struct Hostile {
 impl Hostile {
     /// Parses the config; `mode` is required.
     pub fn parse(config: &str) -> Result<Hostile, String> {
-        let parsed: ConfigJson =
-            serde_json::from_str(config).map_err(|error| format!("config: {error}"))?;
+        let parsed: ConfigJson = serde_json::from_str(config).map_err(|error| format!("config: {error}"))?;
         let mode = Mode::parse(&parsed.mode)?;
         let hook = Hook::parse(parsed.hook.as_deref().unwrap_or("on-submit"))?;
         if mode == Mode::Reject && hook == Hook::OnEvent {
@@ -256,8 +252,7 @@ mod tests {
 
     #[test]
     fn configs_parse_and_unknown_modes_are_refused() {
-        let parsed = Hostile::parse(r#"{"mode": "slow", "hook": "on-dispatch", "slow_ms": 5}"#)
-            .expect("valid");
+        let parsed = Hostile::parse(r#"{"mode": "slow", "hook": "on-dispatch", "slow_ms": 5}"#).expect("valid");
         assert_eq!(parsed.mode, Mode::Slow);
         assert_eq!(parsed.hook, Hook::OnDispatch);
         assert_eq!(parsed.slow_ms, 5);
@@ -280,10 +275,7 @@ mod tests {
             Verdict::Reject(REJECT_REASON.to_string())
         );
         // Other hooks stay neutral.
-        assert_eq!(
-            reject.on_dispatch(message.clone(), &Context::default()),
-            Verdict::Allow
-        );
+        assert_eq!(reject.on_dispatch(message.clone(), &Context::default()), Verdict::Allow);
 
         let huge = Hostile::parse(r#"{"mode": "huge-output", "output_bytes": 16}"#).expect("valid");
         let Verdict::Rewrite(rewritten) = huge.on_submit(message, &Context::default()) else {
