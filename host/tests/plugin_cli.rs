@@ -242,6 +242,7 @@ async fn the_policy_benchmark_runs_every_case() {
         plugin: plugin("button-limit"),
         calls: 50,
         instantiations: 5,
+        hostile: plugin("hostile"),
         json: true,
     })
     .await

@@ -97,6 +97,7 @@ pub fn status_json(status: &PluginStatus) -> Value {
         "config": binding.config,
         "quarantined": status.quarantined,
         "pending_timers": status.pending_timers,
+        "counters": status.counters,
         "updated_at": format_time(binding.updated_at_ms),
         "versions": status.versions.iter().map(|version| json!({
             "version": version.version,

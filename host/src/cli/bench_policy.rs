@@ -36,6 +36,10 @@ use crate::{
 
 /// Where `scripts/build-plugins` puts the button-limit component.
 pub const DEFAULT_PLUGIN: &str = "target/wasm32-wasip2/plugin/button_limit.wasm";
+/// Where `scripts/build-plugins` puts the misbehaving test plugin.
+pub const DEFAULT_HOSTILE: &str = "target/wasm32-wasip2/plugin/hostile.wasm";
+/// Contained faults measured per misbehaviour (a runaway loop costs its whole fuel budget).
+const FAULTS_MEASURED: usize = 20;
 /// Calls measured per row, after a tenth as many to warm up.
 pub const DEFAULT_CALLS: usize = 20_000;
 /// Fresh instances measured (each is an instantiation, an `init` and a call).
@@ -57,6 +61,9 @@ pub struct PolicyBenchArgs {
     /// Fresh instances measured.
     #[arg(long, default_value_t = DEFAULT_INSTANTIATIONS)]
     pub instantiations: usize,
+    /// The misbehaving test plugin, to measure what a contained fault costs (skipped when absent).
+    #[arg(long, default_value = DEFAULT_HOSTILE)]
+    pub hostile: PathBuf,
     /// Also print the results as one JSON line at the end.
     #[arg(long)]
     pub json: bool,
@@ -93,6 +100,8 @@ const CASES: &[(&str, &str)] = &[
     ("chain_4", "wasm: chain of 4, same plugin"),
     ("call_reused", "wasm: one call, reused instance"),
     ("call_fresh", "wasm: fresh instance + init + call"),
+    ("fault_trap", "contained fault: a trap (instance replaced)"),
+    ("fault_loop", "contained fault: a runaway loop (fuel budget)"),
 ];
 
 pub async fn run_policy_bench(args: PolicyBenchArgs) -> anyhow::Result<()> {
@@ -132,6 +141,22 @@ pub async fn run_policy_bench(args: PolicyBenchArgs) -> anyhow::Result<()> {
             ""
         }
     );
+    let hostile = if args.hostile.exists() {
+        let hostile_bytes = std::fs::read(&args.hostile)
+            .with_context(|| format!("reading {}", args.hostile.display()))?;
+        let trap = host
+            .install("hostile-trap", hostile_bytes.clone(), json!({"mode": "trap"}))
+            .await?
+            .plugin;
+        let runaway = host
+            .install("hostile-loop", hostile_bytes, json!({"mode": "loop"}))
+            .await?
+            .plugin;
+        Some((trap, runaway))
+    } else {
+        eprintln!("{} not found: contained faults not measured", args.hostile.display());
+        None
+    };
     let runtime = host.runtime.clone();
     let plugin = first.plugin.clone();
     let component_bytes = bytes.clone();
@@ -141,7 +166,11 @@ pub async fn run_policy_bench(args: PolicyBenchArgs) -> anyhow::Result<()> {
         name: name.clone(),
     };
     let results = tokio::task::spawn_blocking(move || {
-        measure_all(&runtime, &plugin, &component_bytes, &chain_one, &chain_four, &plan)
+        let mut results = measure_all(&runtime, &plugin, &component_bytes, &chain_one, &chain_four, &plan)?;
+        if let Some((trap, runaway)) = &hostile {
+            results.extend(measure_faults(trap, runaway)?);
+        }
+        Ok::<_, anyhow::Error>(results)
     })
     .await
     .context("the benchmark stopped")??;
@@ -305,6 +334,24 @@ fn check_decisions(
         );
     }
     Ok(())
+}
+
+/// What containing a misbehaving plugin costs the host, per faulting call: a trap (the
+/// instance is thrown away and the next call builds a fresh one) and a runaway loop (stopped
+/// when its fuel budget runs out). Quarantine bounds how often either can happen in a row.
+fn measure_faults(trap: &LoadedPlugin, runaway: &LoadedPlugin) -> anyhow::Result<Vec<Measurement>> {
+    let [(label, envelope), _] = envelopes()?;
+    let message = envelope.to_wit();
+    let context = context();
+    let mut results = Vec::new();
+    for (case, plugin) in [("fault_trap", trap), ("fault_loop", runaway)] {
+        results.push(measure(case, label, FAULTS_MEASURED, || {
+            let outcome = plugin.call(|bindings, store| bindings.call_on_submit(store, &message, &context));
+            anyhow::ensure!(outcome.is_err(), "{case}: the hostile plugin did not fault");
+            Ok(())
+        })?);
+    }
+    Ok(results)
 }
 
 fn measure_all(

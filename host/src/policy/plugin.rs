@@ -466,6 +466,12 @@ impl LoadedPlugin {
         }
     }
 
+    /// The plugin's own counters, by name.
+    pub fn counters_snapshot(&self) -> std::collections::BTreeMap<String, u64> {
+        let counters = self.counters.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        counters.iter().map(|(name, value)| (name.clone(), *value)).collect()
+    }
+
     pub fn is_quarantined(&self) -> bool {
         self.quarantined.load(Ordering::Relaxed)
     }

@@ -71,6 +71,8 @@ pub struct PluginStatus {
     pub shadow_stats: Option<StatsSnapshot>,
     pub quarantined: bool,
     pub pending_timers: u64,
+    /// The live version's counters (`counter-add`), by name.
+    pub counters: BTreeMap<String, u64>,
 }
 
 struct Managed {
@@ -516,7 +518,7 @@ impl PolicyRuntime {
     }
 
     pub async fn status(&self, name: &str) -> Result<PluginStatus> {
-        let (binding, live_stats, shadow_stats, quarantined) = {
+        let (binding, live_stats, shadow_stats, quarantined, counters) = {
             let managed = self.managed.lock().await;
             let entry = managed.get(name).ok_or_else(|| Error::UnknownPlugin(name.to_owned()))?;
             (
@@ -524,6 +526,7 @@ impl PolicyRuntime {
                 entry.live.as_ref().map(|plugin| plugin.stats.snapshot()),
                 entry.shadow.as_ref().map(|plugin| plugin.stats.snapshot()),
                 entry.live.as_ref().is_some_and(|plugin| plugin.is_quarantined()),
+                entry.live.as_ref().map(|plugin| plugin.counters_snapshot()).unwrap_or_default(),
             )
         };
         let versions = self
@@ -541,6 +544,7 @@ impl PolicyRuntime {
             shadow_stats,
             quarantined,
             pending_timers,
+            counters,
         })
     }
 
