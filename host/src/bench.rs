@@ -53,17 +53,27 @@ const INSERT_CONNECTIONS: usize = 64;
 /// Sends of the raw-upstream baseline.
 const UPSTREAM_REQUESTS: usize = 20_000;
 
-#[derive(Debug, Clone)]
+/// Measure the host in one run: end-to-end throughput, accept-to-upstream latency, webhook
+/// ingest, failover, and the raw upstream and raw insert baselines.
+#[derive(Debug, Clone, clap::Args)]
 pub struct BenchOptions {
     /// Messages of the end-to-end phase.
+    #[arg(long, default_value_t = 50_000)]
     pub messages: usize,
     /// Messages per `POST /v1/messages/batch`.
+    #[arg(long, default_value_t = 500)]
     pub batch_size: usize,
     /// Batch requests in flight at once.
+    #[arg(long, default_value_t = 8)]
     pub connections: usize,
-    /// Where the plugin components are, and which make up the chain.
+    /// Where the built plugin components are.
+    #[arg(long, default_value = "target/wasm32-wasip2/plugin")]
     pub plugins_dir: PathBuf,
+    /// The policy chain, by name (comma-separated); empty for none.
+    #[arg(long, value_delimiter = ',', default_value = "button-limit")]
     pub plugins: Vec<String>,
+    /// End with one JSON line of the figures instead of a table.
+    #[arg(long)]
     pub json: bool,
 }
 

@@ -139,13 +139,7 @@ impl Events {
             .map(|message| (message.id, message))
             .collect();
         let recipients: Vec<&str> = messages.values().map(|message| message.to.digits()).collect();
-        let contacts: BTreeMap<String, store::Contact> = self
-            .store
-            .contacts(&recipients)
-            .await?
-            .into_iter()
-            .map(|contact| (contact.wa_id.clone(), contact))
-            .collect();
+        let contacts = self.store.contacts_by_wa_id(&recipients).await?;
         let now = store::now_ms();
         for (id, update) in &applied {
             let Some(message) = messages.get(id) else { continue };
@@ -172,16 +166,7 @@ impl Events {
                 Status::Failed => wit::DeliveryStatus::Failed,
                 _ => continue,
             };
-            let envelope = Envelope {
-                id: message.id,
-                to: message.to.clone(),
-                sender: self.sender.clone(),
-                category: message.category,
-                priority: message.priority,
-                channel: message.channel,
-                content: message.content_sent.clone().unwrap_or_else(|| message.content.clone()),
-                tags: message.tags.clone(),
-            };
+            let envelope = Envelope::from_pending(message, &self.sender);
             let event = wit::Event::Status(wit::StatusEvent {
                 message: envelope.to_wit(),
                 status,

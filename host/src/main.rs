@@ -38,26 +38,7 @@ enum Command {
     },
     /// Measure the host in one run: end-to-end throughput, accept-to-upstream latency,
     /// webhook ingest, failover, and the raw upstream and raw insert baselines.
-    Bench {
-        /// Messages of the end-to-end phase.
-        #[arg(long, default_value_t = 50_000)]
-        messages: usize,
-        /// Messages per POST /v1/messages/batch.
-        #[arg(long, default_value_t = 500)]
-        batch_size: usize,
-        /// Batch requests in flight at once.
-        #[arg(long, default_value_t = 8)]
-        connections: usize,
-        /// Where the built plugin components are.
-        #[arg(long, default_value = "target/wasm32-wasip2/plugin")]
-        plugins_dir: PathBuf,
-        /// The policy chain, by name (comma-separated); empty for none.
-        #[arg(long, value_delimiter = ',', default_value = "button-limit")]
-        plugins: Vec<String>,
-        /// End with one JSON line of the figures instead of a table.
-        #[arg(long)]
-        json: bool,
-    },
+    Bench(wasp::bench::BenchOptions),
     /// Write, build, test, ship and measure policy plugins.
     Plugin {
         #[command(subcommand)]
@@ -111,27 +92,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             .await
         }
         Command::Plugin { command } => wasp::cli::run(command).await,
-        Command::Bench {
-            messages,
-            batch_size,
-            connections,
-            plugins_dir,
-            plugins,
-            json,
-        } => {
+        Command::Bench(mut options) => {
             telemetry::init(&wasp::config::LogConfig {
                 filter: "warn".into(),
                 ..Default::default()
             });
-            let plugins = plugins.into_iter().filter(|name| !name.is_empty()).collect();
-            let options = wasp::bench::BenchOptions {
-                messages,
-                batch_size,
-                connections,
-                plugins_dir,
-                plugins,
-                json,
-            };
+            options.plugins.retain(|name| !name.is_empty());
             wasp::bench::run(options).await.map(|_| ())
         }
     }

@@ -480,6 +480,16 @@ impl Store {
         }
     }
 
+    /// [`Store::contacts`], keyed by wa_id.
+    pub async fn contacts_by_wa_id(&self, wa_ids: &[&str]) -> Result<std::collections::HashMap<String, Contact>> {
+        Ok(self
+            .contacts(wa_ids)
+            .await?
+            .into_iter()
+            .map(|contact| (contact.wa_id.clone(), contact))
+            .collect())
+    }
+
     /// Readiness: the database answers.
     pub async fn ping(&self) -> Result<()> {
         match &*self.backend {

@@ -123,13 +123,7 @@ impl Worker {
         let mut recipients: Vec<&str> = batch.iter().map(|claimed| claimed.message.to.digits()).collect();
         recipients.sort_unstable();
         recipients.dedup();
-        let contacts = self
-            .store
-            .contacts(&recipients)
-            .await?
-            .into_iter()
-            .map(|contact| (contact.wa_id.clone(), contact))
-            .collect();
+        let contacts = self.store.contacts_by_wa_id(&recipients).await?;
         let now = store::now_ms();
         let regions = batch
             .iter()
@@ -413,16 +407,7 @@ fn judge(
             transitions.push(expired(message.id, now));
             continue;
         }
-        let mut envelope = Envelope {
-            id: message.id,
-            to: message.to.clone(),
-            sender: sender.to_owned(),
-            category: message.category,
-            priority: message.priority,
-            channel: message.channel,
-            content: message.content_sent.clone().unwrap_or_else(|| message.content.clone()),
-            tags: message.tags.clone(),
-        };
+        let mut envelope = Envelope::from_pending(message, sender);
         let mut rewritten_by = message.rewritten_by.clone();
         let contact = facts.contacts.get(message.to.digits());
         let region = message.to.country_code().and_then(|code| facts.regions.get(&code));

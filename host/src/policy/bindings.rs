@@ -323,6 +323,21 @@ pub struct Envelope {
 }
 
 impl Envelope {
+    /// A stored message as policies see it: the content as the policies last left it, else
+    /// as submitted.
+    pub fn from_pending(message: &crate::store::PendingMessage, sender: &str) -> Self {
+        Self {
+            id: message.id,
+            to: message.to.clone(),
+            sender: sender.to_owned(),
+            category: message.category,
+            priority: message.priority,
+            channel: message.channel,
+            content: message.content_sent.clone().unwrap_or_else(|| message.content.clone()),
+            tags: message.tags.clone(),
+        }
+    }
+
     pub fn to_wit(&self) -> wit::Message {
         wit::Message {
             id: self.id.to_string(),
