@@ -142,8 +142,8 @@ pub async fn run_policy_bench(args: PolicyBenchArgs) -> anyhow::Result<()> {
         }
     );
     let hostile = if args.hostile.exists() {
-        let hostile_bytes = std::fs::read(&args.hostile)
-            .with_context(|| format!("reading {}", args.hostile.display()))?;
+        let hostile_bytes =
+            std::fs::read(&args.hostile).with_context(|| format!("reading {}", args.hostile.display()))?;
         let trap = host
             .install("hostile-trap", hostile_bytes.clone(), json!({"mode": "trap"}))
             .await?

@@ -526,7 +526,11 @@ impl PolicyRuntime {
                 entry.live.as_ref().map(|plugin| plugin.stats.snapshot()),
                 entry.shadow.as_ref().map(|plugin| plugin.stats.snapshot()),
                 entry.live.as_ref().is_some_and(|plugin| plugin.is_quarantined()),
-                entry.live.as_ref().map(|plugin| plugin.counters_snapshot()).unwrap_or_default(),
+                entry
+                    .live
+                    .as_ref()
+                    .map(|plugin| plugin.counters_snapshot())
+                    .unwrap_or_default(),
             )
         };
         let versions = self

@@ -292,6 +292,9 @@ async fn delivered_status_sets_a_timer_whose_follow_up_is_sent() -> anyhow::Resu
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // The plugin's own counter shows in its view.
+    let (_, view) = call(&host, reqwest::Method::GET, "/v1/plugins/reminder", None).await?;
+    assert_eq!(view["counters"]["reminders_sent"], 1, "{view}");
     // An untagged message sets no timer.
     let (_, plain) = host.send(&text_message("+6591234568", "no reminder")).await?;
     host.wait_for(plain["id"].as_str().unwrap(), "read", WAIT).await?;

@@ -41,19 +41,11 @@ struct SentQuery {
     limit: Option<usize>,
 }
 
-async fn sent(
-    State(shared): State<Arc<Shared>>,
-    query: Result<Query<SentQuery>, QueryRejection>,
-) -> Response {
+async fn sent(State(shared): State<Arc<Shared>>, query: Result<Query<SentQuery>, QueryRejection>) -> Response {
     let limit = match query {
         Ok(Query(query)) => query.limit.unwrap_or(DEFAULT_SENT_LIMIT),
         Err(rejection) => {
-            return ControlError::bad_request(
-                "invalid_query",
-                rejection.body_text(),
-                Some("limit"),
-            )
-            .into_response();
+            return ControlError::bad_request("invalid_query", rejection.body_text(), Some("limit")).into_response();
         }
     };
     Json(shared.sent.recent(limit.min(SENT_LOG_CAPACITY))).into_response()
@@ -67,8 +59,7 @@ async fn update_config(State(shared): State<Arc<Shared>>, body: Bytes) -> Respon
     let patch: serde_json::Value = match serde_json::from_slice(&body) {
         Ok(patch) => patch,
         Err(error) => {
-            return ControlError::bad_request("invalid_json", error.to_string(), None)
-                .into_response();
+            return ControlError::bad_request("invalid_json", error.to_string(), None).into_response();
         }
     };
     match shared.config.snapshot().patched(patch) {
@@ -89,8 +80,7 @@ async fn inbound(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
     let inbound: Inbound = match serde_json::from_slice(&body) {
         Ok(inbound) => inbound,
         Err(error) => {
-            return ControlError::bad_request("invalid_inbound", error.to_string(), None)
-                .into_response();
+            return ControlError::bad_request("invalid_inbound", error.to_string(), None).into_response();
         }
     };
     let mut shutdown = shared.shutdown.clone();

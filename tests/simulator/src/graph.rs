@@ -3,14 +3,16 @@
 //!
 //! Order of checks follows Meta: token, path, body, then the configured faults. An
 //! accepted message is logged for `sent()`, counted in the webhook backlog and queued
-//! for the status scheduler. Owns the handlers; calls `validate`, `error`, `wamid`,
-//! `wire`, `state` and hands work to `webhook::schedule` over its channel.
+//! for the status scheduler. A send drawn for a reset (`reset_rate`) is not answered:
+//! its connection is reset, before or after the message was accepted
+//! (`reset_after_accept`). Owns the handlers; calls `validate`, `error`, `wamid`,
+//! `wire`, `state`, `connection` and hands work to `webhook::schedule` over its channel.
 
 pub mod error;
 pub mod validate;
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -23,8 +25,8 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use crate::config::SimulatorConfig;
+use crate::connection;
 use crate::state::{CounterCells, SentMessage, Shared};
-use crate::webhook::payload::UNDELIVERABLE;
 use crate::webhook::schedule::{Accepted, Tracked};
 use crate::wire;
 use error::GraphError;
@@ -42,8 +44,7 @@ pub(crate) async fn fallback(method: Method, uri: Uri) -> Response {
     let segments: Vec<&str> = uri.path().trim_matches('/').split('/').collect();
     match segments.as_slice() {
         [version, object, ..] if is_version(version) => {
-            GraphError::unknown_object(object, &method.as_str().to_ascii_lowercase())
-                .into_response()
+            GraphError::unknown_object(object, &method.as_str().to_ascii_lowercase()).into_response()
         }
         _ => GraphError::unknown_path(uri.path()).into_response(),
     }
@@ -58,8 +59,13 @@ async fn send_message(
 ) -> Response {
     CounterCells::add(&shared.counters.requests, 1);
     let config = shared.config.snapshot();
-    if config.latency_ms > 0 {
-        tokio::time::sleep(Duration::from_millis(config.latency_ms)).await;
+    let delay = config.answer_delay();
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let reset = config.draws_reset();
+    if reset && !config.reset_after_accept {
+        return reset_connection(&shared);
     }
     let answer = answer(
         &shared,
@@ -71,14 +77,31 @@ async fn send_message(
         &body,
     )
     .await;
-    match answer {
+    let response = match answer {
         Ok(response) => response,
         Err(error) => {
             shared.counters.reject(error.code());
             tracing::debug!(code = error.code(), "send refused");
             error.into_response()
         }
+    };
+    if reset {
+        return reset_connection(&shared);
     }
+    response
+}
+
+/// Resets the connection this request came on instead of answering it: nothing is
+/// written, and the socket is closed with an RST (see `connection`).
+fn reset_connection(shared: &Shared) -> Response {
+    if connection::reset_current() {
+        CounterCells::add(&shared.counters.connection_resets, 1);
+        tracing::debug!("send answered with a connection reset");
+    } else {
+        tracing::warn!("no connection to reset; answering 500 instead");
+    }
+    // Never written when the reset took: the connection fails on its first write.
+    GraphError::something_went_wrong().into_response()
 }
 
 async fn answer(
@@ -106,8 +129,7 @@ async fn answer(
     let value: Value = if body.iter().all(u8::is_ascii_whitespace) {
         Value::Object(serde_json::Map::new())
     } else {
-        serde_json::from_slice(body)
-            .map_err(|_| GraphError::invalid_parameter("Request body is not valid JSON"))?
+        serde_json::from_slice(body).map_err(|_| GraphError::invalid_parameter("Request body is not valid JSON"))?
     };
     let request = validate::validate(&value)?;
     if config.error_rate > 0.0 && rand::random::<f64>() < config.error_rate {
@@ -138,7 +160,7 @@ async fn answer(
         }],
     };
     let encoded = wire::to_meta_json(&answer).map_err(|_| GraphError::something_went_wrong())?;
-    let failure = config.is_failing(&recipient).then_some(&UNDELIVERABLE);
+    let failure = config.failure_for(&recipient);
 
     if config.webhook_url.is_some() {
         shared.counters.backlog_add(1);
@@ -168,9 +190,9 @@ async fn answer(
 }
 
 fn is_version(segment: &str) -> bool {
-    segment.strip_prefix('v').is_some_and(|rest| {
-        !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit() || b == b'.')
-    })
+    segment
+        .strip_prefix('v')
+        .is_some_and(|rest| !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit() || b == b'.'))
 }
 
 /// Whether the request carries `token` as a bearer header or an `access_token` query.
@@ -178,11 +200,7 @@ fn carries_token(token: &str, headers: &HeaderMap, query: Option<&str>) -> bool 
     let from_header = headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
-        .and_then(|value| {
-            value
-                .strip_prefix("Bearer ")
-                .or_else(|| value.strip_prefix("OAuth "))
-        })
+        .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("OAuth ")))
         .is_some_and(|given| given.trim() == token);
     from_header
         || query.is_some_and(|query| {
@@ -240,15 +258,9 @@ mod tests {
         let mut headers = HeaderMap::new();
         assert!(!carries_token("t0k", &headers, None));
         assert!(carries_token("t0k", &headers, Some("a=b&access_token=t0k")));
-        headers.insert(
-            header::AUTHORIZATION,
-            HeaderValue::from_static("Bearer t0k"),
-        );
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer t0k"));
         assert!(carries_token("t0k", &headers, None));
-        headers.insert(
-            header::AUTHORIZATION,
-            HeaderValue::from_static("Bearer other"),
-        );
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer other"));
         assert!(!carries_token("t0k", &headers, None));
     }
 }

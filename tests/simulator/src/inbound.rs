@@ -67,11 +67,7 @@ fn default_profile_name() -> String {
 
 impl Inbound {
     /// A text from `from` to `phone_number_id`.
-    pub fn text(
-        phone_number_id: impl Into<String>,
-        from: impl Into<String>,
-        body: impl Into<String>,
-    ) -> Self {
+    pub fn text(phone_number_id: impl Into<String>, from: impl Into<String>, body: impl Into<String>) -> Self {
         Self {
             phone_number_id: phone_number_id.into(),
             from: from.into(),
@@ -142,25 +138,17 @@ impl Inbound {
 
     /// Checks the message can be posted as Meta would.
     pub fn validate(&self) -> Result<()> {
-        if self.phone_number_id.is_empty()
-            || !self.phone_number_id.bytes().all(|b| b.is_ascii_digit())
-        {
+        if self.phone_number_id.is_empty() || !self.phone_number_id.bytes().all(|b| b.is_ascii_digit()) {
             return Err(Error::InvalidInbound("phone_number_id must be digits"));
         }
         if !self.from.bytes().any(|b| b.is_ascii_digit()) {
             return Err(Error::InvalidInbound("from must be a phone number"));
         }
         match &self.content {
-            InboundContent::Text { body } if body.is_empty() => {
-                Err(Error::InvalidInbound("a text needs a body"))
-            }
-            InboundContent::ButtonReply { .. } | InboundContent::ListReply { .. }
-                if self.reply_to.is_none() =>
-            {
-                Err(Error::InvalidInbound(
-                    "an interactive reply needs reply_to (the wamid it answers)",
-                ))
-            }
+            InboundContent::Text { body } if body.is_empty() => Err(Error::InvalidInbound("a text needs a body")),
+            InboundContent::ButtonReply { .. } | InboundContent::ListReply { .. } if self.reply_to.is_none() => Err(
+                Error::InvalidInbound("an interactive reply needs reply_to (the wamid it answers)"),
+            ),
             _ => Ok(()),
         }
     }

@@ -5,14 +5,17 @@
 //! URL. The simulator answers `POST /{version}/{phone_number_id}/messages` as the Cloud
 //! API does (validation, error bodies, wamids), then posts signed status webhooks
 //! (`sent`, `delivered`, `read`, or `failed`) in Meta's batches, and can inject inbound
-//! messages. Faults (latency, transient errors, undeliverable prefixes) change at runtime
+//! messages. Faults (latency and jitter, transient errors, connection resets, delayed,
+//! duplicated and reordered webhooks, undeliverable prefixes) change at runtime
 //! through [`RunningSimulator::set_config`] or `PUT /_sim/config`.
 //!
 //! This file owns start-up and shutdown: it wires the Graph API (`graph`), the control
 //! surface (`control`), the status scheduler and poster (`webhook`) to the shared state
-//! (`state`).
+//! (`state`), and serves them on connections that can be reset on purpose
+//! (`connection`).
 
 pub mod config;
+mod connection;
 mod control;
 pub mod error;
 pub mod graph;
@@ -27,7 +30,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -36,11 +38,12 @@ pub use config::SimulatorConfig;
 pub use error::Error;
 pub use inbound::{Inbound, InboundContent};
 pub use state::{Counters, SENT_LOG_CAPACITY, SentMessage};
-pub use webhook::payload::{StatusError, StatusErrorData, UNDELIVERABLE};
+pub use webhook::payload::{FAILURE_CODES, StatusError, StatusErrorData, UNDELIVERABLE, status_error};
 pub use webhook::schedule::StatusKind;
 pub use webhook::{WEBHOOK_ATTEMPTS, WEBHOOK_RETRY_BASE_MS, WEBHOOK_TIMEOUT_MS};
 
 use config::ConfigCell;
+use connection::{ConnectionServices, ResettableListener};
 use state::{CounterCells, SentLog, Shared};
 use wamid::WamidGenerator;
 use webhook::schedule::Scheduler;
@@ -59,10 +62,7 @@ pub struct Simulator;
 impl Simulator {
     /// Serves the simulator on `listener` (bind `127.0.0.1:0` for a free port) until
     /// [`RunningSimulator::shutdown`] or until the handle is dropped.
-    pub async fn start(
-        config: SimulatorConfig,
-        listener: TcpListener,
-    ) -> anyhow::Result<RunningSimulator> {
+    pub async fn start(config: SimulatorConfig, listener: TcpListener) -> anyhow::Result<RunningSimulator> {
         config.validate()?;
         let address = listener.local_addr().map_err(Error::Listener)?;
         let http = reqwest::Client::builder()
@@ -89,13 +89,7 @@ impl Simulator {
             shutdown: shutdown_signal.clone(),
         });
 
-        let scheduler = Scheduler::new(
-            config,
-            counters,
-            incoming,
-            batch_sender,
-            shutdown_signal.clone(),
-        );
+        let scheduler = Scheduler::new(config, counters, incoming, batch_sender, shutdown_signal.clone());
         let scheduler = tokio::spawn(scheduler.run());
         let poster = tokio::spawn(webhook::run_poster(
             Arc::clone(&shared),
@@ -108,14 +102,11 @@ impl Simulator {
             .merge(control::routes())
             .fallback(graph::fallback)
             .with_state(Arc::clone(&shared));
-        let listener = listener.tap_io(|stream| {
-            if let Err(error) = stream.set_nodelay(true) {
-                tracing::debug!(%error, "could not set TCP_NODELAY");
-            }
-        });
+        let listener = ResettableListener::new(listener);
+        let services = ConnectionServices::new(router);
         let mut stop = shutdown_signal;
         let server = tokio::spawn(async move {
-            let served = axum::serve(listener, router)
+            let served = axum::serve(listener, services)
                 .with_graceful_shutdown(async move {
                     // Either a shutdown or a dropped handle ends serving.
                     while !*stop.borrow_and_update() {

@@ -9,9 +9,10 @@ use clap::Parser;
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 use wasp_simulator::config::{
-    DEFAULT_APP_SECRET, DEFAULT_DELIVERED_AFTER_MS, DEFAULT_DISPLAY_PHONE_NUMBER,
-    DEFAULT_ERROR_RATE, DEFAULT_FAULT_RATE, DEFAULT_LATENCY_MS, DEFAULT_READ_AFTER_MS, DEFAULT_READ_RATIO,
-    DEFAULT_SENT_AFTER_MS, DEFAULT_WABA_ID, DEFAULT_WEBHOOK_BATCH_MAX, DEFAULT_WEBHOOK_FLUSH_MS,
+    DEFAULT_APP_SECRET, DEFAULT_DELIVERED_AFTER_MS, DEFAULT_DISPLAY_PHONE_NUMBER, DEFAULT_ERROR_RATE,
+    DEFAULT_FAULT_RATE, DEFAULT_LATENCY_JITTER_MS, DEFAULT_LATENCY_MS, DEFAULT_READ_AFTER_MS, DEFAULT_READ_RATIO,
+    DEFAULT_RESET_AFTER_ACCEPT, DEFAULT_RESET_RATE, DEFAULT_SENT_AFTER_MS, DEFAULT_WABA_ID, DEFAULT_WEBHOOK_BATCH_MAX,
+    DEFAULT_WEBHOOK_DELAY_MS, DEFAULT_WEBHOOK_DUPLICATE_RATE, DEFAULT_WEBHOOK_FLUSH_MS, DEFAULT_WEBHOOK_REORDER,
 };
 use wasp_simulator::{Simulator, SimulatorConfig};
 
@@ -37,6 +38,22 @@ struct Args {
     /// Added before a send is answered.
     #[arg(long, env = "SIM_LATENCY_MS", default_value_t = DEFAULT_LATENCY_MS)]
     latency_ms: u64,
+    /// Largest random extra latency (uniform, 0..=this) added to `--latency-ms`.
+    #[arg(long, env = "SIM_LATENCY_JITTER_MS", default_value_t = DEFAULT_LATENCY_JITTER_MS)]
+    latency_jitter_ms: u64,
+    /// Share of sends whose connection is reset instead of answered (0..=1).
+    #[arg(long, env = "SIM_RESET_RATE", default_value_t = DEFAULT_RESET_RATE)]
+    reset_rate: f64,
+    /// Accept a reset send first ("may have arrived"); `--reset-after-accept` alone: true.
+    #[arg(
+        long,
+        env = "SIM_RESET_AFTER_ACCEPT",
+        default_value_t = DEFAULT_RESET_AFTER_ACCEPT,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set
+    )]
+    reset_after_accept: bool,
     /// Delay of `sent` after a send was accepted.
     #[arg(long, env = "SIM_SENT_AFTER_MS", default_value_t = DEFAULT_SENT_AFTER_MS)]
     sent_after_ms: u64,
@@ -55,6 +72,9 @@ struct Args {
     /// Recipient prefixes (digits, comma-separated) whose messages fail with 131026.
     #[arg(long, env = "SIM_FAILING_PREFIXES", value_delimiter = ',')]
     failing_prefixes: Vec<String>,
+    /// Error code of the `failed` statuses of `--failing-prefixes` (default 131026).
+    #[arg(long, env = "SIM_FAILING_REGION_ERROR_CODE")]
+    failing_region_error_code: Option<u32>,
     /// A Meta error code answered to a share `--fault-rate` of sends (e.g. 130429, 131000).
     #[arg(long, env = "SIM_FAULT_CODE")]
     fault_code: Option<u32>,
@@ -70,6 +90,22 @@ struct Args {
     /// How long the batcher waits to fill a POST.
     #[arg(long, env = "SIM_WEBHOOK_FLUSH_MS", default_value_t = DEFAULT_WEBHOOK_FLUSH_MS)]
     webhook_flush_ms: u64,
+    /// Extra time each status waits, after it happened, before it is posted.
+    #[arg(long, env = "SIM_WEBHOOK_DELAY_MS", default_value_t = DEFAULT_WEBHOOK_DELAY_MS)]
+    webhook_delay_ms: u64,
+    /// Share of statuses posted a second time, in a later batch (0..=1).
+    #[arg(long, env = "SIM_WEBHOOK_DUPLICATE_RATE", default_value_t = DEFAULT_WEBHOOK_DUPLICATE_RATE)]
+    webhook_duplicate_rate: f64,
+    /// Shuffle the statuses of each webhook POST; `--webhook-reorder` alone: true.
+    #[arg(
+        long,
+        env = "SIM_WEBHOOK_REORDER",
+        default_value_t = DEFAULT_WEBHOOK_REORDER,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set
+    )]
+    webhook_reorder: bool,
     /// `metadata.display_phone_number` in webhooks.
     #[arg(long, env = "SIM_DISPLAY_PHONE_NUMBER", default_value = DEFAULT_DISPLAY_PHONE_NUMBER)]
     display_phone_number: String,
@@ -85,6 +121,9 @@ impl Args {
             app_secret: self.app_secret,
             webhook_url: self.webhook_url.filter(|url| !url.is_empty()),
             latency_ms: self.latency_ms,
+            latency_jitter_ms: self.latency_jitter_ms,
+            reset_rate: self.reset_rate,
+            reset_after_accept: self.reset_after_accept,
             sent_after_ms: self.sent_after_ms,
             delivered_after_ms: self.delivered_after_ms,
             read_after_ms: self.read_after_ms,
@@ -96,6 +135,7 @@ impl Args {
                 .map(|prefix| prefix.trim().to_owned())
                 .filter(|prefix| !prefix.is_empty())
                 .collect(),
+            failing_region_error_code: self.failing_region_error_code,
             fault_code: self.fault_code,
             fault_rate: self.fault_rate,
             fault_prefixes: self
@@ -106,6 +146,9 @@ impl Args {
                 .collect(),
             webhook_batch_max: self.webhook_batch_max,
             webhook_flush_ms: self.webhook_flush_ms,
+            webhook_delay_ms: self.webhook_delay_ms,
+            webhook_duplicate_rate: self.webhook_duplicate_rate,
+            webhook_reorder: self.webhook_reorder,
             display_phone_number: self.display_phone_number,
             waba_id: self.waba_id,
         };
@@ -116,14 +159,10 @@ impl Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .init();
     let (listen, config) = Args::parse().into_config();
-    config
-        .validate()
-        .context("checking the simulator configuration")?;
+    config.validate().context("checking the simulator configuration")?;
     tracing::info!(config = ?config.masked(), "starting wasp simulator");
     let listener = TcpListener::bind(listen)
         .await
@@ -140,9 +179,8 @@ async fn main() -> anyhow::Result<()> {
 async fn stop_signal() -> anyhow::Result<()> {
     #[cfg(unix)]
     {
-        let mut terminate =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .context("listening for SIGTERM")?;
+        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("listening for SIGTERM")?;
         tokio::select! {
             result = tokio::signal::ctrl_c() => result.context("listening for Ctrl-C"),
             _ = terminate.recv() => Ok(()),
@@ -150,9 +188,7 @@ async fn stop_signal() -> anyhow::Result<()> {
     }
     #[cfg(not(unix))]
     {
-        tokio::signal::ctrl_c()
-            .await
-            .context("listening for Ctrl-C")
+        tokio::signal::ctrl_c().await.context("listening for Ctrl-C")
     }
 }
 
@@ -176,16 +212,43 @@ mod tests {
         .expect("flags parse");
         let (listen, config) = args.into_config();
         assert_eq!(listen.port(), 0);
-        assert_eq!(
-            config.failing_prefixes,
-            vec!["62".to_owned(), "91".to_owned()]
-        );
+        assert_eq!(config.failing_prefixes, vec!["62".to_owned(), "91".to_owned()]);
         assert_eq!(config.error_rate, 0.1);
-        assert_eq!(
-            config.webhook_url.as_deref(),
-            Some("http://127.0.0.1:9/hook")
-        );
+        assert_eq!(config.webhook_url.as_deref(), Some("http://127.0.0.1:9/hook"));
         config.validate().expect("valid");
+    }
+
+    #[test]
+    fn fault_flags_map_onto_the_config() {
+        let args = Args::try_parse_from([
+            "wasp-simulator",
+            "--latency-jitter-ms",
+            "40",
+            "--reset-rate",
+            "0.2",
+            "--reset-after-accept",
+            "--failing-region-error-code",
+            "131049",
+            "--webhook-delay-ms",
+            "300",
+            "--webhook-duplicate-rate",
+            "0.5",
+            "--webhook-reorder",
+            "true",
+        ])
+        .expect("flags parse");
+        let (_, config) = args.into_config();
+        assert_eq!(config.latency_jitter_ms, 40);
+        assert_eq!(config.reset_rate, 0.2);
+        assert!(config.reset_after_accept);
+        assert_eq!(config.failing_region_error_code, Some(131049));
+        assert_eq!(config.webhook_delay_ms, 300);
+        assert_eq!(config.webhook_duplicate_rate, 0.5);
+        assert!(config.webhook_reorder);
+        config.validate().expect("valid");
+        let args =
+            Args::try_parse_from(["wasp-simulator", "--webhook-reorder", "false"]).expect("an explicit false parses");
+        assert!(!args.into_config().1.webhook_reorder);
     }
 
     #[test]

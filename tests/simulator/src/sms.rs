@@ -54,7 +54,12 @@ impl SmsLog {
     }
 
     pub(crate) fn all(&self) -> Vec<SmsMessage> {
-        self.entries.lock().unwrap_or_else(PoisonError::into_inner).iter().cloned().collect()
+        self.entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .cloned()
+            .collect()
     }
 }
 
@@ -109,7 +114,11 @@ async fn send_sms(
     let from = form.get("From").cloned().unwrap_or_default();
     let body = form.get("Body").cloned().unwrap_or_default();
     if to.is_empty() {
-        return twilio_error(StatusCode::BAD_REQUEST, 21604, "A 'To' phone number is required.".into());
+        return twilio_error(
+            StatusCode::BAD_REQUEST,
+            21604,
+            "A 'To' phone number is required.".into(),
+        );
     }
     if !is_e164(&to) {
         return twilio_error(
@@ -119,7 +128,11 @@ async fn send_sms(
         );
     }
     if from.is_empty() {
-        return twilio_error(StatusCode::BAD_REQUEST, 21603, "A 'From' phone number is required.".into());
+        return twilio_error(
+            StatusCode::BAD_REQUEST,
+            21603,
+            "A 'From' phone number is required.".into(),
+        );
     }
     if body.is_empty() {
         return twilio_error(StatusCode::BAD_REQUEST, 21602, "Message body is required.".into());

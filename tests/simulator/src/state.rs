@@ -32,6 +32,8 @@ pub struct Counters {
     pub marked_read: u64,
     /// Requests refused, by Meta error code.
     pub rejected: BTreeMap<u32, u64>,
+    /// Sends answered by resetting the connection (`reset_rate`), accepted or not.
+    pub connection_resets: u64,
     /// Webhook POSTs the receiver answered 2xx (status batches and inbound messages).
     pub webhook_posts: u64,
     /// Statuses delivered in those POSTs.
@@ -45,6 +47,9 @@ pub struct Counters {
     pub webhook_dropped: u64,
     /// Statuses scheduled or being posted, not yet delivered or dropped.
     pub webhook_backlog: u64,
+    /// Statuses queued for a second POST on purpose (`webhook_duplicate_rate`); the
+    /// copies count in `webhook_statuses` once delivered.
+    pub webhook_duplicates: u64,
     /// Requests to the SMS endpoint (any outcome).
     #[serde(default)]
     pub sms_requests: u64,
@@ -67,12 +72,14 @@ pub(crate) struct CounterCells {
     pub accepted: AtomicU64,
     pub marked_read: AtomicU64,
     rejected: Mutex<BTreeMap<u32, u64>>,
+    pub connection_resets: AtomicU64,
     pub webhook_posts: AtomicU64,
     pub webhook_statuses: AtomicU64,
     pub webhook_messages: AtomicU64,
     pub webhook_failures: AtomicU64,
     pub webhook_dropped: AtomicU64,
     pub webhook_backlog: AtomicI64,
+    pub webhook_duplicates: AtomicU64,
     pub sms_requests: AtomicU64,
     pub sms_accepted: AtomicU64,
 }
@@ -103,18 +110,15 @@ impl CounterCells {
             requests: load(&self.requests),
             accepted: load(&self.accepted),
             marked_read: load(&self.marked_read),
-            rejected: self
-                .rejected
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .clone(),
+            rejected: self.rejected.lock().unwrap_or_else(PoisonError::into_inner).clone(),
+            connection_resets: load(&self.connection_resets),
             webhook_posts: load(&self.webhook_posts),
             webhook_statuses: load(&self.webhook_statuses),
             webhook_messages: load(&self.webhook_messages),
             webhook_failures: load(&self.webhook_failures),
             webhook_dropped: load(&self.webhook_dropped),
-            webhook_backlog: u64::try_from(self.webhook_backlog.load(Ordering::Relaxed))
-                .unwrap_or(0),
+            webhook_backlog: u64::try_from(self.webhook_backlog.load(Ordering::Relaxed)).unwrap_or(0),
+            webhook_duplicates: load(&self.webhook_duplicates),
             sms_requests: load(&self.sms_requests),
             sms_accepted: load(&self.sms_accepted),
         }
@@ -126,18 +130,17 @@ impl CounterCells {
             &self.requests,
             &self.accepted,
             &self.marked_read,
+            &self.connection_resets,
             &self.webhook_posts,
             &self.webhook_statuses,
             &self.webhook_messages,
             &self.webhook_failures,
             &self.webhook_dropped,
+            &self.webhook_duplicates,
         ] {
             cell.store(0, Ordering::Relaxed);
         }
-        self.rejected
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clear();
+        self.rejected.lock().unwrap_or_else(PoisonError::into_inner).clear();
     }
 }
 
@@ -158,9 +161,9 @@ pub struct SentMessage {
 }
 
 fn unix_millis<S: Serializer>(time: &SystemTime, serializer: S) -> Result<S::Ok, S::Error> {
-    let millis = time.duration_since(UNIX_EPOCH).map_or(0, |since| {
-        u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
-    });
+    let millis = time
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| u64::try_from(since.as_millis()).unwrap_or(u64::MAX));
     serializer.serialize_u64(millis)
 }
 
@@ -187,10 +190,7 @@ impl SentLog {
     }
 
     pub(crate) fn clear(&self) {
-        self.entries
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clear();
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner).clear();
     }
 }
 

@@ -97,16 +97,11 @@ mod tests {
     #[test]
     fn ids_are_unique_and_shaped_like_metas() {
         let generator = WamidGenerator::with_salt(0xdead_beef);
-        let ids: HashSet<String> = (0..10_000)
-            .map(|_| generator.outbound("6281234567890"))
-            .collect();
+        let ids: HashSet<String> = (0..10_000).map(|_| generator.outbound("6281234567890")).collect();
         assert_eq!(ids.len(), 10_000);
         let id = generator.outbound("16505551234");
         assert!(id.starts_with("wamid.HBgLMTY1MDU1NTEyMzQVAgAR"), "{id}");
         let inbound = generator.inbound("16505551234");
-        assert!(
-            inbound.starts_with("wamid.HBgLMTY1MDU1NTEyMzQVAgASGBQz"),
-            "{inbound}"
-        );
+        assert!(inbound.starts_with("wamid.HBgLMTY1MDU1NTEyMzQVAgASGBQz"), "{inbound}");
     }
 }

@@ -60,11 +60,7 @@ pub(crate) async fn run_poster(
 }
 
 /// Encodes, signs and posts one batch; whether the receiver took it.
-async fn post_statuses(
-    shared: &Shared,
-    batch: &[StatusUpdate],
-    shutdown: &mut watch::Receiver<bool>,
-) -> bool {
+async fn post_statuses(shared: &Shared, batch: &[StatusUpdate], shutdown: &mut watch::Receiver<bool>) -> bool {
     let config = shared.config.snapshot();
     let Some(url) = config.webhook_url.as_deref() else {
         return false;
@@ -73,9 +69,7 @@ async fn post_statuses(
         .map_err(Error::Encoding)
         .and_then(|body| Ok((wire::signature(&config.app_secret, &body)?, body)));
     let result = match signed {
-        Ok((signature, body)) => {
-            deliver(shared, url, Bytes::from(body), &signature, shutdown).await
-        }
+        Ok((signature, body)) => deliver(shared, url, Bytes::from(body), &signature, shutdown).await,
         Err(error) => Err(error),
     };
     match result {
@@ -98,8 +92,7 @@ pub(crate) async fn post_inbound(
     let url = config.webhook_url.as_deref().ok_or(Error::NoWebhookUrl)?;
     let sender = inbound.sender_digits();
     let wamid = shared.wamids.inbound(&sender);
-    let body = payload::inbound_body(&config, inbound, &sender, &wamid, unix_seconds())
-        .map_err(Error::Encoding)?;
+    let body = payload::inbound_body(&config, inbound, &sender, &wamid, unix_seconds()).map_err(Error::Encoding)?;
     let signature = wire::signature(&config.app_secret, &body)?;
     deliver(shared, url, Bytes::from(body), &signature, shutdown).await?;
     CounterCells::add(&shared.counters.webhook_posts, 1);

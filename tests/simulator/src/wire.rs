@@ -21,10 +21,7 @@ pub const SIGNATURE_HEADER: &str = "x-hub-signature-256";
 pub const SIGNATURE_PREFIX: &str = "sha256=";
 
 /// Serialises `value` the way Meta does into `buffer` (appending).
-pub fn write_meta_json<T: Serialize + ?Sized>(
-    buffer: &mut Vec<u8>,
-    value: &T,
-) -> Result<(), serde_json::Error> {
+pub fn write_meta_json<T: Serialize + ?Sized>(buffer: &mut Vec<u8>, value: &T) -> Result<(), serde_json::Error> {
     let mut serializer = serde_json::Serializer::with_formatter(buffer, MetaFormatter);
     value.serialize(&mut serializer)
 }
@@ -38,8 +35,7 @@ pub fn to_meta_json<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, serde_j
 
 /// The `X-Hub-Signature-256` value for `body` signed with `app_secret`.
 pub fn signature(app_secret: &str, body: &[u8]) -> Result<String> {
-    let mut mac =
-        Hmac::<Sha256>::new_from_slice(app_secret.as_bytes()).map_err(|_| Error::SigningKey)?;
+    let mut mac = Hmac::<Sha256>::new_from_slice(app_secret.as_bytes()).map_err(|_| Error::SigningKey)?;
     mac.update(body);
     let digest = mac.finalize().into_bytes();
     let mut header = String::with_capacity(SIGNATURE_PREFIX.len() + digest.len() * 2);
@@ -53,11 +49,7 @@ pub fn signature(app_secret: &str, body: &[u8]) -> Result<String> {
 struct MetaFormatter;
 
 impl serde_json::ser::Formatter for MetaFormatter {
-    fn write_string_fragment<W: ?Sized + io::Write>(
-        &mut self,
-        writer: &mut W,
-        fragment: &str,
-    ) -> io::Result<()> {
+    fn write_string_fragment<W: ?Sized + io::Write>(&mut self, writer: &mut W, fragment: &str) -> io::Result<()> {
         let bytes = fragment.as_bytes();
         let mut start = 0;
         for (index, character) in fragment.char_indices() {
@@ -149,9 +141,6 @@ mod tests {
         let body = to_meta_json(&value).expect("encodes");
         let back: serde_json::Value = serde_json::from_slice(&body).expect("valid json");
         assert_eq!(back, value);
-        assert!(
-            body.windows(4).any(|w| w == br"k\/e"),
-            "keys are escaped too"
-        );
+        assert!(body.windows(4).any(|w| w == br"k\/e"), "keys are escaped too");
     }
 }

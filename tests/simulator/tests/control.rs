@@ -53,11 +53,7 @@ async fn config_can_be_read_and_partly_changed() -> anyhow::Result<()> {
     assert_eq!(config.error_rate, 0.5);
     assert_eq!(config.failing_prefixes, ["62", "91"]);
     assert_eq!(config.latency_ms, 3);
-    assert_eq!(
-        config.access_token.as_deref(),
-        Some("secret-token"),
-        "untouched"
-    );
+    assert_eq!(config.access_token.as_deref(), Some("secret-token"), "untouched");
 
     for (patch, field) in [
         (json!({"read_ratio": 2.0}), "read_ratio"),
@@ -70,11 +66,7 @@ async fn config_can_be_read_and_partly_changed() -> anyhow::Result<()> {
         assert_eq!(error["error"]["code"], "invalid_config");
         assert_eq!(error["error"]["field"], field);
     }
-    assert_eq!(
-        sim.config().error_rate,
-        0.5,
-        "refused patches change nothing"
-    );
+    assert_eq!(sim.config().error_rate, 0.5, "refused patches change nothing");
     sim.shutdown().await;
     Ok(())
 }
@@ -99,12 +91,7 @@ async fn counters_sent_log_and_reset() -> anyhow::Result<()> {
         .await?;
     assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
 
-    let counters: Value = client
-        .get(format!("{base}/_sim/counters"))
-        .send()
-        .await?
-        .json()
-        .await?;
+    let counters: Value = client.get(format!("{base}/_sim/counters")).send().await?.json().await?;
     assert_eq!(counters["requests"], 4);
     assert_eq!(counters["accepted"], 3);
     assert_eq!(counters["rejected"], json!({"131008": 1}));
@@ -121,21 +108,14 @@ async fn counters_sent_log_and_reset() -> anyhow::Result<()> {
     assert_eq!(sent[1]["to"], "15550000002");
     assert_eq!(sent[1]["phone_number_id"], PHONE_NUMBER_ID);
     assert_eq!(sent[1]["body"]["text"]["body"], "hi");
-    assert!(
-        sent[1]["wamid"]
-            .as_str()
-            .is_some_and(|id| id.starts_with("wamid."))
-    );
+    assert!(sent[1]["wamid"].as_str().is_some_and(|id| id.starts_with("wamid.")));
     assert!(
         sent[1]["time_unix_ms"]
             .as_u64()
             .is_some_and(|ms| ms > 1_600_000_000_000)
     );
 
-    let bad = client
-        .get(format!("{base}/_sim/sent?limit=lots"))
-        .send()
-        .await?;
+    let bad = client.get(format!("{base}/_sim/sent?limit=lots")).send().await?;
     assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
 
     let reset = client.post(format!("{base}/_sim/reset")).send().await?;
@@ -165,17 +145,11 @@ async fn inbound_can_be_posted_through_the_control_surface() -> anyhow::Result<(
 
     let response = client
         .post(&url)
-        .json(
-            &json!({"phone_number_id": PHONE_NUMBER_ID, "from": "16505551234",
-                      "type": "button_reply", "id": "yes", "title": "Yes"}),
-        )
+        .json(&json!({"phone_number_id": PHONE_NUMBER_ID, "from": "16505551234",
+                      "type": "button_reply", "id": "yes", "title": "Yes"}))
         .send()
         .await?;
-    assert_eq!(
-        response.status(),
-        StatusCode::BAD_REQUEST,
-        "a reply needs reply_to"
-    );
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST, "a reply needs reply_to");
     let error: Value = response.json().await?;
     assert_eq!(error["error"]["code"], "invalid_inbound");
     sim.shutdown().await;
@@ -210,21 +184,11 @@ async fn the_binary_serves_with_flags_and_env_and_stops_on_sigterm() -> anyhow::
         BufReader::new(stdout).read_line(&mut line).map(|_| line)
     })
     .await??;
-    let base = line
-        .trim()
-        .rsplit(' ')
-        .next()
-        .context("listening line")?
-        .to_owned();
+    let base = line.trim().rsplit(' ').next().context("listening line")?.to_owned();
     assert!(base.starts_with("http://127.0.0.1:"), "{line}");
 
     let client = reqwest::Client::new();
-    let config: Value = client
-        .get(format!("{base}/_sim/config"))
-        .send()
-        .await?
-        .json()
-        .await?;
+    let config: Value = client.get(format!("{base}/_sim/config")).send().await?.json().await?;
     assert_eq!(config["failing_prefixes"], json!(["62", "91"]));
     client
         .post(format!("{base}/v21.0/{PHONE_NUMBER_ID}/messages"))
@@ -233,11 +197,7 @@ async fn the_binary_serves_with_flags_and_env_and_stops_on_sigterm() -> anyhow::
         .await?
         .error_for_status()?;
     receiver.wait_for_statuses(2).await?;
-    let statuses: Vec<String> = receiver
-        .statuses()
-        .into_iter()
-        .map(|(_, status, _)| status)
-        .collect();
+    let statuses: Vec<String> = receiver.statuses().into_iter().map(|(_, status, _)| status).collect();
     assert_eq!(statuses, ["sent", "failed"]);
     assert_eq!(receiver.bad_signatures(), 0, "signed with SIM_APP_SECRET");
 

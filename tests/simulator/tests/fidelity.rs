@@ -39,17 +39,9 @@ async fn client_library() -> anyhow::Result<Option<PathBuf>> {
     if target.join(".installed").exists() {
         return Ok(Some(target));
     }
-    let staging = tempfile::Builder::new()
-        .prefix("kapso-install-")
-        .tempdir_in(tmp)?;
+    let staging = tempfile::Builder::new().prefix("kapso-install-").tempdir_in(tmp)?;
     let install = Command::new("python3")
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-        ])
+        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
         .args(["--no-input", "--no-warn-script-location", "--target"])
         .arg(staging.path())
         .arg(PACKAGE)
@@ -169,10 +161,7 @@ async fn a_third_party_client_works_unchanged() -> anyhow::Result<()> {
 
     let sent = sim.sent();
     assert_eq!(sent.len(), 5);
-    assert_eq!(
-        sent[2].body["image"]["link"],
-        "https://example.com/receipt.jpg"
-    );
+    assert_eq!(sent[2].body["image"]["link"], "https://example.com/receipt.jpg");
 
     // Five messages, each sent, delivered and read.
     receiver.wait_for_statuses(15).await?;
@@ -180,27 +169,17 @@ async fn a_third_party_client_works_unchanged() -> anyhow::Result<()> {
     let folder = tempfile::tempdir()?;
     for (index, post) in posts.iter().enumerate() {
         std::fs::write(folder.path().join(format!("{index:04}.body")), &post.raw)?;
-        std::fs::write(
-            folder.path().join(format!("{index:04}.signature")),
-            &post.signature,
-        )?;
+        std::fs::write(folder.path().join(format!("{index:04}.signature")), &post.signature)?;
     }
     let webhook_dir = folder.path().to_string_lossy().into_owned();
     let checked = run_script(
         &library,
         "verify",
-        &[
-            ("SIM_APP_SECRET", SECRET),
-            ("SIM_WEBHOOK_DIR", webhook_dir.as_str()),
-        ],
+        &[("SIM_APP_SECRET", SECRET), ("SIM_WEBHOOK_DIR", webhook_dir.as_str())],
     )
     .await?;
     assert_eq!(checked["posts"], posts.len());
-    assert_eq!(
-        checked["verified"],
-        posts.len(),
-        "signatures accepted: {checked}"
-    );
+    assert_eq!(checked["verified"], posts.len(), "signatures accepted: {checked}");
     assert_eq!(checked["tampered_rejected"], posts.len());
     let statuses = checked["statuses"].as_array().context("statuses")?;
     assert_eq!(statuses.len(), 15);

@@ -29,13 +29,7 @@ impl Api {
     }
 
     async fn send(&self, body: &Value) -> anyhow::Result<(StatusCode, Value)> {
-        let response = self
-            .client
-            .post(&self.url)
-            .bearer_auth(TOKEN)
-            .json(body)
-            .send()
-            .await?;
+        let response = self.client.post(&self.url).bearer_auth(TOKEN).json(body).send().await?;
         let status = response.status();
         let raw = response.bytes().await?;
         assert!(raw.is_ascii(), "Graph answers are ASCII");
@@ -56,10 +50,7 @@ fn error_without_trace(mut body: Value) -> Value {
         .as_object_mut()
         .and_then(|error| error.remove("fbtrace_id"));
     assert!(
-        trace
-            .as_ref()
-            .and_then(Value::as_str)
-            .is_some_and(|t| !t.is_empty()),
+        trace.as_ref().and_then(Value::as_str).is_some_and(|t| !t.is_empty()),
         "fbtrace_id present"
     );
     body
@@ -95,10 +86,7 @@ async fn every_supported_type_is_accepted_with_metas_answer() -> anyhow::Result<
     for body in &bodies {
         let (status, answer) = api.send(body).await?;
         assert_eq!(status, StatusCode::OK, "{answer}");
-        let wamid = answer["messages"][0]["id"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
+        let wamid = answer["messages"][0]["id"].as_str().unwrap_or_default().to_owned();
         assert!(wamid.starts_with("wamid.HBg"), "{wamid}");
         let mut expected_message = json!({"id": wamid});
         if body["type"] == "template" {
@@ -139,8 +127,10 @@ async fn four_buttons_get_metas_exact_error() -> anyhow::Result<()> {
         .map(|i| json!({"type": "reply", "reply": {"id": format!("b{i}"), "title": format!("Option {i}")}}))
         .collect();
     let (status, answer) = api
-        .send(&json!({"messaging_product": "whatsapp", "to": "15550101234", "type": "interactive",
-                      "interactive": {"type": "button", "body": {"text": "Pick"}, "action": {"buttons": buttons}}}))
+        .send(
+            &json!({"messaging_product": "whatsapp", "to": "15550101234", "type": "interactive",
+                      "interactive": {"type": "button", "body": {"text": "Pick"}, "action": {"buttons": buttons}}}),
+        )
         .await?;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(
@@ -169,9 +159,11 @@ async fn eleven_list_rows_get_the_row_count_error() -> anyhow::Result<()> {
         .map(|i| json!({"id": format!("r{i}"), "title": format!("Row {i}")}))
         .collect();
     let (status, answer) = api
-        .send(&json!({"messaging_product": "whatsapp", "to": "15550101234", "type": "interactive",
+        .send(
+            &json!({"messaging_product": "whatsapp", "to": "15550101234", "type": "interactive",
                       "interactive": {"type": "list", "body": {"text": "Pick"},
-                                      "action": {"button": "Rows", "sections": [{"title": "All", "rows": rows}]}}}))
+                                      "action": {"button": "Rows", "sections": [{"title": "All", "rows": rows}]}}}),
+        )
         .await?;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(answer["error"]["code"], 131009);
@@ -187,9 +179,7 @@ async fn eleven_list_rows_get_the_row_count_error() -> anyhow::Result<()> {
 async fn oversized_text_and_missing_fields_are_refused() -> anyhow::Result<()> {
     let sim = simulator(config()).await?;
     let api = Api::new(&sim.base_url());
-    let (status, answer) = api
-        .send(&text_body("15550101234", &"x".repeat(4_097)))
-        .await?;
+    let (status, answer) = api.send(&text_body("15550101234", &"x".repeat(4_097))).await?;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(answer["error"]["code"], 100);
     let (status, answer) = api
@@ -245,20 +235,12 @@ async fn a_missing_or_wrong_token_gets_190() -> anyhow::Result<()> {
         .json(&body)
         .send()
         .await?;
-    assert_eq!(
-        response.status(),
-        StatusCode::OK,
-        "token as a query parameter"
-    );
+    assert_eq!(response.status(), StatusCode::OK, "token as a query parameter");
     assert_eq!(sim.counters().rejected.get(&190), Some(&2));
 
     sim.set_config(|config| config.access_token = None);
     let response = api.client.post(&api.url).json(&body).send().await?;
-    assert_eq!(
-        response.status(),
-        StatusCode::OK,
-        "no token configured, none needed"
-    );
+    assert_eq!(response.status(), StatusCode::OK, "no token configured, none needed");
     sim.shutdown().await;
     Ok(())
 }
@@ -366,14 +348,9 @@ async fn wamids_are_unique() -> anyhow::Result<()> {
     let api = Api::new(&sim.base_url());
     let mut seen = HashSet::new();
     for index in 0..200 {
-        let (status, answer) = api
-            .send(&text_body(&format!("1555{:07}", index % 3), "hi"))
-            .await?;
+        let (status, answer) = api.send(&text_body(&format!("1555{:07}", index % 3), "hi")).await?;
         assert_eq!(status, StatusCode::OK);
-        let wamid = answer["messages"][0]["id"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
+        let wamid = answer["messages"][0]["id"].as_str().unwrap_or_default().to_owned();
         assert!(seen.insert(wamid), "duplicate wamid");
     }
     sim.shutdown().await;

@@ -15,20 +15,14 @@ const SECRET: &str = "test_app_secret";
 
 async fn send(sim: &RunningSimulator, phone_number_id: &str, to: &str) -> anyhow::Result<String> {
     let answer: Value = reqwest::Client::new()
-        .post(format!(
-            "{}/v21.0/{phone_number_id}/messages",
-            sim.base_url()
-        ))
+        .post(format!("{}/v21.0/{phone_number_id}/messages", sim.base_url()))
         .json(&text_body(to, "hello"))
         .send()
         .await?
         .error_for_status()?
         .json()
         .await?;
-    Ok(answer["messages"][0]["id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned())
+    Ok(answer["messages"][0]["id"].as_str().unwrap_or_default().to_owned())
 }
 
 /// Statuses per wamid, in arrival order.
@@ -172,11 +166,7 @@ async fn batches_respect_the_maximum_and_group_by_phone_number() -> anyhow::Resu
         assert!((1..=5).contains(&total), "{total} statuses in one POST");
         let mut phone_number_ids: Vec<&str> = changes
             .iter()
-            .map(|(_, value)| {
-                value["metadata"]["phone_number_id"]
-                    .as_str()
-                    .unwrap_or_default()
-            })
+            .map(|(_, value)| value["metadata"]["phone_number_id"].as_str().unwrap_or_default())
             .collect();
         for (_, value) in &changes {
             let id = &value["metadata"]["phone_number_id"];
@@ -188,11 +178,7 @@ async fn batches_respect_the_maximum_and_group_by_phone_number() -> anyhow::Resu
                     .find(|sent| Some(sent.wamid.as_str()) == status["id"].as_str())
                     .map(|sent| sent.phone_number_id)
                     .unwrap_or_default();
-                assert_eq!(
-                    Some(sent.as_str()),
-                    id.as_str(),
-                    "status under its own number"
-                );
+                assert_eq!(Some(sent.as_str()), id.as_str(), "status under its own number");
             }
         }
         let before = phone_number_ids.len();
@@ -220,10 +206,7 @@ async fn failed_posts_are_retried_with_the_same_bytes() -> anyhow::Result<()> {
     receiver.fail_next(2);
     send(&sim, PHONE_NUMBER_ID, "16505551234").await?;
     receiver.wait_for_statuses(1).await?;
-    eventually("the delivery to be counted", || {
-        sim.counters().webhook_statuses == 1
-    })
-    .await?;
+    eventually("the delivery to be counted", || sim.counters().webhook_statuses == 1).await?;
     assert_eq!(receiver.refused(), 2);
     let delivered = receiver.posts()[0].raw.clone();
     assert_eq!(receiver.refused_bodies(), [delivered.clone(), delivered]);
@@ -269,12 +252,7 @@ async fn inbound_messages_are_escaped_signed_and_shaped() -> anyhow::Result<()> 
     })
     .await?;
     sim.inject_inbound(
-        Inbound::text(
-            PHONE_NUMBER_ID,
-            "+1 650 555 1234",
-            "Olá 😮 see https://x.y/z",
-        )
-        .with_profile_name("Zoë"),
+        Inbound::text(PHONE_NUMBER_ID, "+1 650 555 1234", "Olá 😮 see https://x.y/z").with_profile_name("Zoë"),
     )
     .await?;
     let wamid = send(&sim, PHONE_NUMBER_ID, "16505551234").await?;
@@ -312,11 +290,7 @@ async fn inbound_messages_are_escaped_signed_and_shaped() -> anyhow::Result<()> 
     );
     assert_eq!(messages[0]["type"], "text");
     assert_eq!(messages[0]["from"], "16505551234");
-    assert!(
-        messages[0]["id"]
-            .as_str()
-            .is_some_and(|id| id.starts_with("wamid."))
-    );
+    assert!(messages[0]["id"].as_str().is_some_and(|id| id.starts_with("wamid.")));
     assert!(messages[0].get("context").is_none());
 
     assert_eq!(messages[1]["type"], "interactive");

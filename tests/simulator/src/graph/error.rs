@@ -55,9 +55,7 @@ pub fn status_for_code(code: u32) -> StatusCode {
             StatusCode::TOO_MANY_REQUESTS
         }
         CODE_SOMETHING_WENT_WRONG | CODE_UNKNOWN => StatusCode::INTERNAL_SERVER_ERROR,
-        CODE_SERVICE_UNAVAILABLE | CODE_SERVICE_TEMPORARILY_UNAVAILABLE => {
-            StatusCode::SERVICE_UNAVAILABLE
-        }
+        CODE_SERVICE_UNAVAILABLE | CODE_SERVICE_TEMPORARILY_UNAVAILABLE => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::BAD_REQUEST,
     }
 }
@@ -76,11 +74,7 @@ pub struct GraphError {
 
 impl GraphError {
     /// An error with Meta's usual `(#CODE) message` text and WhatsApp details.
-    pub fn whatsapp(
-        code: u32,
-        message: &'static str,
-        details: impl Into<Cow<'static, str>>,
-    ) -> Self {
+    pub fn whatsapp(code: u32, message: &'static str, details: impl Into<Cow<'static, str>>) -> Self {
         Self {
             code,
             subcode: None,
@@ -101,29 +95,19 @@ impl GraphError {
             code: CODE_INVALID_PARAMETER,
             subcode: None,
             error_type: "OAuthException",
-            message: Cow::Owned(format!(
-                "(#{CODE_INVALID_PARAMETER}) The parameter {name} is required."
-            )),
+            message: Cow::Owned(format!("(#{CODE_INVALID_PARAMETER}) The parameter {name} is required.")),
             details: None,
         }
     }
 
     /// 131008 "Required parameter is missing".
     pub fn parameter_missing(details: impl Into<Cow<'static, str>>) -> Self {
-        Self::whatsapp(
-            CODE_PARAMETER_MISSING,
-            "Required parameter is missing",
-            details,
-        )
+        Self::whatsapp(CODE_PARAMETER_MISSING, "Required parameter is missing", details)
     }
 
     /// 131009 "Parameter value is not valid".
     pub fn parameter_not_valid(details: impl Into<Cow<'static, str>>) -> Self {
-        Self::whatsapp(
-            CODE_PARAMETER_NOT_VALID,
-            "Parameter value is not valid",
-            details,
-        )
+        Self::whatsapp(CODE_PARAMETER_NOT_VALID, "Parameter value is not valid", details)
     }
 
     /// 131051 "Unsupported message type".
@@ -148,9 +132,7 @@ impl GraphError {
     pub fn fault(code: u32) -> Self {
         let title = match code {
             CODE_THROUGHPUT => "Rate limit hit",
-            CODE_PAIR_RATE_LIMIT => {
-                "(Business Account, Consumer Account) pair rate limit hit"
-            }
+            CODE_PAIR_RATE_LIMIT => "(Business Account, Consumer Account) pair rate limit hit",
             131048 => "Spam rate limit hit",
             CODE_APP_RATE_LIMIT => "Application request limit reached",
             CODE_ACCOUNT_RATE_LIMIT => "Rate limit issues",
@@ -244,13 +226,8 @@ impl GraphError {
             },
         };
         // Plain strings and numbers always encode; the fallback keeps the shape.
-        wire::to_meta_json(&answer).unwrap_or_else(|_| {
-            format!(
-                r#"{{"error":{{"code":{},"type":"OAuthException"}}}}"#,
-                self.code
-            )
-            .into_bytes()
-        })
+        wire::to_meta_json(&answer)
+            .unwrap_or_else(|_| format!(r#"{{"error":{{"code":{},"type":"OAuthException"}}}}"#, self.code).into_bytes())
     }
 }
 
@@ -320,9 +297,8 @@ mod tests {
 
     #[test]
     fn button_count_error_is_metas_exact_answer() {
-        let error = GraphError::parameter_not_valid(
-            "Invalid buttons count. Min allowed buttons: 1, Max allowed buttons: 3",
-        );
+        let error =
+            GraphError::parameter_not_valid("Invalid buttons count. Min allowed buttons: 1, Max allowed buttons: 3");
         assert_eq!(error.status(), StatusCode::BAD_REQUEST);
         let mut body = parsed(&error);
         let trace = body["error"]
@@ -371,19 +347,10 @@ mod tests {
             status_for_code(CODE_SERVICE_UNAVAILABLE),
             StatusCode::SERVICE_UNAVAILABLE
         );
-        assert_eq!(
-            status_for_code(CODE_THROUGHPUT),
-            StatusCode::TOO_MANY_REQUESTS
-        );
-        assert_eq!(
-            status_for_code(CODE_PAIR_RATE_LIMIT),
-            StatusCode::TOO_MANY_REQUESTS
-        );
+        assert_eq!(status_for_code(CODE_THROUGHPUT), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(status_for_code(CODE_PAIR_RATE_LIMIT), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(status_for_code(CODE_ACCESS_TOKEN), StatusCode::UNAUTHORIZED);
-        assert_eq!(
-            status_for_code(CODE_PARAMETER_NOT_VALID),
-            StatusCode::BAD_REQUEST
-        );
+        assert_eq!(status_for_code(CODE_PARAMETER_NOT_VALID), StatusCode::BAD_REQUEST);
         assert_eq!(status_for_code(CODE_UNDELIVERABLE), StatusCode::BAD_REQUEST);
     }
 

@@ -83,21 +83,12 @@ const OTHER_INTERACTIVE_TYPES: &[&str] = &[
     "call_permission_request",
 ];
 /// Template component types (matched in either case).
-const TEMPLATE_COMPONENT_TYPES: &[&str] = &[
-    "header",
-    "body",
-    "button",
-    "footer",
-    "carousel",
-    "limited_time_offer",
-];
+const TEMPLATE_COMPONENT_TYPES: &[&str] = &["header", "body", "button", "footer", "carousel", "limited_time_offer"];
 
 /// Checks `body` and says what it asks for.
 pub fn validate(body: &Value) -> Result<Request<'_>, GraphError> {
     let Some(body) = body.as_object() else {
-        return Err(GraphError::invalid_parameter(
-            "Request body must be a JSON object",
-        ));
+        return Err(GraphError::invalid_parameter("Request body must be a JSON object"));
     };
     match body.get("messaging_product") {
         None | Some(Value::Null) => {
@@ -114,8 +105,8 @@ pub fn validate(body: &Value) -> Result<Request<'_>, GraphError> {
     if let Some(status) = body.get("status") {
         return match status.as_str() {
             Some("read") => {
-                let message_id = non_empty_str(body, "message_id")
-                    .ok_or_else(|| GraphError::parameter_required("message_id"))?;
+                let message_id =
+                    non_empty_str(body, "message_id").ok_or_else(|| GraphError::parameter_required("message_id"))?;
                 Ok(Request::MarkRead { message_id })
             }
             _ => Err(GraphError::invalid_parameter(format!(
@@ -126,9 +117,7 @@ pub fn validate(body: &Value) -> Result<Request<'_>, GraphError> {
 
     let to = non_empty_str(body, "to").ok_or_else(|| GraphError::parameter_required("to"))?;
     if !to.bytes().any(|b| b.is_ascii_digit()) {
-        return Err(GraphError::invalid_parameter(
-            "Param to must be a valid phone number",
-        ));
+        return Err(GraphError::invalid_parameter("Param to must be a valid phone number"));
     }
     if let Some(recipient_type) = body.get("recipient_type")
         && !matches!(recipient_type.as_str(), Some("individual" | "group"))
@@ -192,9 +181,7 @@ pub fn validate(body: &Value) -> Result<Request<'_>, GraphError> {
 fn text(body: &Map<String, Value>) -> Result<(), GraphError> {
     let text = required_object(body, "text", "text")?;
     let Some(content) = text.get("body").and_then(Value::as_str) else {
-        return Err(GraphError::parameter_missing(
-            "The parameter text['body'] is required.",
-        ));
+        return Err(GraphError::parameter_missing("The parameter text['body'] is required."));
     };
     let length = content.chars().count();
     if length == 0 {
@@ -350,9 +337,7 @@ fn buttons(action: &Map<String, Value>) -> Result<(), GraphError> {
         }
         let reply = button.get("reply").and_then(Value::as_object);
         let id = reply.and_then(|reply| non_empty_str(reply, "id"));
-        let title = reply
-            .and_then(|reply| reply.get("title"))
-            .and_then(Value::as_str);
+        let title = reply.and_then(|reply| reply.get("title")).and_then(Value::as_str);
         let (Some(id), Some(title)) = (id, title) else {
             return Err(GraphError::parameter_missing(format!(
                 "The parameter interactive['action']['buttons'][{index}]['reply'] requires id and title."
@@ -370,9 +355,7 @@ fn buttons(action: &Map<String, Value>) -> Result<(), GraphError> {
             )));
         }
         if seen_ids[..index].contains(&id) {
-            return Err(GraphError::parameter_not_valid(
-                "Buttons must have unique ids.",
-            ));
+            return Err(GraphError::parameter_not_valid("Buttons must have unique ids."));
         }
         seen_ids[index] = id;
     }
@@ -403,12 +386,7 @@ fn list(action: &Map<String, Value>) -> Result<(), GraphError> {
     }
     let rows: usize = sections
         .iter()
-        .map(|section| {
-            section
-                .get("rows")
-                .and_then(Value::as_array)
-                .map_or(0, Vec::len)
-        })
+        .map(|section| section.get("rows").and_then(Value::as_array).map_or(0, Vec::len))
         .sum();
     if rows > LIST_ROWS_MAX {
         return Err(GraphError::parameter_not_valid(format!(
@@ -450,10 +428,7 @@ fn list(action: &Map<String, Value>) -> Result<(), GraphError> {
 }
 
 fn row_checks(row: &Value, section_index: usize) -> Result<(), GraphError> {
-    let id = row
-        .get("id")
-        .and_then(Value::as_str)
-        .filter(|id| !id.is_empty());
+    let id = row.get("id").and_then(Value::as_str).filter(|id| !id.is_empty());
     let title = row.get("title").and_then(Value::as_str);
     let (Some(id), Some(title)) = (id, title) else {
         return Err(GraphError::parameter_missing(format!(

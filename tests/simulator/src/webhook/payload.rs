@@ -12,8 +12,7 @@ use crate::inbound::{Inbound, InboundContent};
 use crate::wire;
 
 /// Where Meta's status errors point.
-pub const ERROR_CODES_HREF: &str =
-    "https://developers.facebook.com/docs/whatsapp/cloud-api/support/error-codes/";
+pub const ERROR_CODES_HREF: &str = "https://developers.facebook.com/docs/whatsapp/cloud-api/support/error-codes/";
 
 /// One entry of a failed status's `errors[]`.
 #[derive(Debug, PartialEq, Eq, Serialize)]
@@ -47,6 +46,74 @@ pub const UNDELIVERABLE: StatusError = StatusError {
     },
     href: ERROR_CODES_HREF,
 };
+
+/// 131000, Meta's generic failure ("Message failed to send because of an unknown error").
+pub const SOMETHING_WENT_WRONG: StatusError = StatusError {
+    code: 131000,
+    title: "Something went wrong",
+    message: "Something went wrong",
+    error_data: StatusErrorData {
+        details: "Message failed to send because of an unknown error. Try again later.",
+    },
+    href: ERROR_CODES_HREF,
+};
+
+/// 131047, as in Meta's samples: more than 24 hours since the customer last wrote.
+pub const RE_ENGAGEMENT: StatusError = StatusError {
+    code: 131047,
+    title: "Re-engagement message",
+    message: "Re-engagement message",
+    error_data: StatusErrorData {
+        details: "Message failed to send because more than 24 hours have passed since the \
+                  customer last replied to this number.",
+    },
+    href: ERROR_CODES_HREF,
+};
+
+/// 131049, as in Meta's samples: the per-user marketing limit.
+pub const ECOSYSTEM_ENGAGEMENT: StatusError = StatusError {
+    code: 131049,
+    title: "This message was not delivered to maintain healthy ecosystem engagement.",
+    message: "This message was not delivered to maintain healthy ecosystem engagement.",
+    error_data: StatusErrorData {
+        details: "In order to maintain a healthy ecosystem engagement, the message failed to \
+                  be delivered.",
+    },
+    href: ERROR_CODES_HREF,
+};
+
+/// 130472, as in Meta's samples: the recipient is part of an experiment.
+pub const EXPERIMENT: StatusError = StatusError {
+    code: 130472,
+    title: "User's number is part of an experiment",
+    message: "User's number is part of an experiment",
+    error_data: StatusErrorData {
+        details: "Failed to send message because this user's phone number is part of an experiment",
+    },
+    href: ERROR_CODES_HREF,
+};
+
+/// The codes a `failed` status can carry (`failing_region_error_code`).
+pub const FAILURE_CODES: [u32; 5] = [
+    UNDELIVERABLE.code,
+    SOMETHING_WENT_WRONG.code,
+    RE_ENGAGEMENT.code,
+    ECOSYSTEM_ENGAGEMENT.code,
+    EXPERIMENT.code,
+];
+
+/// The `errors[0]` of a `failed` status with this code, when the simulator knows it
+/// (see [`FAILURE_CODES`]).
+pub fn status_error(code: u32) -> Option<&'static StatusError> {
+    match code {
+        131026 => Some(&UNDELIVERABLE),
+        131000 => Some(&SOMETHING_WENT_WRONG),
+        131047 => Some(&RE_ENGAGEMENT),
+        131049 => Some(&ECOSYSTEM_ENGAGEMENT),
+        130472 => Some(&EXPERIMENT),
+        _ => None,
+    }
+}
 
 /// Pricing block on `sent`, `delivered` and `read` statuses.
 #[derive(Serialize)]
@@ -180,10 +247,7 @@ fn as_string<S: Serializer>(value: &u64, serializer: S) -> Result<S::Ok, S::Erro
 
 /// The body for a batch of statuses: one `entry` for the WABA, one `changes` item per
 /// phone number id (in order of first appearance), statuses in batch order.
-pub(crate) fn statuses_body(
-    config: &SimulatorConfig,
-    batch: &[StatusUpdate],
-) -> Result<Vec<u8>, serde_json::Error> {
+pub(crate) fn statuses_body(config: &SimulatorConfig, batch: &[StatusUpdate]) -> Result<Vec<u8>, serde_json::Error> {
     let mut phone_number_ids: Vec<&str> = Vec::new();
     for update in batch {
         let id = &*update.message.phone_number_id;
@@ -264,11 +328,7 @@ pub(crate) fn inbound_body(
                 list_reply: None,
             }),
         ),
-        InboundContent::ListReply {
-            id,
-            title,
-            description,
-        } => (
+        InboundContent::ListReply { id, title, description } => (
             None,
             "interactive",
             Some(InteractiveJson {

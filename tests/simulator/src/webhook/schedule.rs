@@ -7,6 +7,12 @@
 //! holds about one entry per message in flight. A batch leaves when it reaches
 //! `webhook_batch_max` or has waited `webhook_flush_ms`, and only when the poster has
 //! room, so a slow receiver gets fuller batches instead of a queue of small ones.
+//!
+//! Webhook faults happen here too: with `webhook_delay_ms` a status that happened goes
+//! back into the heap, due that much later, and joins a batch only then (its timestamp
+//! is when it happened, and throughput is not cut); with `webhook_duplicate_rate` a copy
+//! of a status just handed to the poster waits in the next batch; with `webhook_reorder`
+//! each batch is shuffled before it leaves.
 //! Owns `Scheduler`, `Accepted`, `Tracked`, `StatusKind` and `StatusUpdate`; reads the
 //! config and bumps the backlog counter; hands batches to the poster over a channel.
 
@@ -15,6 +21,7 @@ use std::collections::BinaryHeap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use rand::seq::SliceRandom;
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, sleep_until};
 
@@ -75,6 +82,8 @@ pub(crate) struct StatusUpdate {
     pub status: StatusKind,
     /// Unix seconds.
     pub timestamp: u64,
+    /// A copy posted a second time on purpose; never copied again.
+    pub duplicate: bool,
 }
 
 struct Due {
@@ -82,6 +91,9 @@ struct Due {
     sequence: u64,
     message: Arc<Tracked>,
     status: StatusKind,
+    /// Set (Unix seconds) when the status already happened and only waits out
+    /// `webhook_delay_ms` before it joins a batch.
+    happened: Option<u64>,
 }
 
 impl PartialEq for Due {
@@ -161,7 +173,14 @@ impl Scheduler {
                 // An owned permit leaves `self` free for the other branches.
                 permit = self.batches.clone().reserve_owned(), if flush_ready => {
                     let Ok(permit) = permit else { break };
-                    permit.send(take_batch(&mut self.pending, config.webhook_batch_max));
+                    let mut batch = take_batch(&mut self.pending, config.webhook_batch_max);
+                    if config.webhook_reorder {
+                        batch.shuffle(&mut rand::rng());
+                    }
+                    if config.webhook_duplicate_rate > 0.0 {
+                        self.duplicate(&batch, config.webhook_duplicate_rate);
+                    }
+                    permit.send(batch);
                 }
                 () = sleep_until(flush_at.unwrap_or(now)), if flush_at.is_some() && !flush_ready => {}
                 accepted = self.incoming.recv(), if intake_open => {
@@ -206,27 +225,76 @@ impl Scheduler {
     }
 
     fn insert(&mut self, at: Instant, message: Arc<Tracked>, status: StatusKind) {
+        self.insert_due(at, message, status, None);
+    }
+
+    fn insert_due(&mut self, at: Instant, message: Arc<Tracked>, status: StatusKind, happened: Option<u64>) {
         self.sequence += 1;
         self.heap.push(Due {
             at,
             sequence: self.sequence,
             message,
             status,
+            happened,
         });
+    }
+
+    /// Adds a status to the batch being filled.
+    fn add_pending(&mut self, update: StatusUpdate, now: Instant) {
+        if self.pending.is_empty() {
+            self.pending_since = now;
+        }
+        self.pending.push(update);
+    }
+
+    /// Queues, in the batch after `batch`, a copy of a share `rate` of its statuses
+    /// (copies are not copied again).
+    fn duplicate(&mut self, batch: &[StatusUpdate], rate: f64) {
+        let now = Instant::now();
+        let mut copies = 0;
+        for update in batch {
+            if !update.duplicate && rand::random::<f64>() < rate {
+                self.add_pending(
+                    StatusUpdate {
+                        duplicate: true,
+                        ..update.clone()
+                    },
+                    now,
+                );
+                copies += 1;
+            }
+        }
+        self.counters.backlog_add(copies);
+        CounterCells::add(&self.counters.webhook_duplicates, copies as u64);
     }
 
     fn fire_due(&mut self, now: Instant, config: &SimulatorConfig) {
         let timestamp = unix_seconds();
         while self.heap.peek().is_some_and(|due| due.at <= now) {
             let Some(due) = self.heap.pop() else { break };
-            if self.pending.is_empty() {
-                self.pending_since = now;
+            if let Some(happened) = due.happened {
+                // Waited out `webhook_delay_ms`; its follow-up is already scheduled.
+                let update = StatusUpdate {
+                    message: due.message,
+                    status: due.status,
+                    timestamp: happened,
+                    duplicate: false,
+                };
+                self.add_pending(update, now);
+                continue;
             }
-            self.pending.push(StatusUpdate {
-                message: Arc::clone(&due.message),
-                status: due.status,
-                timestamp,
-            });
+            if config.webhook_delay_ms > 0 {
+                let at = due.at + Duration::from_millis(config.webhook_delay_ms);
+                self.insert_due(at, Arc::clone(&due.message), due.status, Some(timestamp));
+            } else {
+                let update = StatusUpdate {
+                    message: Arc::clone(&due.message),
+                    status: due.status,
+                    timestamp,
+                    duplicate: false,
+                };
+                self.add_pending(update, now);
+            }
             match due.status {
                 StatusKind::Sent => {
                     let next = if due.message.failure.is_some() {
@@ -388,11 +456,7 @@ mod tests {
         tokio::time::sleep(Duration::from_secs(5)).await;
         assert!(harness.batches.try_recv().is_err());
         // The follow-up is counted here; the first status is counted by the Graph API.
-        assert_eq!(
-            harness.counters.snapshot().webhook_backlog,
-            1,
-            "poster not run"
-        );
+        assert_eq!(harness.counters.snapshot().webhook_backlog, 1, "poster not run");
     }
 
     #[tokio::test(start_paused = true)]
@@ -453,6 +517,113 @@ mod tests {
         );
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn webhook_delay_shifts_every_status_by_the_same_amount() {
+        let mut harness = start(SimulatorConfig {
+            webhook_delay_ms: 500,
+            ..config()
+        });
+        let start = Instant::now();
+        harness
+            .accepted
+            .send(Accepted {
+                message: tracked("wamid.L", None),
+                at: start,
+            })
+            .await
+            .expect("scheduler alive");
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            let (_, batch) = next_batch(&mut harness).await;
+            seen.push((start.elapsed().as_millis(), batch));
+        }
+        assert_eq!(
+            seen,
+            vec![
+                (515, vec![("wamid.L".into(), StatusKind::Sent)]),
+                (615, vec![("wamid.L".into(), StatusKind::Delivered)]),
+                (1_615, vec![("wamid.L".into(), StatusKind::Read)]),
+            ]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn duplicates_come_in_the_next_batch_once() {
+        let mut harness = start(SimulatorConfig {
+            read_ratio: 0.0,
+            webhook_duplicate_rate: 1.0,
+            ..config()
+        });
+        harness
+            .accepted
+            .send(Accepted {
+                message: tracked("wamid.C", None),
+                at: Instant::now(),
+            })
+            .await
+            .expect("scheduler alive");
+        let mut batches = Vec::new();
+        for _ in 0..3 {
+            let batch = harness.batches.recv().await.expect("scheduler alive");
+            batches.push(
+                batch
+                    .iter()
+                    .map(|update| (update.status, update.duplicate))
+                    .collect::<Vec<_>>(),
+            );
+        }
+        assert_eq!(
+            batches,
+            vec![
+                vec![(StatusKind::Sent, false)],
+                vec![(StatusKind::Sent, true)],
+                vec![(StatusKind::Delivered, false)],
+            ]
+        );
+        let (_, last) = next_batch(&mut harness).await;
+        assert_eq!(last, vec![("wamid.C".into(), StatusKind::Delivered)]);
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert!(harness.batches.try_recv().is_err(), "a copy is not copied");
+        assert_eq!(harness.counters.snapshot().webhook_duplicates, 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reorder_shuffles_within_a_batch() {
+        let mut harness = start(SimulatorConfig {
+            sent_after_ms: 0,
+            delivered_after_ms: 0,
+            read_after_ms: 0,
+            webhook_batch_max: 1_000,
+            webhook_reorder: true,
+            ..config()
+        });
+        let at = Instant::now();
+        for index in 0..30 {
+            harness
+                .accepted
+                .send(Accepted {
+                    message: tracked(&format!("wamid.{index}"), None),
+                    at,
+                })
+                .await
+                .expect("scheduler alive");
+        }
+        let mut statuses = Vec::new();
+        while statuses.len() < 90 {
+            let (_, batch) = next_batch(&mut harness).await;
+            statuses.extend(batch);
+        }
+        let in_order: Vec<(String, StatusKind)> = (0..30)
+            .flat_map(|index| {
+                [StatusKind::Sent, StatusKind::Delivered, StatusKind::Read]
+                    .map(|status| (format!("wamid.{index}"), status))
+            })
+            .collect();
+        assert_ne!(statuses, in_order, "shuffled");
+        statuses.sort_by_key(|(wamid, status)| (wamid[6..].parse::<u32>().unwrap_or(u32::MAX), *status as u8));
+        assert_eq!(statuses, in_order, "nothing lost or added");
+    }
+
     #[test]
     fn take_batch_keeps_the_rest_in_order() {
         let message = tracked("wamid.T", None);
@@ -461,16 +632,11 @@ mod tests {
                 message: Arc::clone(&message),
                 status: StatusKind::Sent,
                 timestamp,
+                duplicate: false,
             })
             .collect();
         let batch = take_batch(&mut pending, 3);
-        assert_eq!(
-            batch.iter().map(|u| u.timestamp).collect::<Vec<_>>(),
-            [0, 1, 2]
-        );
-        assert_eq!(
-            pending.iter().map(|u| u.timestamp).collect::<Vec<_>>(),
-            [3, 4]
-        );
+        assert_eq!(batch.iter().map(|u| u.timestamp).collect::<Vec<_>>(), [0, 1, 2]);
+        assert_eq!(pending.iter().map(|u| u.timestamp).collect::<Vec<_>>(), [3, 4]);
     }
 }

@@ -109,11 +109,7 @@ impl Receiver {
 
     /// Every accepted POST, in arrival order.
     pub fn posts(&self) -> Vec<Post> {
-        self.state
-            .posts
-            .lock()
-            .map(|posts| posts.clone())
-            .unwrap_or_default()
+        self.state.posts.lock().map(|posts| posts.clone()).unwrap_or_default()
     }
 
     /// Every status in every accepted POST, in order: (wamid, status, the status object).
@@ -144,10 +140,7 @@ impl Receiver {
 
     /// Waits until `count` statuses have arrived.
     pub async fn wait_for_statuses(&self, count: usize) -> anyhow::Result<()> {
-        eventually(&format!("{count} statuses"), || {
-            self.statuses().len() >= count
-        })
-        .await
+        eventually(&format!("{count} statuses"), || self.statuses().len() >= count).await
     }
 }
 
@@ -163,16 +156,10 @@ pub fn changes(body: &Value) -> Vec<(String, Value)> {
     out
 }
 
-async fn receive(
-    State(state): State<Arc<ReceiverState>>,
-    headers: HeaderMap,
-    raw: Bytes,
-) -> StatusCode {
+async fn receive(State(state): State<Arc<ReceiverState>>, headers: HeaderMap, raw: Bytes) -> StatusCode {
     let failing = state
         .fail_next
-        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
-            left.checked_sub(1)
-        })
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| left.checked_sub(1))
         .is_ok();
     if failing {
         if let Ok(mut bodies) = state.refused_bodies.lock() {

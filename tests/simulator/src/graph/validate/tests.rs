@@ -55,12 +55,7 @@ fn list(rows_per_section: &[usize]) -> Value {
 
 #[test]
 fn text_is_accepted_and_to_is_kept_as_sent() {
-    let body = send(
-        "+1 (555) 123-4567",
-        "text",
-        "text",
-        json!({"body": "hello"}),
-    );
+    let body = send("+1 (555) 123-4567", "text", "text", json!({"body": "hello"}));
     assert_eq!(
         accepted(&body),
         Request::Send {
@@ -72,8 +67,7 @@ fn text_is_accepted_and_to_is_kept_as_sent() {
 
 #[test]
 fn type_defaults_to_text() {
-    let body =
-        json!({"messaging_product": "whatsapp", "to": "15551234567", "text": {"body": "hi"}});
+    let body = json!({"messaging_product": "whatsapp", "to": "15551234567", "text": {"body": "hi"}});
     assert!(matches!(
         accepted(&body),
         Request::Send {
@@ -87,18 +81,14 @@ fn type_defaults_to_text() {
 fn messaging_product_is_required_and_must_be_whatsapp() {
     let error = rejected(json!({"to": "1555", "type": "text", "text": {"body": "hi"}}));
     assert_eq!(error.code(), CODE_INVALID_PARAMETER);
-    assert_eq!(
-        error.message(),
-        "(#100) The parameter messaging_product is required."
-    );
+    assert_eq!(error.message(), "(#100) The parameter messaging_product is required.");
     let error = rejected(json!({"messaging_product": "sms", "to": "1555", "text": {"body": "hi"}}));
     assert_eq!(error.code(), CODE_INVALID_PARAMETER);
 }
 
 #[test]
 fn to_is_required() {
-    let error =
-        rejected(json!({"messaging_product": "whatsapp", "type": "text", "text": {"body": "hi"}}));
+    let error = rejected(json!({"messaging_product": "whatsapp", "type": "text", "text": {"body": "hi"}}));
     assert_eq!(error.message(), "(#100) The parameter to is required.");
     let error = rejected(send("", "text", "text", json!({"body": "hi"})));
     assert_eq!(error.code(), CODE_INVALID_PARAMETER);
@@ -109,12 +99,7 @@ fn to_is_required() {
 #[test]
 fn text_body_is_1_to_4096_characters() {
     let at_limit = "é".repeat(TEXT_BODY_MAX_CHARS);
-    accepted(&send(
-        "15551234567",
-        "text",
-        "text",
-        json!({"body": at_limit}),
-    ));
+    accepted(&send("15551234567", "text", "text", json!({"body": at_limit})));
     let error = rejected(send(
         "15551234567",
         "text",
@@ -201,10 +186,7 @@ fn eleven_rows_get_the_row_count_error() {
     for shape in [&[11][..], &[5, 6][..]] {
         let error = rejected(list(shape));
         assert_eq!(error.code(), CODE_PARAMETER_NOT_VALID);
-        assert_eq!(
-            error.details(),
-            Some("Total row count exceed max allowed count: 10")
-        );
+        assert_eq!(error.details(), Some("Total row count exceed max allowed count: 10"));
     }
 }
 
@@ -212,11 +194,7 @@ fn eleven_rows_get_the_row_count_error() {
 fn more_than_ten_sections_are_refused() {
     let error = rejected(list(&[0; 11]));
     assert_eq!(error.code(), CODE_PARAMETER_NOT_VALID);
-    assert!(
-        error
-            .details()
-            .is_some_and(|details| details.contains("sections"))
-    );
+    assert!(error.details().is_some_and(|details| details.contains("sections")));
 }
 
 #[test]
@@ -240,11 +218,7 @@ fn list_button_label_is_required() {
         .map(|action| action.remove("button"));
     let error = rejected(body);
     assert_eq!(error.code(), CODE_PARAMETER_MISSING);
-    assert!(
-        error
-            .details()
-            .is_some_and(|details| details.contains("['button']"))
-    );
+    assert!(error.details().is_some_and(|details| details.contains("['button']")));
 }
 
 #[test]
@@ -317,24 +291,14 @@ fn template_component_types_match_in_either_case() {
 #[test]
 fn media_goes_by_id_or_link() {
     for media_type in ["image", "document", "video", "audio"] {
-        accepted(&send(
-            "15551234567",
-            media_type,
-            media_type,
-            json!({"id": "1234"}),
-        ));
+        accepted(&send("15551234567", media_type, media_type, json!({"id": "1234"})));
         accepted(&send(
             "15551234567",
             media_type,
             media_type,
             json!({"link": "https://example.com/a.bin", "caption": "x"}),
         ));
-        let error = rejected(send(
-            "15551234567",
-            media_type,
-            media_type,
-            json!({"caption": "x"}),
-        ));
+        let error = rejected(send("15551234567", media_type, media_type, json!({"caption": "x"})));
         assert_eq!(error.code(), CODE_PARAMETER_MISSING);
     }
 }
@@ -343,19 +307,13 @@ fn media_goes_by_id_or_link() {
 fn unknown_and_unsimulated_types() {
     let error = rejected(send("15551234567", "hologram", "hologram", json!({})));
     assert_eq!(error.code(), CODE_INVALID_PARAMETER);
-    let error = rejected(send(
-        "15551234567",
-        "sticker",
-        "sticker",
-        json!({"id": "1"}),
-    ));
+    let error = rejected(send("15551234567", "sticker", "sticker", json!({"id": "1"})));
     assert_eq!(error.code(), CODE_UNSUPPORTED_TYPE);
 }
 
 #[test]
 fn mark_as_read_needs_a_message_id() {
-    let body =
-        json!({"messaging_product": "whatsapp", "status": "read", "message_id": "wamid.ABC="});
+    let body = json!({"messaging_product": "whatsapp", "status": "read", "message_id": "wamid.ABC="});
     assert_eq!(
         accepted(&body),
         Request::MarkRead {
@@ -364,8 +322,7 @@ fn mark_as_read_needs_a_message_id() {
     );
     let error = rejected(json!({"messaging_product": "whatsapp", "status": "read"}));
     assert_eq!(error.code(), CODE_INVALID_PARAMETER);
-    let error =
-        rejected(json!({"messaging_product": "whatsapp", "status": "deleted", "message_id": "x"}));
+    let error = rejected(json!({"messaging_product": "whatsapp", "status": "deleted", "message_id": "x"}));
     assert_eq!(error.code(), CODE_INVALID_PARAMETER);
 }
 

@@ -9,24 +9,11 @@ use serde_json::{Value, json};
 use super::*;
 use crate::webhook::schedule::Tracked;
 
-const WIRE_FAILED_131049: &[u8] =
-    include_bytes!("../../../tests/fixtures/wire--status-failed-131049.json");
+const WIRE_FAILED_131049: &[u8] = include_bytes!("../../../tests/fixtures/wire--status-failed-131049.json");
 const DOCS_SENT_PMP: &str = include_str!("../../../tests/fixtures/meta-docs--status-sent-pmp.json");
-const DOCS_BUTTON_REPLY: &str =
-    include_str!("../../../tests/fixtures/meta-docs--interactive-button-reply.json");
-const DOCS_LIST_REPLY: &str =
-    include_str!("../../../tests/fixtures/meta-docs--interactive-list-reply.json");
+const DOCS_BUTTON_REPLY: &str = include_str!("../../../tests/fixtures/meta-docs--interactive-button-reply.json");
+const DOCS_LIST_REPLY: &str = include_str!("../../../tests/fixtures/meta-docs--interactive-list-reply.json");
 const DOCS_TEXT: &str = include_str!("../../../tests/fixtures/meta-docs--text.json");
-
-static ECOSYSTEM_131049: StatusError = StatusError {
-    code: 131049,
-    title: "This message was not delivered to maintain healthy ecosystem engagement.",
-    message: "This message was not delivered to maintain healthy ecosystem engagement.",
-    error_data: StatusErrorData {
-        details: "In order to maintain a healthy ecosystem engagement, the message failed to be delivered.",
-    },
-    href: ERROR_CODES_HREF,
-};
 
 fn docs_config() -> SimulatorConfig {
     SimulatorConfig {
@@ -51,6 +38,7 @@ fn update(
         }),
         status,
         timestamp: 1_751_142_888,
+        duplicate: false,
     }
 }
 
@@ -100,7 +88,7 @@ fn failed_status_reproduces_metas_wire_bytes() {
             "wamid.HBgLMTY1MDM4Nzk0MzkVAgARGBI0QUQ2MjA4NEYyRkExNjMyREUA",
             "106540352242922",
             StatusKind::Failed,
-            Some(&ECOSYSTEM_131049),
+            Some(&ECOSYSTEM_ENGAGEMENT),
         )],
     )
     .expect("encodes");
@@ -114,12 +102,7 @@ fn failed_status_reproduces_metas_wire_bytes() {
 fn undeliverable_error_has_every_field() {
     let body = statuses_body(
         &docs_config(),
-        &[update(
-            "wamid.A",
-            "1",
-            StatusKind::Failed,
-            Some(&UNDELIVERABLE),
-        )],
+        &[update("wamid.A", "1", StatusKind::Failed, Some(&UNDELIVERABLE))],
     )
     .expect("encodes");
     let status = &parse(&body)["entry"][0]["changes"][0]["value"]["statuses"][0];
@@ -212,10 +195,7 @@ fn statuses_are_grouped_by_phone_number_id() {
                 "111".to_owned(),
                 vec![pair("wamid.1", "sent"), pair("wamid.1", "delivered")]
             ),
-            (
-                "222".to_owned(),
-                vec![pair("wamid.2", "sent"), pair("wamid.3", "read")]
-            ),
+            ("222".to_owned(), vec![pair("wamid.2", "sent"), pair("wamid.3", "read")]),
         ]
     );
     assert!(changes.iter().all(|change| change["field"] == "messages"));
@@ -272,12 +252,8 @@ fn text_matches_metas_sample_without_the_ad_referral() {
     sample["entry"][0]["changes"][0]["value"]["messages"][0]
         .as_object_mut()
         .map(|message| message.remove("referral"));
-    let inbound = Inbound::text(
-        "106540352242922",
-        "16505551234",
-        "Can I get more info about this?",
-    )
-    .with_profile_name("Sheena Nelson");
+    let inbound = Inbound::text("106540352242922", "16505551234", "Can I get more info about this?")
+        .with_profile_name("Sheena Nelson");
     let body = inbound_body(
         &docs_config(),
         &inbound,
@@ -295,9 +271,17 @@ fn inbound_text_is_ascii_on_the_wire() {
     let body = inbound_body(&docs_config(), &inbound, "2", "wamid.X", 1).expect("encodes");
     assert!(body.is_ascii());
     let text = String::from_utf8_lossy(&body);
-    assert!(
-        text.contains(r#""body":"Ol\u00e1 \ud83d\ude2e a\/b""#),
-        "{text}"
-    );
+    assert!(text.contains(r#""body":"Ol\u00e1 \ud83d\ude2e a\/b""#), "{text}");
     assert!(text.contains(r#""name":"Zo\u00eb""#), "{text}");
+}
+
+#[test]
+fn every_failure_code_has_an_error() {
+    for code in FAILURE_CODES {
+        let error = status_error(code).expect("listed codes are known");
+        assert_eq!(error.code, code);
+        assert_eq!(error.title, error.message, "Meta repeats the title");
+    }
+    assert_eq!(status_error(131026), Some(&UNDELIVERABLE));
+    assert_eq!(status_error(42), None);
 }
