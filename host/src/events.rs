@@ -18,7 +18,7 @@ use crate::{
     message::{Channel, MessageId, PhoneNumber, Status, Submission},
     policy::{Envelope, PolicyRuntime, bindings::content_from_wit, wit},
     regions::RegionHealth,
-    store::{self, NewMessage, PluginWrite, StatusUpdate, Store, Timer},
+    store::{self, AppliedStatus, NewMessage, PluginWrite, Store, Timer},
 };
 
 /// Timers fired in one pass.
@@ -74,13 +74,24 @@ impl Events {
             .any(|entry| entry.hooks.iter().any(|hook| hook == "on-event"))
     }
 
-    /// Statuses that moved messages on: they count toward their region's health, and go to
-    /// `on-event`. Runs in the background so the webhook answers at once.
-    pub fn statuses(self: &Arc<Self>, applied: Vec<(MessageId, StatusUpdate)>) {
-        let counts_for_health = applied
-            .iter()
-            .any(|(_, update)| matches!(update.status, Status::Delivered | Status::Failed));
-        if applied.is_empty() || !(counts_for_health || self.has_listeners()) {
+    /// Statuses that moved messages on: delivered and failed count toward their region's
+    /// health at once; every status goes to `on-event` in the background, so the webhook
+    /// answers without waiting for plugins.
+    pub fn statuses(self: &Arc<Self>, applied: Vec<AppliedStatus>) {
+        let now = store::now_ms();
+        for status in &applied {
+            let failed = match status.update.status {
+                Status::Delivered => false,
+                Status::Failed => true,
+                _ => continue,
+            };
+            if let Ok(number) = PhoneNumber::parse(&status.recipient)
+                && let Some(country) = number.country_code()
+            {
+                self.regions.record(country, failed, None, now);
+            }
+        }
+        if applied.is_empty() || !self.has_listeners() {
             return;
         }
         let events = self.clone();
@@ -129,8 +140,8 @@ impl Events {
         });
     }
 
-    async fn deliver_statuses(&self, applied: Vec<(MessageId, StatusUpdate)>) -> store::Result<()> {
-        let ids: Vec<MessageId> = applied.iter().map(|(id, _)| *id).collect();
+    async fn deliver_statuses(&self, applied: Vec<AppliedStatus>) -> store::Result<()> {
+        let ids: Vec<MessageId> = applied.iter().map(|status| status.id).collect();
         let messages: BTreeMap<MessageId, store::PendingMessage> = self
             .store
             .messages_by_id(&ids)
@@ -141,23 +152,7 @@ impl Events {
         let recipients: Vec<&str> = messages.values().map(|message| message.to.digits()).collect();
         let contacts = self.store.contacts_by_wa_id(&recipients).await?;
         let now = store::now_ms();
-        for (id, update) in &applied {
-            let Some(message) = messages.get(id) else { continue };
-            // Delivery is the region's success; a failed status (undeliverable, …) its failure.
-            match update.status {
-                Status::Delivered => self
-                    .regions
-                    .record(message.to.country_code().unwrap_or(0), false, None, now),
-                Status::Failed => self
-                    .regions
-                    .record(message.to.country_code().unwrap_or(0), true, None, now),
-                _ => {}
-            }
-        }
-        if !self.has_listeners() {
-            return Ok(());
-        }
-        for (id, update) in applied {
+        for AppliedStatus { id, update, .. } in applied {
             let Some(message) = messages.get(&id) else { continue };
             let status = match update.status {
                 Status::Sent => wit::DeliveryStatus::Sent,

@@ -118,11 +118,20 @@ pub struct StatusUpdate {
     pub error_title: Option<String>,
 }
 
+/// A status that moved its message on.
+#[derive(Debug, Clone)]
+pub struct AppliedStatus {
+    pub id: MessageId,
+    /// The message's recipient, E.164.
+    pub recipient: String,
+    pub update: StatusUpdate,
+}
+
 /// What applying a webhook's statuses did.
 #[derive(Debug, Clone, Default)]
 pub struct StatusReport {
-    /// Statuses that moved their message on, with the update that did it.
-    pub applied: Vec<(MessageId, StatusUpdate)>,
+    /// Statuses that moved their message on.
+    pub applied: Vec<AppliedStatus>,
     /// Repeated or late statuses that would have moved a message backwards.
     pub ignored: usize,
     /// Statuses for wamids not recorded yet, kept until the send is recorded.

@@ -724,12 +724,13 @@ async fn apply_status_updates(
     updates: &[StatusUpdate],
 ) -> Result<StatusReport> {
     const OPERATION: &str = "apply statuses";
-    let mut current: HashMap<String, (MessageId, Status)> = HashMap::with_capacity(updates.len());
+    let mut current: HashMap<String, (MessageId, Status, String)> = HashMap::with_capacity(updates.len());
     let mut wamids: Vec<&str> = updates.iter().map(|update| update.wamid.0.as_str()).collect();
     wamids.sort_unstable();
     wamids.dedup();
     for chunk in wamids.chunks(ROWS_PER_STATEMENT) {
-        let mut query = QueryBuilder::<Sqlite>::new("SELECT id, status, wamid FROM messages WHERE wamid IN (");
+        let mut query =
+            QueryBuilder::<Sqlite>::new("SELECT id, status, wamid, recipient FROM messages WHERE wamid IN (");
         let mut list = query.separated(", ");
         for wamid in chunk {
             list.push_bind(*wamid);
@@ -744,7 +745,11 @@ async fn apply_status_updates(
             let id: Uuid = row.try_get("id").map_err(database(OPERATION))?;
             current.insert(
                 row.try_get("wamid").map_err(database(OPERATION))?,
-                (MessageId(id), parse_text(&row, "status", OPERATION)?),
+                (
+                    MessageId(id),
+                    parse_text(&row, "status", OPERATION)?,
+                    row.try_get("recipient").map_err(database(OPERATION))?,
+                ),
             );
         }
     }
@@ -753,7 +758,7 @@ async fn apply_status_updates(
     let mut transitions = Vec::new();
     let mut orphans = Vec::new();
     for update in updates {
-        let Some((id, status)) = current.get_mut(&update.wamid.0) else {
+        let Some((id, status, recipient)) = current.get_mut(&update.wamid.0) else {
             orphans.push(update);
             continue;
         };
@@ -778,7 +783,11 @@ async fn apply_status_updates(
                 ..Changes::default()
             },
         });
-        report.applied.push((*id, update.clone()));
+        report.applied.push(super::AppliedStatus {
+            id: *id,
+            recipient: recipient.clone(),
+            update: update.clone(),
+        });
     }
     if !transitions.is_empty() {
         Box::pin(apply_transitions(transaction, &transitions)).await?;

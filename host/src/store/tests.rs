@@ -187,7 +187,12 @@ async fn statuses_only_move_forward_and_early_ones_are_held() {
         ])
         .await
         .unwrap();
-    let applied: Vec<(MessageId, Status)> = report.applied.iter().map(|(id, update)| (*id, update.status)).collect();
+    let applied: Vec<(MessageId, Status)> = report
+        .applied
+        .iter()
+        .map(|applied| (applied.id, applied.update.status))
+        .collect();
+    assert_eq!(report.applied[0].recipient, "+6591234567");
     assert_eq!(applied, vec![(id, Status::Read)]);
     assert_eq!(report.ignored, 2);
     let view = store.message(id).await.unwrap().unwrap();
