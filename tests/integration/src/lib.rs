@@ -407,6 +407,19 @@ impl Drop for TestHost {
     }
 }
 
+/// The statuses of a message's history, in order, from `GET /v1/messages/{id}`.
+pub fn history_statuses(message: &Value) -> Vec<String> {
+    message["history"]
+        .as_array()
+        .map(|history| {
+            history
+                .iter()
+                .filter_map(|entry| entry["status"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// A message body with `buttons` reply buttons.
 pub fn buttons_message(to: &str, buttons: usize, key: Option<&str>) -> Value {
     let buttons: Vec<Value> = (0..buttons)

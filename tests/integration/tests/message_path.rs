@@ -33,12 +33,7 @@ async fn five_buttons_become_a_list_and_reach_read() -> anyhow::Result<()> {
     // The original stays as submitted.
     assert_eq!(message["content"]["interactive"]["type"], "button");
 
-    let statuses: Vec<&str> = message["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|entry| entry["status"].as_str().unwrap())
-        .collect();
+    let statuses = wasp_integration::history_statuses(&message);
     assert_eq!(
         statuses,
         ["accepted", "queued", "sending", "sent", "delivered", "read"],

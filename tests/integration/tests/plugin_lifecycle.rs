@@ -344,12 +344,7 @@ async fn swapping_versions_under_load_drops_nothing_and_judges_nothing_twice() -
     let mut upstream = 0;
     for id in &ids {
         let message = wait_final(&host, id).await?;
-        let history: Vec<&str> = message["history"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|entry| entry["status"].as_str().unwrap())
-            .collect();
+        let history = wasp_integration::history_statuses(&message);
         assert_eq!(
             history.iter().filter(|status| **status == "queued").count(),
             1,
