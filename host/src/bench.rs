@@ -658,31 +658,49 @@ async fn raw_upstream(client: reqwest::Client, base_url: String, concurrency: us
         crate::config::DEFAULT_CLOUD_API_VERSION,
         crate::config::DEFAULT_PHONE_NUMBER_ID
     );
+    let elapsed = drive(concurrency, UPSTREAM_REQUESTS, move |index| {
+        let client = client.clone();
+        let url = url.clone();
+        async move {
+            let body = json!({"messaging_product": "whatsapp", "recipient_type": "individual",
+                              "to": format!("659{:07}", index), "type": "text", "text": {"body": format!("raw {index}")}});
+            let response = client.post(&url).bearer_auth(CLOUD_TOKEN).json(&body).send().await?;
+            anyhow::ensure!(response.status().is_success(), "simulator answered {}", response.status());
+            response.bytes().await?;
+            Ok(())
+        }
+    })
+    .await?;
+    Ok(per_second(UPSTREAM_REQUESTS, elapsed))
+}
+
+/// Runs `request(0..total)` from `concurrency` tasks at once, each taking the next index as it
+/// finishes one; answers the time it took, or the first error.
+async fn drive<F, Fut>(concurrency: usize, total: usize, request: F) -> anyhow::Result<Duration>
+where
+    F: Fn(usize) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
+{
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..concurrency.max(1) {
-        let client = client.clone();
-        let url = url.clone();
         let next = next.clone();
+        let request = request.clone();
         tasks.push(tokio::spawn(async move {
             loop {
                 let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if index >= UPSTREAM_REQUESTS {
+                if index >= total {
                     return anyhow::Ok(());
                 }
-                let body = json!({"messaging_product": "whatsapp", "recipient_type": "individual",
-                                  "to": format!("659{:07}", index), "type": "text", "text": {"body": format!("raw {index}")}});
-                let response = client.post(&url).bearer_auth(CLOUD_TOKEN).json(&body).send().await?;
-                anyhow::ensure!(response.status().is_success(), "simulator answered {}", response.status());
-                response.bytes().await?;
+                request(index).await?;
             }
         }));
     }
     for task in tasks {
         task.await??;
     }
-    Ok(per_second(UPSTREAM_REQUESTS, started.elapsed()))
+    Ok(started.elapsed())
 }
 
 /// A bare axum handler that writes each request's message through a group-commit SQLite
@@ -757,33 +775,22 @@ async fn raw_inserts(directory: &Path, client: &reqwest::Client, load_runtime: &
     let client = client.clone();
     let rate = load_runtime
         .spawn(async move {
-            let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-            let started = Instant::now();
-            let mut tasks = Vec::new();
-            for _ in 0..INSERT_CONNECTIONS {
+            let elapsed = drive(INSERT_CONNECTIONS, INSERT_REQUESTS, move |index| {
                 let client = client.clone();
                 let url = url.clone();
-                let next = next.clone();
-                tasks.push(tokio::spawn(async move {
-                    loop {
-                        let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        if index >= INSERT_REQUESTS {
-                            return anyhow::Ok(());
-                        }
-                        let status = client
-                            .post(&url)
-                            .json(&bench_message(index, "insert"))
-                            .send()
-                            .await?
-                            .status();
-                        anyhow::ensure!(status.as_u16() == 202, "baseline insert answered {status}");
-                    }
-                }));
-            }
-            for task in tasks {
-                task.await??;
-            }
-            anyhow::Ok(per_second(INSERT_REQUESTS, started.elapsed()))
+                async move {
+                    let status = client
+                        .post(&url)
+                        .json(&bench_message(index, "insert"))
+                        .send()
+                        .await?
+                        .status();
+                    anyhow::ensure!(status.as_u16() == 202, "baseline insert answered {status}");
+                    Ok(())
+                }
+            })
+            .await?;
+            anyhow::Ok(per_second(INSERT_REQUESTS, elapsed))
         })
         .await??;
     server.abort();

@@ -29,6 +29,16 @@ impl ApiError {
         }
     }
 
+    /// An error about one field of the request.
+    pub fn at(status: StatusCode, code: &'static str, message: impl Into<String>, field: &str) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            field: Some(field.to_owned()),
+        }
+    }
+
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
             status: StatusCode::BAD_REQUEST,

@@ -23,44 +23,22 @@ impl From<policy::Error> for ApiError {
         use policy::Error;
         let message = error.to_string();
         match error {
-            Error::TooLarge { .. } => ApiError {
-                status: StatusCode::PAYLOAD_TOO_LARGE,
-                code: "component_too_large",
-                message,
-                field: Some("body".into()),
-            },
-            Error::NotComponent { .. } => ApiError {
-                status: StatusCode::BAD_REQUEST,
-                code: "not_a_component",
-                message,
-                field: Some("body".into()),
-            },
-            Error::DoesNotCompile { .. } => ApiError {
-                status: StatusCode::UNPROCESSABLE_ENTITY,
-                code: "does_not_compile",
-                message,
-                field: Some("body".into()),
-            },
-            Error::WorldMismatch { .. } => ApiError {
-                status: StatusCode::UNPROCESSABLE_ENTITY,
-                code: "world_mismatch",
-                message,
-                field: Some("body".into()),
-            },
-            Error::ConfigRefused { .. } => ApiError {
-                status: StatusCode::UNPROCESSABLE_ENTITY,
-                code: "config_refused",
-                message,
-                field: Some("config".into()),
-            },
+            Error::TooLarge { .. } => {
+                ApiError::at(StatusCode::PAYLOAD_TOO_LARGE, "component_too_large", message, "body")
+            }
+            Error::NotComponent { .. } => ApiError::at(StatusCode::BAD_REQUEST, "not_a_component", message, "body"),
+            Error::DoesNotCompile { .. } => {
+                ApiError::at(StatusCode::UNPROCESSABLE_ENTITY, "does_not_compile", message, "body")
+            }
+            Error::WorldMismatch { .. } => {
+                ApiError::at(StatusCode::UNPROCESSABLE_ENTITY, "world_mismatch", message, "body")
+            }
+            Error::ConfigRefused { .. } => {
+                ApiError::at(StatusCode::UNPROCESSABLE_ENTITY, "config_refused", message, "config")
+            }
             Error::Invalid { .. } => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_plugin", message),
             Error::UnknownPlugin(_) => ApiError::not_found(message),
-            Error::UnknownVersion { .. } => ApiError {
-                status: StatusCode::NOT_FOUND,
-                code: "not_found",
-                message,
-                field: Some("version".into()),
-            },
+            Error::UnknownVersion { .. } => ApiError::at(StatusCode::NOT_FOUND, "not_found", message, "version"),
             Error::NothingToRollBack(_) => ApiError::new(StatusCode::CONFLICT, "nothing_to_roll_back", message),
             Error::Engine(_) | Error::Read { .. } | Error::Directory { .. } | Error::Store { .. } => {
                 ApiError::internal("plugin operation", &message)
