@@ -47,6 +47,9 @@ pub const MAX_MESSAGES_PER_SECOND: u32 = 1_000;
 pub const DEFAULT_PAIR_INTERVAL_MS: u64 = 6_000;
 pub const DEFAULT_PAIR_BURST: u32 = 45;
 pub const DEFAULT_PROBE_INTERVAL_MS: u64 = 500;
+/// Distinct recipients per rolling 24 h for business-initiated conversations; 0: no limit.
+/// Meta's tiers are 250, 2,000, 10,000 and 100,000.
+pub const DEFAULT_DAILY_TIER_LIMIT: u32 = 0;
 
 /// Plain environment names for the keys people set most, beside the generic `WASP_…` form.
 pub const PLAIN_NAMES: &[(&str, &str)] = &[
@@ -283,6 +286,9 @@ pub struct CloudApiConfig {
     pub base_urls: Vec<String>,
     pub api_version: String,
     pub phone_number_id: String,
+    /// Several sender numbers sharing the load of one logical sender; each recipient keeps
+    /// to one of them. Empty: `phone_number_id` alone.
+    pub phone_number_ids: Vec<String>,
     pub access_token: Option<String>,
     pub request_timeout_ms: u64,
     /// How often an endpoint taken out of rotation is probed to bring it back.
@@ -294,6 +300,10 @@ pub struct CloudApiConfig {
     pub pair_interval_ms: u64,
     /// ...after a burst of this many. 0 turns the pair limit off.
     pub pair_burst: u32,
+    /// The business-initiated tier: distinct recipients a conversation may be opened with
+    /// per rolling 24 h. When it is full, `bulk` messages wait; `critical` ones still go.
+    /// 0: no limit.
+    pub daily_tier_limit: u32,
 }
 
 impl CloudApiConfig {
@@ -303,6 +313,15 @@ impl CloudApiConfig {
             vec![self.base_url.clone()]
         } else {
             self.base_urls.clone()
+        }
+    }
+
+    /// The sender numbers of the pool, in configured order.
+    pub fn senders(&self) -> Vec<String> {
+        if self.phone_number_ids.is_empty() {
+            vec![self.phone_number_id.clone()]
+        } else {
+            self.phone_number_ids.clone()
         }
     }
 }
@@ -320,6 +339,8 @@ impl Default for CloudApiConfig {
             messages_per_second: DEFAULT_MESSAGES_PER_SECOND,
             pair_interval_ms: DEFAULT_PAIR_INTERVAL_MS,
             pair_burst: DEFAULT_PAIR_BURST,
+            phone_number_ids: Vec::new(),
+            daily_tier_limit: DEFAULT_DAILY_TIER_LIMIT,
         }
     }
 }
@@ -431,6 +452,17 @@ impl Config {
         {
             return Err(Error::Invalid(format!(
                 "channel.cloud_api.base_urls: {url:?} is not an http(s) URL"
+            )));
+        }
+        if let Some(id) = self
+            .channel
+            .cloud_api
+            .senders()
+            .into_iter()
+            .find(|id| id.is_empty() || !id.bytes().all(|byte| byte.is_ascii_digit()))
+        {
+            return Err(Error::Invalid(format!(
+                "channel.cloud_api.phone_number_ids: {id:?} is not a phone number id (digits)"
             )));
         }
         if !self.store.database_url.starts_with("sqlite:") {
@@ -547,6 +579,28 @@ mod tests {
         assert_eq!(config.server.listen, "0.0.0.0:9000");
         assert_eq!(config.server.admin_token.as_deref(), Some("secret-token"));
         assert_eq!(config.channel.cloud_api.base_url, "http://127.0.0.1:9999");
+    }
+
+    #[test]
+    fn the_sender_pool_and_the_tier_come_from_the_file_or_the_environment() {
+        let config = Config::from_parts("", "(none)", &BTreeMap::new()).unwrap();
+        assert_eq!(config.channel.cloud_api.senders(), [DEFAULT_PHONE_NUMBER_ID]);
+        assert_eq!(config.channel.cloud_api.daily_tier_limit, DEFAULT_DAILY_TIER_LIMIT);
+        let env = environment(&[
+            ("WASP_CHANNEL_CLOUD_API_PHONE_NUMBER_IDS", "[\"1001\", \"1002\"]"),
+            ("WASP_CHANNEL_CLOUD_API_DAILY_TIER_LIMIT", "250"),
+        ]);
+        let config = Config::from_parts("", "(none)", &env).unwrap();
+        assert_eq!(config.channel.cloud_api.senders(), ["1001", "1002"]);
+        assert_eq!(config.channel.cloud_api.daily_tier_limit, 250);
+        let error = Config::from_parts(
+            "[channel.cloud_api]\nphone_number_ids = [\"10a\"]\n",
+            "wasp.toml",
+            &BTreeMap::new(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("phone_number_ids"), "{error}");
     }
 
     #[test]

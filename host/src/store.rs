@@ -116,6 +116,8 @@ pub struct StatusUpdate {
     pub at_ms: i64,
     pub error_code: Option<i64>,
     pub error_title: Option<String>,
+    /// The `biz_opaque_callback_data` the send carried: wasp puts the message id there.
+    pub callback_data: Option<String>,
 }
 
 /// A status that moved its message on.
@@ -497,6 +499,14 @@ impl Store {
             .into_iter()
             .map(|contact| (contact.wa_id.clone(), contact))
             .collect())
+    }
+
+    /// For interrupted sends: the wamid of a held status whose callback data names the message,
+    /// proof that Meta accepted the earlier attempt.
+    pub async fn held_wamids(&self, ids: &[MessageId]) -> Result<std::collections::HashMap<MessageId, Wamid>> {
+        match &*self.backend {
+            Backend::Sqlite(store) => store.held_wamids(ids).await,
+        }
     }
 
     /// Readiness: the database answers.

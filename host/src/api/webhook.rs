@@ -92,6 +92,8 @@ struct StatusItem {
     timestamp: Option<String>,
     #[serde(default)]
     errors: Vec<StatusError>,
+    #[serde(default)]
+    biz_opaque_callback_data: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -162,6 +164,7 @@ pub async fn receive(State(state): State<ApiState>, headers: HeaderMap, body: By
                 at_ms,
                 error_code: error.as_ref().and_then(|error| error.code),
                 error_title: error.and_then(|error| error.title),
+                callback_data: item.biz_opaque_callback_data,
             });
         }
     }

@@ -8,6 +8,10 @@
 //! twice). Other transport failures (a timeout, a reset mid-answer) also take the endpoint out,
 //! but the send is not repeated here: whether it arrived is unknown, so it goes back to the
 //! dispatcher's retry (at least once). A prober brings endpoints back when they answer again.
+//!
+//! Sender pool: with several phone number ids configured, each recipient keeps to one of them
+//! ([`sender_index`], a stable hash of the recipient's digits), so a conversation never
+//! changes number, and the load spreads over the pool.
 
 use std::{
     sync::{
@@ -123,10 +127,27 @@ pub enum RateScope {
     Recipient,
 }
 
+/// Which number of a pool of `senders` sends to `recipient`: FNV-1a over the digits, the same
+/// on every node and in every release. 0 for a pool of one (or none).
+pub fn sender_index(recipient: &PhoneNumber, senders: usize) -> usize {
+    if senders <= 1 {
+        return 0;
+    }
+    let hash = recipient
+        .digits()
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+    // Both fit: the remainder is below `senders`.
+    usize::try_from(hash % u64::try_from(senders).unwrap_or(u64::MAX)).unwrap_or(0)
+}
+
 /// One upstream base URL and its circuit breaker.
 struct Endpoint {
     base_url: String,
-    messages_url: String,
+    /// One per sender number of the pool, in the pool's order.
+    messages_urls: Vec<String>,
     /// Any answer below 500 here means the endpoint is back.
     probe_url: String,
     healthy: AtomicBool,
@@ -149,7 +170,8 @@ pub struct CloudApi {
     client: reqwest::Client,
     endpoints: Vec<Endpoint>,
     access_token: Option<String>,
-    phone_number_id: String,
+    /// The sender numbers of the pool; never empty.
+    phone_number_ids: Vec<String>,
     probe_interval: Duration,
     trips: AtomicU64,
     failovers: AtomicU64,
@@ -196,14 +218,19 @@ impl CloudApi {
             .tcp_nodelay(true)
             .build()
             .map_err(|error| SendError::Transport(format!("building the HTTP client: {error}")))?;
+        let phone_number_ids = config.senders();
+        let probe_id = phone_number_ids.first().map_or("", String::as_str);
         let endpoints = config
             .endpoints()
             .into_iter()
             .map(|base_url| {
                 let base = base_url.trim_end_matches('/');
                 Endpoint {
-                    messages_url: format!("{base}/{}/{}/messages", config.api_version, config.phone_number_id),
-                    probe_url: format!("{base}/{}/{}", config.api_version, config.phone_number_id),
+                    messages_urls: phone_number_ids
+                        .iter()
+                        .map(|id| format!("{base}/{}/{id}/messages", config.api_version))
+                        .collect(),
+                    probe_url: format!("{base}/{}/{}", config.api_version, probe_id),
                     base_url: base.to_owned(),
                     healthy: AtomicBool::new(true),
                 }
@@ -213,7 +240,7 @@ impl CloudApi {
             client,
             endpoints,
             access_token: config.access_token.clone(),
-            phone_number_id: config.phone_number_id.clone(),
+            phone_number_ids,
             probe_interval: Duration::from_millis(config.probe_interval_ms.max(1)),
             trips: AtomicU64::new(0),
             failovers: AtomicU64::new(0),
@@ -288,17 +315,26 @@ impl CloudApi {
         }
     }
 
-    /// The sender id messages leave from.
+    /// The first sender id of the pool.
     pub fn phone_number_id(&self) -> &str {
-        &self.phone_number_id
+        self.phone_number_ids.first().map_or("", String::as_str)
     }
 
-    /// Meta's request body for `content` to `to`.
-    pub fn body(to: &PhoneNumber, content: &Content) -> Value {
+    /// The sender id messages to `to` leave from.
+    pub fn phone_number_id_for(&self, to: &PhoneNumber) -> &str {
+        self.phone_number_ids
+            .get(sender_index(to, self.phone_number_ids.len()))
+            .map_or("", String::as_str)
+    }
+
+    /// Meta's request body for `content` to `to`. `reference` (the message id) travels as
+    /// `biz_opaque_callback_data`, which Meta echoes on every status of the message.
+    pub fn body(to: &PhoneNumber, content: &Content, reference: &str) -> Value {
         let mut body = json!({
             "messaging_product": "whatsapp",
             "recipient_type": "individual",
             "to": to.digits(),
+            "biz_opaque_callback_data": reference,
         });
         if let (Value::Object(target), Ok(Value::Object(fields))) = (&mut body, serde_json::to_value(content)) {
             target.extend(fields);
@@ -308,8 +344,9 @@ impl CloudApi {
 
     /// Sends over the first endpoint in rotation; when it fails before Meta accepted the
     /// message, over the next one, each endpoint at most once.
-    pub async fn send(&self, to: &PhoneNumber, content: &Content) -> Result<Wamid, SendError> {
-        let body = Self::body(to, content);
+    pub async fn send(&self, to: &PhoneNumber, content: &Content, reference: &str) -> Result<Wamid, SendError> {
+        let body = Self::body(to, content, reference);
+        let sender = sender_index(to, self.phone_number_ids.len());
         let mut tried = vec![false; self.endpoints.len()];
         let mut last_error = None;
         loop {
@@ -324,7 +361,7 @@ impl CloudApi {
             if last_error.is_some() {
                 self.failovers.fetch_add(1, Ordering::Relaxed);
             }
-            match self.post(index, &body).await {
+            match self.post(index, sender, &body).await {
                 Ok(wamid) => return Ok(wamid),
                 Err(error) if error.is_endpoint_failure() => {
                     self.trip(index, &error);
@@ -338,8 +375,11 @@ impl CloudApi {
         }
     }
 
-    async fn post(&self, index: usize, body: &Value) -> Result<Wamid, SendError> {
-        let mut request = self.client.post(&self.endpoints[index].messages_url).json(body);
+    async fn post(&self, index: usize, sender: usize, body: &Value) -> Result<Wamid, SendError> {
+        let mut request = self
+            .client
+            .post(&self.endpoints[index].messages_urls[sender])
+            .json(body);
         if let Some(token) = &self.access_token {
             request = request.bearer_auth(token);
         }
@@ -391,9 +431,9 @@ mod tests {
         let to = PhoneNumber::parse("+6591234567").unwrap();
         let content: Content = serde_json::from_value(json!({"type": "text", "text": {"body": "hi"}})).unwrap();
         assert_eq!(
-            CloudApi::body(&to, &content),
+            CloudApi::body(&to, &content, "m-1"),
             json!({"messaging_product": "whatsapp", "recipient_type": "individual", "to": "6591234567",
-                   "type": "text", "text": {"body": "hi"}})
+                   "biz_opaque_callback_data": "m-1", "type": "text", "text": {"body": "hi"}})
         );
     }
 
@@ -433,5 +473,54 @@ mod tests {
         assert!(!SendError::Transport("timed out".into()).is_failover_safe());
         assert!(SendError::Transport("timed out".into()).is_endpoint_failure());
         assert!(!rejected(131047, 400).is_endpoint_failure());
+    }
+
+    fn pool(ids: &[&str]) -> CloudApi {
+        CloudApi::new(&CloudApiConfig {
+            phone_number_ids: ids.iter().map(|id| (*id).to_owned()).collect(),
+            base_urls: vec!["http://127.0.0.1:1".into(), "http://127.0.0.1:2/".into()],
+            ..CloudApiConfig::default()
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn a_recipient_always_maps_to_the_same_number() {
+        let to = PhoneNumber::parse("+6591234567").unwrap();
+        let first = sender_index(&to, 3);
+        assert!((0..100).all(|_| sender_index(&to, 3) == first));
+        assert_eq!(sender_index(&to, 1), 0);
+        assert_eq!(sender_index(&to, 0), 0);
+        let api = pool(&["1001", "1002", "1003"]);
+        assert_eq!(api.phone_number_id_for(&to), ["1001", "1002", "1003"][first]);
+        // Every endpoint posts for the same number.
+        for endpoint in &api.endpoints {
+            assert!(
+                endpoint.messages_urls[first]
+                    .ends_with(&format!("/v23.0/{}/messages", ["1001", "1002", "1003"][first]))
+            );
+        }
+        assert_eq!(
+            api.endpoints[1].messages_urls[0],
+            "http://127.0.0.1:2/v23.0/1001/messages"
+        );
+    }
+
+    #[test]
+    fn recipients_spread_over_the_numbers() {
+        let mut counts = [0_usize; 4];
+        for index in 0..4_000 {
+            let to = PhoneNumber::parse(&format!("+6591{index:06}")).unwrap();
+            counts[sender_index(&to, 4)] += 1;
+        }
+        assert!(counts.iter().all(|count| (800..1_200).contains(count)), "{counts:?}");
+    }
+
+    #[test]
+    fn without_a_pool_the_single_number_sends() {
+        let api = CloudApi::new(&CloudApiConfig::default()).unwrap();
+        let to = PhoneNumber::parse("+6591234567").unwrap();
+        assert_eq!(api.phone_number_id_for(&to), crate::config::DEFAULT_PHONE_NUMBER_ID);
+        assert_eq!(api.endpoints[0].messages_urls.len(), 1);
     }
 }

@@ -1,22 +1,43 @@
-//! The rate limits the Cloud API enforces, enforced here first: the sender number's
-//! throughput and the per-recipient pair rate, each a token bucket (GCRA: one "theoretical
-//! arrival time" per key). A send that would break a limit waits a little in place or, when
-//! the wait is longer than the hold, goes back to the queue with the time it may leave.
-//! Rate-limit answers from Meta push the bucket they are about into the future.
+//! The limits the Cloud API enforces, enforced here first: each sender number's throughput
+//! and the per-recipient pair rate, each a token bucket (GCRA: one "theoretical arrival time"
+//! per key), and the daily business-initiated tier. A send that would break a rate limit
+//! waits a little in place or, when the wait is longer than the hold, goes back to the queue
+//! with the time it may leave. Rate-limit answers from Meta push the bucket they are about
+//! into the future.
 //!
-//! Owns its state behind one mutex, never held across an `.await`. Calls nothing.
+//! Sender pool: with several numbers configured, each recipient keeps to one of them
+//! ([`sender_index`]) and each number has its own throughput bucket.
+//!
+//! The tier counts the distinct recipients a conversation was opened with in the last 24 h
+//! (a map of recipient → when their conversation opened, and the same entries in time order,
+//! dropped as they age out, so memory holds at most one day's recipients). A recipient with a
+//! conversation still open does not count again. When the tier is full, `bulk` sends to new
+//! recipients go back to the queue for an hour; every other class still goes (and counts).
+//!
+//! Owns its state behind one mutex, never held across an `.await`. Calls nothing but the
+//! pure [`sender_index`].
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, VecDeque},
     sync::{Mutex, PoisonError},
     time::{Duration, Instant},
 };
 
-use crate::{config::CloudApiConfig, message::PhoneNumber};
+use crate::{
+    channel::cloud_api::sender_index,
+    config::CloudApiConfig,
+    message::{PhoneNumber, Priority},
+};
 
 /// Recipient buckets kept before idle ones are dropped (an idle bucket equals a fresh one).
 /// After a prune the bound doubles past what is left, so pruning stays amortised O(1).
 const PRUNE_AT: usize = 10_000;
+
+/// How long a business-initiated conversation lasts, and the tier's rolling window.
+pub const TIER_WINDOW_MS: i64 = 24 * 60 * 60 * 1_000;
+
+/// A `bulk` send refused by a full tier is due again after this long.
+pub const TIER_RETRY_MS: i64 = 60 * 60 * 1_000;
 
 /// One token bucket in GCRA form, in microseconds since the limiter's origin.
 #[derive(Debug, Clone, Copy)]
@@ -54,6 +75,27 @@ impl Rate {
     }
 }
 
+/// Why a send goes back to the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequeueReason {
+    /// The sender number's throughput or the recipient's pair rate.
+    RateLimit,
+    /// The daily business-initiated tier is full (only `bulk` waits for it).
+    DailyTier,
+}
+
+impl RequeueReason {
+    /// The history line for the requeue.
+    pub fn cause(self) -> &'static str {
+        match self {
+            RequeueReason::RateLimit => "waiting for the sender's or recipient's rate limit",
+            RequeueReason::DailyTier => {
+                "waiting for room in the daily business-initiated tier (channel.cloud_api.daily_tier_limit)"
+            }
+        }
+    }
+}
+
 /// What a send may do now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Admission {
@@ -63,13 +105,82 @@ pub enum Admission {
     /// Back to the queue, due at this time (ms since the epoch); nothing is taken.
     Requeue {
         due_at_ms: i64,
+        reason: RequeueReason,
     },
 }
 
+/// Where a recipient stands against the tier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TierStanding {
+    /// A conversation opened within the window is still open: free.
+    Open,
+    /// A new conversation, and the tier has room for it.
+    Room,
+    /// A new conversation, and the tier is full.
+    Full,
+}
+
+/// The recipients a business-initiated conversation was opened with in the last 24 h.
+/// Every recipient is once in `opened` and once in `order`, oldest first.
+#[derive(Debug, Default)]
+struct Tier {
+    limit: usize,
+    opened: HashMap<PhoneNumber, i64>,
+    order: VecDeque<(i64, PhoneNumber)>,
+}
+
+impl Tier {
+    fn new(limit: u32) -> Self {
+        Self {
+            limit: usize::try_from(limit).unwrap_or(usize::MAX),
+            ..Self::default()
+        }
+    }
+
+    /// Drops the conversations opened `TIER_WINDOW_MS` or longer ago.
+    fn prune(&mut self, now_ms: i64) {
+        let cutoff = now_ms - TIER_WINDOW_MS;
+        while let Some((opened_ms, _)) = self.order.front() {
+            if *opened_ms > cutoff {
+                break;
+            }
+            if let Some((_, recipient)) = self.order.pop_front() {
+                self.opened.remove(&recipient);
+            }
+        }
+    }
+
+    fn standing(&mut self, recipient: &PhoneNumber, now_ms: i64) -> TierStanding {
+        self.prune(now_ms);
+        if self.opened.contains_key(recipient) {
+            TierStanding::Open
+        } else if self.opened.len() < self.limit {
+            TierStanding::Room
+        } else {
+            TierStanding::Full
+        }
+    }
+
+    /// Counts a conversation opened with `recipient` now.
+    fn open(&mut self, recipient: &PhoneNumber, now_ms: i64) {
+        if !self.opened.contains_key(recipient) {
+            self.opened.insert(recipient.clone(), now_ms);
+            self.order.push_back((now_ms, recipient.clone()));
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.opened.len()
+    }
+}
+
 struct State {
-    sender: Bucket,
+    /// One throughput bucket per sender number of the pool.
+    senders: Vec<Bucket>,
     recipients: HashMap<PhoneNumber, Bucket>,
     prune_at: usize,
+    /// None: no tier limit, nothing kept.
+    tier: Option<Tier>,
 }
 
 pub struct Limits {
@@ -100,9 +211,10 @@ impl Limits {
             pair_rate,
             hold_us: i64::try_from(hold_ms.saturating_mul(1_000)).unwrap_or(i64::MAX / 4),
             state: Mutex::new(State {
-                sender: Bucket { tat_us: 0 },
+                senders: vec![Bucket { tat_us: 0 }; config.senders().len().max(1)],
                 recipients: HashMap::new(),
                 prune_at: PRUNE_AT,
+                tier: (config.daily_tier_limit > 0).then(|| Tier::new(config.daily_tier_limit)),
             }),
         }
     }
@@ -115,25 +227,37 @@ impl Limits {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Asks both limits for one send to `recipient`.
-    pub fn admit(&self, recipient: &PhoneNumber) -> Admission {
+    /// Asks every limit for one send of class `priority` to `recipient`.
+    pub fn admit(&self, recipient: &PhoneNumber, priority: Priority) -> Admission {
+        let now_ms = crate::store::now_ms();
         let now = self.now_us();
         let mut state = self.lock();
+        let standing = state.tier.as_mut().map(|tier| tier.standing(recipient, now_ms));
+        if standing == Some(TierStanding::Full) && priority == Priority::Bulk {
+            return Admission::Requeue {
+                due_at_ms: now_ms + TIER_RETRY_MS,
+                reason: RequeueReason::DailyTier,
+            };
+        }
+        let sender = sender_index(recipient, state.senders.len());
         let fresh = Bucket { tat_us: now };
-        let sender_wait = self.sender_rate.map_or(0, |rate| rate.wait_us(state.sender, now));
+        let sender_wait = self
+            .sender_rate
+            .map_or(0, |rate| rate.wait_us(state.senders[sender], now));
         let pair_bucket = state.recipients.get(recipient).copied().unwrap_or(fresh);
         let pair_wait = self.pair_rate.map_or(0, |rate| rate.wait_us(pair_bucket, now));
         let wait = sender_wait.max(pair_wait);
         if wait > self.hold_us {
             let wait_ms = wait / 1_000 + 1;
             return Admission::Requeue {
-                due_at_ms: crate::store::now_ms() + wait_ms,
+                due_at_ms: now_ms + wait_ms,
+                reason: RequeueReason::RateLimit,
             };
         }
         // Taken at the time the send will leave.
         let at = now + wait;
         if let Some(rate) = self.sender_rate {
-            rate.take(&mut state.sender, at);
+            rate.take(&mut state.senders[sender], at);
         }
         if let Some(rate) = self.pair_rate {
             let mut bucket = pair_bucket;
@@ -144,6 +268,9 @@ impl Limits {
             }
             state.recipients.insert(recipient.clone(), bucket);
         }
+        if let Some(tier) = state.tier.as_mut() {
+            tier.open(recipient, now_ms);
+        }
         if wait == 0 {
             Admission::Now
         } else {
@@ -151,12 +278,15 @@ impl Limits {
         }
     }
 
-    /// A throughput answer from Meta: the whole sender waits `for_ms`.
+    /// A throughput answer from Meta: the whole sender waits `for_ms`. The answer does not
+    /// say which number of the pool it was about, so every number waits.
     pub fn slow_sender(&self, for_ms: i64) {
         let until = self.now_us() + for_ms.saturating_mul(1_000);
         let mut state = self.lock();
         let rate = self.sender_rate.unwrap_or(Rate::new(1, 1));
-        rate.pause(&mut state.sender, until);
+        for bucket in &mut state.senders {
+            rate.pause(bucket, until);
+        }
     }
 
     /// A pair-rate answer from Meta: this recipient waits `for_ms`.
@@ -172,19 +302,36 @@ impl Limits {
         rate.pause(bucket, until);
     }
 
-    /// How many sends the sender limit lets through within the hold: the most worth claiming.
+    /// How many sends the sender limits let through within the hold, summed over the
+    /// numbers of the pool: the most worth claiming.
     pub fn sender_headroom(&self) -> usize {
         let Some(rate) = self.sender_rate else {
             return usize::MAX;
         };
         let now = self.now_us();
         let state = self.lock();
-        let earliest = state.sender.tat_us.max(now);
-        let room = now + self.hold_us + rate.tolerance_us - earliest;
-        if room < 0 {
-            return 0;
-        }
-        usize::try_from(room / rate.interval_us + 1).unwrap_or(usize::MAX)
+        state
+            .senders
+            .iter()
+            .map(|bucket| {
+                let earliest = bucket.tat_us.max(now);
+                let room = now + self.hold_us + rate.tolerance_us - earliest;
+                if room < 0 {
+                    0
+                } else {
+                    usize::try_from(room / rate.interval_us + 1).unwrap_or(usize::MAX)
+                }
+            })
+            .fold(0, usize::saturating_add)
+    }
+
+    /// Recipients counted against the daily tier now (0 without a tier limit).
+    pub fn tier_recipients(&self) -> usize {
+        let mut state = self.lock();
+        state.tier.as_mut().map_or(0, |tier| {
+            tier.prune(crate::store::now_ms());
+            tier.len()
+        })
     }
 }
 
@@ -220,14 +367,17 @@ mod tests {
         let limits = Limits::new(&config(0, 60_000, 2), 10);
         let to = PhoneNumber::parse("+6591234567").unwrap();
         let other = PhoneNumber::parse("+6591234568").unwrap();
-        assert_eq!(limits.admit(&to), Admission::Now);
-        assert_eq!(limits.admit(&to), Admission::Now);
+        assert_eq!(limits.admit(&to, Priority::Normal), Admission::Now);
+        assert_eq!(limits.admit(&to, Priority::Normal), Admission::Now);
         let before = crate::store::now_ms();
-        match limits.admit(&to) {
-            Admission::Requeue { due_at_ms } => assert!(due_at_ms >= before + 59_000, "{due_at_ms} vs {before}"),
+        match limits.admit(&to, Priority::Normal) {
+            Admission::Requeue { due_at_ms, reason } => {
+                assert_eq!(reason, RequeueReason::RateLimit);
+                assert!(due_at_ms >= before + 59_000, "{due_at_ms} vs {before}")
+            }
             other => panic!("expected a requeue, got {other:?}"),
         }
-        assert_eq!(limits.admit(&other), Admission::Now);
+        assert_eq!(limits.admit(&other, Priority::Normal), Admission::Now);
     }
 
     #[test]
@@ -236,14 +386,108 @@ mod tests {
         let limits = Limits::new(&config(100, 0, 0), 1_000);
         let to = PhoneNumber::parse("+6591234567").unwrap();
         assert!(limits.sender_headroom() >= 100);
-        let waits: Vec<Admission> = (0..12).map(|_| limits.admit(&to)).collect();
+        let waits: Vec<Admission> = (0..12).map(|_| limits.admit(&to, Priority::Normal)).collect();
         assert!(
             waits[..10].iter().all(|admission| *admission == Admission::Now),
             "{waits:?}"
         );
         assert!(matches!(waits[10], Admission::After(_)), "{waits:?}");
         limits.slow_sender(5_000);
-        assert!(matches!(limits.admit(&to), Admission::Requeue { .. }));
+        assert!(matches!(limits.admit(&to, Priority::Normal), Admission::Requeue { .. }));
+        assert_eq!(limits.sender_headroom(), 0);
+    }
+
+    fn number(index: usize) -> PhoneNumber {
+        PhoneNumber::parse(&format!("+65912{index:05}")).unwrap()
+    }
+
+    #[test]
+    fn the_tier_counts_distinct_recipients_and_repeats_are_free() {
+        let mut tier = Tier::new(2);
+        assert_eq!(tier.standing(&number(1), 0), TierStanding::Room);
+        tier.open(&number(1), 0);
+        tier.open(&number(1), 10);
+        assert_eq!(tier.len(), 1);
+        assert_eq!(tier.standing(&number(2), 20), TierStanding::Room);
+        tier.open(&number(2), 20);
+        assert_eq!(tier.standing(&number(3), 30), TierStanding::Full);
+        // A recipient with a conversation still open costs nothing, even when full.
+        assert_eq!(tier.standing(&number(1), 40), TierStanding::Open);
+        assert_eq!(tier.len(), 2);
+    }
+
+    #[test]
+    fn the_tier_forgets_conversations_a_day_old() {
+        let mut tier = Tier::new(2);
+        tier.open(&number(1), 0);
+        tier.open(&number(2), 1_000);
+        assert_eq!(tier.standing(&number(3), TIER_WINDOW_MS - 1), TierStanding::Full);
+        // The first conversation ages out: room for one more, and its entry is gone.
+        assert_eq!(tier.standing(&number(3), TIER_WINDOW_MS), TierStanding::Room);
+        assert_eq!((tier.opened.len(), tier.order.len()), (1, 1));
+        tier.open(&number(3), TIER_WINDOW_MS);
+        // The first recipient opens a new conversation, which counts again.
+        assert_eq!(tier.standing(&number(1), TIER_WINDOW_MS + 1), TierStanding::Full);
+        tier.prune(3 * TIER_WINDOW_MS);
+        assert_eq!((tier.opened.len(), tier.order.len()), (0, 0));
+    }
+
+    #[test]
+    fn a_full_tier_defers_bulk_and_lets_critical_go() {
+        let limits = Limits::new(
+            &CloudApiConfig {
+                daily_tier_limit: 2,
+                ..config(0, 0, 0)
+            },
+            10,
+        );
+        assert_eq!(limits.admit(&number(1), Priority::Bulk), Admission::Now);
+        assert_eq!(limits.admit(&number(2), Priority::Bulk), Admission::Now);
+        let before = crate::store::now_ms();
+        match limits.admit(&number(3), Priority::Bulk) {
+            Admission::Requeue { due_at_ms, reason } => {
+                assert_eq!(reason, RequeueReason::DailyTier);
+                assert!(reason.cause().contains("tier"));
+                assert!(due_at_ms >= before + TIER_RETRY_MS, "{due_at_ms} vs {before}");
+            }
+            other => panic!("expected a requeue, got {other:?}"),
+        }
+        // Recipients already in a conversation: free, bulk included.
+        assert_eq!(limits.admit(&number(1), Priority::Bulk), Admission::Now);
+        // Critical goes past a full tier, and counts.
+        assert_eq!(limits.admit(&number(3), Priority::Critical), Admission::Now);
+        assert_eq!(limits.tier_recipients(), 3);
+        assert_eq!(limits.admit(&number(3), Priority::Bulk), Admission::Now);
+    }
+
+    #[test]
+    fn without_a_tier_nothing_is_kept() {
+        let limits = Limits::new(&config(0, 0, 0), 10);
+        for index in 0..100 {
+            assert_eq!(limits.admit(&number(index), Priority::Bulk), Admission::Now);
+        }
+        assert_eq!(limits.tier_recipients(), 0);
+    }
+
+    #[test]
+    fn each_number_of_the_pool_has_its_own_throughput() {
+        // 10/s per number: a burst of one each.
+        let pool = CloudApiConfig {
+            phone_number_ids: vec!["1001".into(), "1002".into()],
+            ..config(10, 0, 0)
+        };
+        let limits = Limits::new(&pool, 0);
+        assert_eq!(limits.sender_headroom(), 2);
+        let first = number(0);
+        let on_first = sender_index(&first, 2);
+        let other = (1..100).map(number).find(|to| sender_index(to, 2) != on_first).unwrap();
+        assert_eq!(limits.admit(&first, Priority::Normal), Admission::Now);
+        assert_eq!(limits.admit(&other, Priority::Normal), Admission::Now);
+        assert!(matches!(
+            limits.admit(&first, Priority::Normal),
+            Admission::Requeue { .. }
+        ));
+        limits.slow_sender(5_000);
         assert_eq!(limits.sender_headroom(), 0);
     }
 }

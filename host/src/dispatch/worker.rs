@@ -44,6 +44,8 @@ struct Outgoing {
     to: PhoneNumber,
     channel: Channel,
     content: Content,
+    /// The class it goes in (after the policies): the daily tier defers only `bulk`.
+    priority: crate::message::Priority,
     attempts: u32,
     /// Not sent by then: `expired`.
     deadline_ms: Option<i64>,
@@ -72,6 +74,9 @@ impl Worker {
     }
 
     async fn process(&self, batch: Vec<Claimed>) {
+        let Some(batch) = self.settle_interrupted(batch).await else {
+            return;
+        };
         // Plugins are guest code and may block (their WASI calls wait synchronously): they run
         // on a blocking thread, never on an async worker.
         let chain = self.policies.chain();
@@ -115,6 +120,63 @@ impl Worker {
             // (at least once), and the upstream wamid check catches what it can.
             Err(error) => tracing::error!(%error, worker = self.index, "recording send results failed"),
         }
+    }
+
+    /// Sends tried before (claimed while `sending` after a crash, or retried after a reset
+    /// that may have come after Meta accepted them) that Meta is known to have accepted (a
+    /// status carrying their id as callback data arrived) are recorded as sent with that
+    /// wamid instead of going out again. Returns the rest, or `None` if the store failed.
+    async fn settle_interrupted(&self, batch: Vec<Claimed>) -> Option<Vec<Claimed>> {
+        let interrupted: Vec<MessageId> = batch
+            .iter()
+            .filter(|claimed| claimed.message.status == Status::Sending || claimed.message.attempts > 0)
+            .map(|claimed| claimed.message.id)
+            .collect();
+        if interrupted.is_empty() {
+            return Some(batch);
+        }
+        let arrived = match self.store.held_wamids(&interrupted).await {
+            Ok(arrived) => arrived,
+            Err(error) => {
+                // The leases run out and the messages are claimed again.
+                tracing::error!(%error, worker = self.index, "looking for statuses of interrupted sends failed");
+                return None;
+            }
+        };
+        if arrived.is_empty() {
+            return Some(batch);
+        }
+        let now = store::now_ms();
+        let (settled, rest): (Vec<Claimed>, Vec<Claimed>) =
+            batch.into_iter().partition(|claimed| arrived.contains_key(&claimed.message.id));
+        let transitions: Vec<Transition> = settled
+            .iter()
+            .filter_map(|claimed| {
+                let wamid = arrived.get(&claimed.message.id)?.clone();
+                Some(Transition {
+                    id: claimed.message.id,
+                    status: Status::Sent,
+                    at_ms: now,
+                    cause: format!(
+                        "already accepted by the Cloud API as {} on an earlier attempt (a status for it arrived): not sent again",
+                        wamid.0
+                    ),
+                    changes: Changes {
+                        wamid: Some(wamid),
+                        ..Changes::default()
+                    },
+                })
+            })
+            .collect();
+        let count = transitions.len();
+        match self.store.record(transitions).await {
+            Ok(()) => {
+                self.backlog.remove(count);
+                tracing::info!(count, worker = self.index, "interrupted sends found delivered; not sent again");
+            }
+            Err(error) => tracing::error!(%error, worker = self.index, "recording interrupted sends failed"),
+        }
+        Some(rest)
     }
 
     /// What the store and the region tracker know of the batch's recipients: one read for the
@@ -177,16 +239,16 @@ impl Worker {
                 results.push(expired(message.id, now));
                 continue;
             }
-            match self.limits.admit(&message.to) {
+            match self.limits.admit(&message.to, message.priority) {
                 Admission::Now => {}
                 Admission::After(wait) => tokio::time::sleep(wait).await,
-                Admission::Requeue { due_at_ms } => {
+                Admission::Requeue { due_at_ms, reason } => {
                     held_back = Some(due_at_ms);
                     results.push(Transition {
                         id: message.id,
                         status: Status::Queued,
                         at_ms: now,
-                        cause: "waiting for the sender's or recipient's rate limit".into(),
+                        cause: reason.cause().into(),
                         changes: Changes {
                             due_at_ms: Some(due_at_ms),
                             ..Changes::default()
@@ -286,7 +348,7 @@ impl Worker {
             Channel::Whatsapp => self
                 .outbound
                 .cloud_api
-                .send(&message.to, &message.content)
+                .send(&message.to, &message.content, &message.id.to_string())
                 .await
                 .map(Sent::Whatsapp)
                 .map_err(Failure::CloudApi),
@@ -482,6 +544,7 @@ fn judge(
             to: ready.to,
             channel: ready.channel,
             content: ready.content,
+            priority: ready.priority,
             attempts: message.attempts,
             deadline_ms,
         });

@@ -163,6 +163,27 @@ impl SqliteStore {
         self.submit(|reply| WriteOp::Contact(writes, reply)).await
     }
 
+    pub async fn held_wamids(&self, ids: &[MessageId]) -> Result<HashMap<MessageId, Wamid>> {
+        const OPERATION: &str = "held statuses by message";
+        let mut found = HashMap::new();
+        for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+            let mut query =
+                QueryBuilder::<Sqlite>::new("SELECT message_ref, wamid FROM orphan_statuses WHERE message_ref IN (");
+            let mut list = query.separated(", ");
+            for id in chunk {
+                list.push_bind(id.to_string());
+            }
+            query.push(")");
+            for row in query.build().fetch_all(&self.readers).await.map_err(database(OPERATION))? {
+                let reference: String = row.try_get("message_ref").map_err(database(OPERATION))?;
+                if let Ok(id) = reference.parse::<MessageId>() {
+                    found.insert(id, Wamid(row.try_get("wamid").map_err(database(OPERATION))?));
+                }
+            }
+        }
+        Ok(found)
+    }
+
     pub async fn contacts(&self, wa_ids: &[&str]) -> Result<Vec<super::Contact>> {
         contacts::read(&self.readers, wa_ids).await
     }
@@ -699,7 +720,7 @@ async fn take_orphans(transaction: &mut Transaction<'_, Sqlite>, wamids: &[Strin
         for wamid in chunk {
             list.push_bind(wamid.as_str());
         }
-        query.push(") RETURNING seq, wamid, status, at, error_code, error_title");
+        query.push(") RETURNING seq, wamid, status, at, error_code, error_title, message_ref");
         let mut rows = query
             .build()
             .fetch_all(&mut **transaction)
@@ -713,6 +734,7 @@ async fn take_orphans(transaction: &mut Transaction<'_, Sqlite>, wamids: &[Strin
                 at_ms: row.try_get("at").map_err(database(OPERATION))?,
                 error_code: row.try_get("error_code").map_err(database(OPERATION))?,
                 error_title: row.try_get("error_title").map_err(database(OPERATION))?,
+                callback_data: row.try_get("message_ref").map_err(database(OPERATION))?,
             });
         }
     }
@@ -796,7 +818,7 @@ async fn apply_status_updates(
     let received_at = super::now_ms();
     for chunk in orphans.chunks(ROWS_PER_STATEMENT) {
         let mut query = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO orphan_statuses (wamid, status, at, error_code, error_title, received_at) ",
+            "INSERT INTO orphan_statuses (wamid, status, at, error_code, error_title, received_at, message_ref) ",
         );
         query.push_values(chunk, |mut row, update| {
             row.push_bind(update.wamid.0.as_str())
@@ -804,7 +826,8 @@ async fn apply_status_updates(
                 .push_bind(update.at_ms)
                 .push_bind(update.error_code)
                 .push_bind(update.error_title.as_deref())
-                .push_bind(received_at);
+                .push_bind(received_at)
+                .push_bind(update.callback_data.as_deref());
         });
         query
             .build()

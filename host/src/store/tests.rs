@@ -158,6 +158,7 @@ async fn statuses_only_move_forward_and_early_ones_are_held() {
         at_ms,
         error_code: None,
         error_title: None,
+        callback_data: None,
     };
     // Delivered arrives before the send is recorded: held, not lost.
     let report = store
@@ -228,6 +229,7 @@ async fn late_failure_after_delivery_is_kept_with_its_code() {
         at_ms: 3_000,
         error_code: Some(131047),
         error_title: Some("Re-engagement message".into()),
+        callback_data: None,
     };
     store.apply_statuses(vec![failed]).await.unwrap();
     let view = store.message(id).await.unwrap().unwrap();
@@ -274,4 +276,24 @@ async fn plugin_state_round_trips_and_expires() {
         .await
         .unwrap();
     assert_eq!(store.load_state("p", 1_000).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_held_status_names_its_message_by_callback_data() {
+    let (store, _directory) = fresh().await;
+    let message = new_message(submission("+6591234567", Priority::High, None, "hi"), 1_000);
+    let id = message.id;
+    store.accept(vec![message]).await.unwrap();
+    let early = StatusUpdate {
+        wamid: Wamid("wamid.EARLY".into()),
+        status: Status::Sent,
+        at_ms: 2_000,
+        error_code: None,
+        error_title: None,
+        callback_data: Some(id.to_string()),
+    };
+    assert_eq!(store.apply_statuses(vec![early]).await.unwrap().held, 1);
+    let held = store.held_wamids(&[id, MessageId::new()]).await.unwrap();
+    assert_eq!(held.len(), 1);
+    assert_eq!(held[&id], Wamid("wamid.EARLY".into()));
 }

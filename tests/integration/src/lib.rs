@@ -199,11 +199,13 @@ impl TestHost {
              [policy]\nplugins_dir = \"{data}\"\ncompiled_cache_dir = \"{cache}\"\n{policy}\n\
              [channel.cloud_api]\nbase_url = \"{simulator}\"\naccess_token = \"test-cloud-token\"\n\
              probe_interval_ms = 100\n{endpoints}{cloud_api}\n\
-             [dispatch]\npoll_interval_ms = 50\nretry_base_ms = 50\n{dispatch}\n",
+             [dispatch]\npoll_interval_ms = 50\n{retry}{dispatch}\n",
             data = data_dir.path().display(),
             cache = target_dir().join("wasp-test-compiled").display(),
             simulator = simulator.base_url(),
             cloud_api = options.cloud_api,
+            // Fast retries unless the test sets its own.
+            retry = if options.dispatch.contains("retry_base_ms") { "" } else { "retry_base_ms = 50\n" },
             dispatch = options.dispatch,
             policy = options.policy,
         );

@@ -387,6 +387,87 @@ async fn rate_limits_pace_what_the_simulator_receives() -> anyhow::Result<()> {
 }
 
 #[tokio::test]
+async fn several_numbers_share_the_load_and_each_recipient_keeps_to_one() -> anyhow::Result<()> {
+    let options = HostOptions {
+        cloud_api: "phone_number_ids = [\"1001\", \"1002\"]\n".into(),
+        ..HostOptions::default()
+    };
+    let host = TestHost::start(options).await?;
+    // 40 recipients, three messages each.
+    let batch: Vec<Value> = (0..3)
+        .flat_map(|round| (0..40).map(move |index| text_message(&format!("+65914{index:05}"), &format!("{round}"))))
+        .collect();
+    let (_, answer) = host.send_batch(&batch).await?;
+    wait_left_queue(&host, &ids(&answer)).await?;
+    let sent = host.simulator.sent();
+    assert_eq!(sent.len(), 120);
+    let mut numbers: HashMap<&str, HashSet<&str>> = HashMap::new();
+    let mut per_number: HashMap<&str, usize> = HashMap::new();
+    for message in &sent {
+        numbers
+            .entry(message.to.as_str())
+            .or_default()
+            .insert(message.phone_number_id.as_str());
+        *per_number.entry(message.phone_number_id.as_str()).or_default() += 1;
+    }
+    assert_eq!(numbers.len(), 40);
+    assert!(
+        numbers.values().all(|used| used.len() == 1),
+        "a recipient moved between numbers: {numbers:?}"
+    );
+    let mut used: Vec<&str> = per_number.keys().copied().collect();
+    used.sort_unstable();
+    assert_eq!(used, ["1001", "1002"], "{per_number:?}");
+    assert!(per_number.values().all(|count| *count >= 15), "{per_number:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_full_daily_tier_defers_bulk_and_lets_critical_go() -> anyhow::Result<()> {
+    let options = HostOptions {
+        cloud_api: "daily_tier_limit = 2\n".into(),
+        ..HostOptions::default()
+    };
+    let host = TestHost::start(options).await?;
+    let (_, answer) = host
+        .send_batch(&[
+            message("+6591500001", "bulk", "first"),
+            message("+6591500002", "bulk", "second"),
+        ])
+        .await?;
+    wait_left_queue(&host, &ids(&answer)).await?;
+    // The tier is full: a new recipient's bulk waits, a known recipient's bulk goes, and
+    // critical goes to a new recipient anyway.
+    let (_, answer) = host
+        .send_batch(&[
+            message("+6591500003", "bulk", "deferred"),
+            message("+6591500001", "bulk", "again"),
+            message("+6591500004", "critical", "urgent"),
+        ])
+        .await?;
+    let later = ids(&answer);
+    wait_left_queue(&host, &later[1..]).await?;
+    eventually("the bulk message requeued for the tier", WAIT, || {
+        let host = &host;
+        let id = later[0].clone();
+        async move {
+            let message = host.message(&id).await?;
+            Ok(causes(&message)
+                .iter()
+                .any(|cause| cause.contains("daily business-initiated tier")))
+        }
+    })
+    .await?;
+    let texts: Vec<String> = host.simulator.sent().iter().map(body_text).collect();
+    assert!(texts.contains(&"again".to_owned()), "{texts:?}");
+    assert!(texts.contains(&"urgent".to_owned()), "{texts:?}");
+    assert!(!texts.contains(&"deferred".to_owned()), "{texts:?}");
+    let message = host.message(&later[0]).await?;
+    assert_eq!(message["status"], "queued", "{message:#}");
+    Ok(())
+}
+
+#[tokio::test]
 async fn a_throughput_storm_slows_the_sender_and_loses_nothing() -> anyhow::Result<()> {
     let host = TestHost::start(HostOptions::default()).await?;
     host.simulator.set_config(|config| {

@@ -132,3 +132,35 @@ async fn every_real_meta_webhook_body_is_accepted() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn a_send_that_arrived_before_its_answer_was_lost_is_not_sent_again() -> anyhow::Result<()> {
+    // Every send is accepted by the simulator, then the connection is reset before the answer:
+    // wasp cannot know it arrived, but the status Meta sends for it carries the message id.
+    let host = TestHost::start(HostOptions {
+        simulator: SimulatorConfig {
+            reset_rate: 1.0,
+            reset_after_accept: true,
+            sent_after_ms: 0,
+            delivered_after_ms: 20,
+            read_after_ms: 20,
+            read_ratio: 1.0,
+            webhook_flush_ms: 5,
+            ..SimulatorConfig::default()
+        },
+        dispatch: "retry_base_ms = 1000".into(),
+        ..HostOptions::default()
+    })
+    .await?;
+    let (_, answer) = host.send(&text_message("+6591234567", "one copy only")).await?;
+    let message = host.wait_for(answer["id"].as_str().unwrap(), "read", WAIT).await?;
+    assert_eq!(host.simulator.sent().len(), 1, "sent upstream once: {message:#}");
+    let causes: Vec<&str> = message["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["cause"].as_str().unwrap())
+        .collect();
+    assert!(causes.iter().any(|cause| cause.contains("not sent again")), "{message:#}");
+    Ok(())
+}

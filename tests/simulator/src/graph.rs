@@ -144,6 +144,10 @@ async fn answer(
     };
 
     let recipient: String = to.chars().filter(char::is_ascii_digit).collect();
+    let callback_data = value
+        .get("biz_opaque_callback_data")
+        .and_then(Value::as_str)
+        .map(Box::<str>::from);
     if let Some(code) = config.fault_for(&recipient) {
         return Err(GraphError::fault(code));
     }
@@ -166,6 +170,7 @@ async fn answer(
         shared.counters.backlog_add(1);
         let accepted = Accepted {
             message: Arc::new(Tracked {
+                callback_data,
                 wamid: wamid.as_str().into(),
                 phone_number_id: phone_number_id.as_str().into(),
                 recipient: recipient.into_boxed_str(),

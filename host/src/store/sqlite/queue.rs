@@ -31,13 +31,20 @@ fn floors(limit: usize) -> [usize; 4] {
     [0, floor, floor, floor]
 }
 
+/// An interrupted send (found `sending`, unleased) waits this long after its attempt before it
+/// goes again, so a status proving it arrived (matched by `biz_opaque_callback_data`) can come
+/// first and spare the recipient a duplicate.
+pub const RESEND_GRACE_MS: i64 = 2_000;
+
 const CANDIDATES: &str = "SELECT m.id FROM messages AS m \
     WHERE m.status IN ('accepted', 'queued', 'deferred', 'sending') \
       AND m.priority_rank = ?1 AND m.due_at <= ?2 AND (m.lease_until IS NULL OR m.lease_until < ?2) \
+      AND (m.status <> 'sending' OR m.updated_at <= ?5) \
       AND NOT EXISTS (SELECT 1 FROM messages AS e \
           WHERE e.recipient = m.recipient AND e.priority_rank = m.priority_rank AND e.id < m.id \
             AND e.status IN ('accepted', 'queued', 'deferred', 'sending') AND e.status <> 'deferred' \
-            AND (e.due_at > ?2 OR e.lease_until >= ?2 OR e.due_at > m.due_at)) \
+            AND (e.due_at > ?2 OR e.lease_until >= ?2 OR e.due_at > m.due_at \
+                 OR (e.status = 'sending' AND e.updated_at > ?5))) \
     ORDER BY m.due_at, m.id LIMIT ?3 OFFSET ?4";
 
 async fn candidates(
@@ -55,6 +62,7 @@ async fn candidates(
         .bind(now_ms)
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .bind(i64::try_from(offset).unwrap_or(i64::MAX))
+        .bind(now_ms - RESEND_GRACE_MS)
         .fetch_all(&mut **transaction)
         .await
         .map_err(database("claim due messages"))?;

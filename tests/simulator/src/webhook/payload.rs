@@ -171,6 +171,8 @@ struct StatusJson<'a> {
     timestamp: u64,
     recipient_id: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
+    biz_opaque_callback_data: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pricing: Option<&'static Pricing>,
     #[serde(skip_serializing_if = "Option::is_none")]
     errors: Option<[&'static StatusError; 1]>,
@@ -292,6 +294,7 @@ fn status_json(update: &StatusUpdate) -> StatusJson<'_> {
         status: update.status.as_str(),
         timestamp: update.timestamp,
         recipient_id: &update.message.recipient,
+        biz_opaque_callback_data: update.message.callback_data.as_deref(),
         pricing: (!failed).then_some(&PRICING),
         errors: if failed {
             update.message.failure.map(|error| [error])

@@ -41,6 +41,8 @@ pub(crate) struct Tracked {
     pub recipient: Box<str>,
     /// When set, the message gets `sent` then `failed` with this error.
     pub failure: Option<&'static StatusError>,
+    /// The sender's `biz_opaque_callback_data`, echoed on every status as Meta does.
+    pub callback_data: Option<Box<str>>,
 }
 
 /// A message the Graph API just accepted.
@@ -362,6 +364,7 @@ mod tests {
 
     fn tracked(wamid: &str, failure: Option<&'static StatusError>) -> Arc<Tracked> {
         Arc::new(Tracked {
+            callback_data: None,
             wamid: wamid.into(),
             phone_number_id: "106540352242922".into(),
             recipient: "16505551234".into(),

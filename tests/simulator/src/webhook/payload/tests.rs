@@ -31,6 +31,7 @@ fn update(
 ) -> StatusUpdate {
     StatusUpdate {
         message: Arc::new(Tracked {
+            callback_data: None,
             wamid: wamid.into(),
             phone_number_id: phone_number_id.into(),
             recipient: "16505551234".into(),
