@@ -1,9 +1,12 @@
 //! The dispatcher: claims due messages from the store, routes each to the worker that owns
 //! its shard, and runs it through the policies and out through the channel.
 //!
-//! One claimer takes batches (highest class first) under a lease; worker `w` owns the shards
-//! with `shard % workers == w`, so one recipient's messages always meet one worker, which
-//! handles its batches one after another and a recipient's messages in order within a batch.
+//! One claimer takes batches (highest class first) under a lease and owns the routing table
+//! ([`routing`]): shard `s` starts on worker `s % workers` and moves to a less busy worker
+//! only when none of its messages is in flight, so one shard's in-flight messages (and with
+//! them a recipient's) always meet one worker, which handles its batches one after another
+//! and a recipient's messages in order within a batch. A claimed message reports back to the
+//! claimer when its worker is done with it (recorded, or let go for its lease to run out).
 //! Every state change is written in batches through the store's group commit.
 //!
 //! The dispatcher also keeps the backlog count the API's backpressure reads (initialised
@@ -14,6 +17,7 @@
 //! May call the store, the policy runtime and the channels.
 
 pub mod limits;
+mod routing;
 mod worker;
 
 use std::{
@@ -35,9 +39,30 @@ use crate::{
 };
 
 /// A claimed message and its place in the in-flight budget.
+///
+/// Fields drop in order: the claimer hears the message is finished before its permit is back.
 pub struct Claimed {
     pub message: PendingMessage,
+    _finished: Finished,
     _permit: OwnedSemaphorePermit,
+}
+
+/// What a claimed message reports to the claimer when its worker lets go of it: its shard and
+/// the worker it was routed to.
+type FinishedReport = (u16, usize);
+
+/// Tells the claimer, when dropped, that one message of `shard` has left `worker`.
+struct Finished {
+    shard: u16,
+    worker: usize,
+    report: mpsc::UnboundedSender<FinishedReport>,
+}
+
+impl Drop for Finished {
+    fn drop(&mut self) {
+        // The claimer has stopped: nothing is routed any more, so nothing needs telling.
+        let _ = self.report.send((self.shard, self.worker));
+    }
 }
 
 /// How often the in-memory backlog is set again from the store, so messages accepted by
@@ -203,6 +228,8 @@ async fn claim_loop(
     stopping: Arc<AtomicBool>,
 ) {
     let poll = Duration::from_millis(config.poll_interval_ms);
+    let mut routing = routing::Routing::new(config.shards, workers.len());
+    let (report, mut finished) = mpsc::unbounded_channel::<FinishedReport>();
     loop {
         if stopping.load(Ordering::SeqCst) {
             return;
@@ -239,15 +266,35 @@ async fn claim_loop(
             }
             continue;
         }
+        while let Ok((shard, worker)) = finished.try_recv() {
+            routing.finished(shard, worker);
+        }
+        if let Some(moved) = routing.rebalance() {
+            tracing::debug!(
+                shard = moved.shard,
+                from = moved.from,
+                to = moved.to,
+                from_in_flight = moved.from_in_flight,
+                to_in_flight = moved.to_in_flight,
+                moves = routing.moves(),
+                "shard moved to a less busy worker"
+            );
+        }
         for message in claimed {
             let Ok(permit) = in_flight.clone().try_acquire_owned() else {
                 tracing::warn!("no in-flight slot (draining); message waits for its lease to end");
                 continue;
             };
-            let worker = usize::from(message.shard) % workers.len();
+            let shard = message.shard;
+            let worker = routing.claimed(shard);
             if workers[worker]
                 .send(Claimed {
                     message,
+                    _finished: Finished {
+                        shard,
+                        worker,
+                        report: report.clone(),
+                    },
                     _permit: permit,
                 })
                 .is_err()

@@ -147,8 +147,9 @@ impl Worker {
             return Some(batch);
         }
         let now = store::now_ms();
-        let (settled, rest): (Vec<Claimed>, Vec<Claimed>) =
-            batch.into_iter().partition(|claimed| arrived.contains_key(&claimed.message.id));
+        let (settled, rest): (Vec<Claimed>, Vec<Claimed>) = batch
+            .into_iter()
+            .partition(|claimed| arrived.contains_key(&claimed.message.id));
         let transitions: Vec<Transition> = settled
             .iter()
             .filter_map(|claimed| {
@@ -172,7 +173,11 @@ impl Worker {
         match self.store.record(transitions).await {
             Ok(()) => {
                 self.backlog.remove(count);
-                tracing::info!(count, worker = self.index, "interrupted sends found delivered; not sent again");
+                tracing::info!(
+                    count,
+                    worker = self.index,
+                    "interrupted sends found delivered; not sent again"
+                );
             }
             Err(error) => tracing::error!(%error, worker = self.index, "recording interrupted sends failed"),
         }

@@ -174,7 +174,12 @@ impl SqliteStore {
                 list.push_bind(id.to_string());
             }
             query.push(")");
-            for row in query.build().fetch_all(&self.readers).await.map_err(database(OPERATION))? {
+            for row in query
+                .build()
+                .fetch_all(&self.readers)
+                .await
+                .map_err(database(OPERATION))?
+            {
                 let reference: String = row.try_get("message_ref").map_err(database(OPERATION))?;
                 if let Ok(id) = reference.parse::<MessageId>() {
                     found.insert(id, Wamid(row.try_get("wamid").map_err(database(OPERATION))?));

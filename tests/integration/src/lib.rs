@@ -205,7 +205,11 @@ impl TestHost {
             simulator = simulator.base_url(),
             cloud_api = options.cloud_api,
             // Fast retries unless the test sets its own.
-            retry = if options.dispatch.contains("retry_base_ms") { "" } else { "retry_base_ms = 50\n" },
+            retry = if options.dispatch.contains("retry_base_ms") {
+                ""
+            } else {
+                "retry_base_ms = 50\n"
+            },
             dispatch = options.dispatch,
             policy = options.policy,
         );

@@ -161,6 +161,9 @@ async fn a_send_that_arrived_before_its_answer_was_lost_is_not_sent_again() -> a
         .iter()
         .map(|entry| entry["cause"].as_str().unwrap())
         .collect();
-    assert!(causes.iter().any(|cause| cause.contains("not sent again")), "{message:#}");
+    assert!(
+        causes.iter().any(|cause| cause.contains("not sent again")),
+        "{message:#}"
+    );
     Ok(())
 }
