@@ -256,44 +256,8 @@ fn native_messages() -> [(&'static str, wasp_sdk::Message); 2] {
 
 /// The facts a dispatcher would give: Singapore, nothing sent yet, a healthy region.
 fn context() -> wit::Context {
-    let nothing = wit::CategoryCounts {
-        authentication: 0,
-        utility: 0,
-        marketing: 0,
-        service: 0,
-    };
-    wit::Context {
-        now_ms: NOW_MS,
-        recipient: wit::RecipientFacts {
-            country_code: 65,
-            time_zone: "Asia/Singapore".to_owned(),
-            utc_offset_minutes: 480,
-            first_seen_ms: None,
-            last_inbound_ms: None,
-            interactions: 0,
-            service_window_open: false,
-            sent24h: nothing,
-            sent7d: nothing,
-            opted_out: false,
-            device_hints: Vec::new(),
-            attributes: Vec::new(),
-        },
-        sender: wit::SenderFacts {
-            phone_number_id: "106540352242922".to_owned(),
-            tier_limit: None,
-            quality: wit::Quality::Green,
-            sent24h: 0,
-        },
-        region: wit::RegionHealth {
-            country_code: 65,
-            error_rate: 0.0,
-            p50_latency_ms: 0,
-            degraded: false,
-        },
-        shard: 17,
-        shard_backlog: 0,
-        degraded_mode: false,
-    }
+    let to = PhoneNumber::parse("+6591234567").ok();
+    crate::facts::context(to.as_ref(), None, None, "106540352242922", 0, NOW_MS)
 }
 
 /// The native rule as the plugin applies it: decide, then build the verdict.

@@ -413,17 +413,23 @@ impl Drop for TestHost {
     }
 }
 
-/// The statuses of a message's history, in order, from `GET /v1/messages/{id}`.
-pub fn history_statuses(message: &Value) -> Vec<String> {
+/// One field (`status`, `cause`) of each history row of a message, in order, from
+/// `GET /v1/messages/{id}`.
+pub fn history_field(message: &Value, field: &str) -> Vec<String> {
     message["history"]
         .as_array()
         .map(|history| {
             history
                 .iter()
-                .filter_map(|entry| entry["status"].as_str().map(str::to_owned))
+                .filter_map(|entry| entry[field].as_str().map(str::to_owned))
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// The statuses of a message's history, in order.
+pub fn history_statuses(message: &Value) -> Vec<String> {
+    history_field(message, "status")
 }
 
 /// A message body with `buttons` reply buttons.

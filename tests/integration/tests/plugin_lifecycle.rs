@@ -345,12 +345,7 @@ async fn swapping_versions_under_load_drops_nothing_and_judges_nothing_twice() -
     for id in &ids {
         let message = wait_final(&host, id).await?;
         // Judged once (one admission) and sent once; a rate-limit wait may add a queued row.
-        let causes: Vec<&str> = message["history"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|entry| entry["cause"].as_str().unwrap())
-            .collect();
+        let causes = wasp_integration::history_field(&message, "cause");
         assert_eq!(
             causes.iter().filter(|cause| cause.starts_with("admitted")).count(),
             1,

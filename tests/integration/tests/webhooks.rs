@@ -155,12 +155,7 @@ async fn a_send_that_arrived_before_its_answer_was_lost_is_not_sent_again() -> a
     let (_, answer) = host.send(&text_message("+6591234567", "one copy only")).await?;
     let message = host.wait_for(answer["id"].as_str().unwrap(), "read", WAIT).await?;
     assert_eq!(host.simulator.sent().len(), 1, "sent upstream once: {message:#}");
-    let causes: Vec<&str> = message["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|entry| entry["cause"].as_str().unwrap())
-        .collect();
+    let causes = wasp_integration::history_field(&message, "cause");
     assert!(
         causes.iter().any(|cause| cause.contains("not sent again")),
         "{message:#}"
