@@ -7,6 +7,7 @@ pub mod error;
 pub mod messages;
 pub mod plugins;
 pub mod regions;
+pub mod senders;
 pub mod webhook;
 
 use std::sync::Arc;
@@ -17,7 +18,7 @@ use axum::{
     http::{StatusCode, header},
     middleware::{self, Next},
     response::{IntoResponse, Response},
-    routing::{get, post},
+    routing::{get, post, put},
 };
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -36,6 +37,7 @@ pub struct ApiState {
     pub policies: Arc<PolicyRuntime>,
     pub events: Arc<crate::events::Events>,
     pub regions: Arc<crate::regions::RegionHealth>,
+    pub senders: Arc<crate::senders::Senders>,
     pub shards: u16,
     /// sha256 of the admin token; compared in constant time.
     pub admin_token_digest: Option<[u8; 32]>,
@@ -62,6 +64,8 @@ pub fn router_with_limits(state: ApiState, max_body_bytes: usize, max_batch_body
         )
         .route("/v1/contacts/{wa_id}", get(contacts::get).put(contacts::put))
         .route("/v1/regions", get(regions::list))
+        .route("/v1/senders", get(senders::list))
+        .route("/v1/senders/{phone_number}", put(senders::put))
         .route("/v1/plugins", get(plugins::list))
         .route(
             "/v1/plugins/{name}",

@@ -39,10 +39,15 @@ pub async fn start(config: Config, shutdown: impl Future<Output = ()> + Send + '
     channel.spawn_prober();
     let sms = SmsChannel::new(&config.channel.sms)?.map(Arc::new);
     let regions = Arc::new(crate::regions::RegionHealth::new(config.regions.clone()));
+    let senders = Arc::new(crate::senders::Senders::new(
+        store.clone(),
+        config.channel.cloud_api.daily_tier_limit,
+    ));
     let outbound = Outbound {
         cloud_api: channel.clone(),
         sms,
         regions: regions.clone(),
+        senders: senders.clone(),
     };
     let dispatch = Dispatcher::start(
         config.dispatch.clone(),
@@ -61,12 +66,14 @@ pub async fn start(config: Config, shutdown: impl Future<Output = ()> + Send + '
         policies.clone(),
         dispatch.clone(),
         regions.clone(),
+        senders.clone(),
         config.channel.cloud_api.phone_number_id.clone(),
         config.dispatch.shards,
         std::time::Duration::from_millis(config.dispatch.poll_interval_ms),
     );
     let state = ApiState {
         regions,
+        senders,
         store,
         dispatch,
         policies,

@@ -15,6 +15,10 @@ use crate::{
     config::{Config, PluginEntry},
 };
 
+/// The simulator accepts any account; these name the demo's in the SMS log.
+const DEMO_SMS_ACCOUNT_SID: &str = "ACdemo00000000000000000000000000";
+const DEMO_SMS_FROM: &str = "+15550100100";
+
 pub struct DemoOptions {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
@@ -26,26 +30,38 @@ fn secret(environment_name: &str) -> String {
         .unwrap_or_else(|_| rand::rng().sample_iter(Alphanumeric).take(32).map(char::from).collect())
 }
 
-/// The plugin chain the demo runs: every policy we ship that is built.
+/// The policies we ship, in chain order: the class is set first, cold-start and send windows
+/// decide whether and when, button-limit shapes the content, fallback adapts it last.
+pub const SHIPPED_POLICIES: &[(&str, &str)] = &[
+    ("priority", "priority.wasm"),
+    ("cold-start", "cold_start.wasm"),
+    ("send-window", "send_window.wasm"),
+    ("button-limit", "button_limit.wasm"),
+    ("fallback", "fallback.wasm"),
+];
+
+/// The plugin chain the demo runs: every policy we ship, each with its default config.
 fn demo_chain(plugins_dir: &Path) -> anyhow::Result<Vec<PluginEntry>> {
-    let shipped = [("button-limit", "button_limit.wasm")];
-    let mut chain = Vec::new();
-    for (name, file) in shipped {
-        if plugins_dir.join(file).exists() {
-            chain.push(PluginEntry {
-                name: name.into(),
-                file: Some(file.into()),
-                failure: crate::config::FailurePolicy::Closed,
-                config: None,
-            });
-        }
-    }
+    let missing: Vec<&str> = SHIPPED_POLICIES
+        .iter()
+        .filter(|(_, file)| !plugins_dir.join(file).exists())
+        .map(|(name, _)| *name)
+        .collect();
     anyhow::ensure!(
-        !chain.is_empty(),
-        "no plugins found in {}: build them first with `scripts/build-plugins`",
+        missing.is_empty(),
+        "plugins {} not found in {}: build them first with `scripts/build-plugins`",
+        missing.join(", "),
         plugins_dir.display()
     );
-    Ok(chain)
+    Ok(SHIPPED_POLICIES
+        .iter()
+        .map(|(name, file)| PluginEntry {
+            name: (*name).into(),
+            file: Some((*file).into()),
+            failure: crate::config::FailurePolicy::Closed,
+            config: None,
+        })
+        .collect())
 }
 
 pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
@@ -86,6 +102,11 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
     config.policy.plugins = demo_chain(&options.plugins_dir)?;
     config.channel.cloud_api.base_url = simulator.base_url();
     config.channel.cloud_api.access_token = Some(cloud_api_token);
+    // The SMS fallback goes to the simulator's Twilio-compatible API.
+    config.channel.sms.base_url = simulator.base_url();
+    config.channel.sms.account_sid = DEMO_SMS_ACCOUNT_SID.into();
+    config.channel.sms.auth_token = Some(secret("WASP_SMS_AUTH_TOKEN"));
+    config.channel.sms.from = DEMO_SMS_FROM.into();
     tracing::info!(config = %config.masked(), "demo config");
 
     let host = app::start(config, app::shutdown_signal()).await?;
@@ -96,21 +117,64 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
     served
 }
 
+/// Numbers the banner's example may go to, one per region of the world.
+const EXAMPLE_RECIPIENTS: &[&str] = &["+6591234567", "+4915112345678", "+12125550100", "+5511912345678"];
+
+/// A recipient for whom it is daytime (07:00 to 21:00 local) now, so the example is not held
+/// by the send-window policy (utility goes 07:00 to 22:00 in the recipient's time).
+fn daytime_recipient(now_ms: i64) -> &'static str {
+    EXAMPLE_RECIPIENTS
+        .iter()
+        .copied()
+        .find(|recipient| {
+            crate::message::PhoneNumber::parse(recipient).is_ok_and(|number| {
+                let offset = crate::facts::utc_offset_minutes(crate::facts::zone_for(&number), now_ms);
+                let local_minutes = (now_ms / 60_000 + i64::from(offset)).rem_euclid(24 * 60);
+                (7 * 60..21 * 60).contains(&local_minutes)
+            })
+        })
+        .unwrap_or(EXAMPLE_RECIPIENTS[0])
+}
+
 fn print_banner(url: &str, token: &str, simulator_url: &str, data_dir: &Path) {
-    let body = r#"{"to":"+6591234567","category":"utility","idempotency_key":"demo-1","content":{"type":"interactive","interactive":{"type":"button","body":{"text":"How was your delivery?"},"action":{"buttons":[{"type":"reply","reply":{"id":"great","title":"Great"}},{"type":"reply","reply":{"id":"good","title":"Good"}},{"type":"reply","reply":{"id":"okay","title":"Okay"}},{"type":"reply","reply":{"id":"late","title":"Late"}},{"type":"reply","reply":{"id":"damaged","title":"Damaged"}}]}}}}"#;
+    let to = daytime_recipient(crate::store::now_ms());
+    let body = format!(
+        r#"{{"to":"{to}","category":"utility","content":{{"type":"interactive","interactive":{{"type":"button","body":{{"text":"How was your delivery?"}},"action":{{"buttons":[{{"type":"reply","reply":{{"id":"great","title":"Great"}}}},{{"type":"reply","reply":{{"id":"good","title":"Good"}}}},{{"type":"reply","reply":{{"id":"okay","title":"Okay"}}}},{{"type":"reply","reply":{{"id":"late","title":"Late"}}}},{{"type":"reply","reply":{{"id":"damaged","title":"Damaged"}}}}]}}}}}}}}"#
+    );
+    let policies: Vec<&str> = SHIPPED_POLICIES.iter().map(|(name, _)| *name).collect();
     println!(
         "\nwasp demo is running\n\
          \n  API            {url}\
          \n  admin token    {token}\
-         \n  simulator      {simulator_url} (the Cloud API stand-in; see {simulator_url}/_sim/sent)\
+         \n  simulator      {simulator_url} (the Cloud API and SMS stand-in; see {simulator_url}/_sim/sent and /_sim/sms)\
          \n  data           {data}\
+         \n  policies       {policies} (GET {url}/v1/plugins)\
          \n\nSend a message with 5 reply buttons (the button-limit plugin turns it into a list):\n\
          \n  curl -s -X POST {url}/v1/messages \\\
          \n    -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' \\\
          \n    -d '{body}'\n\
-         \nThen watch it go sent → delivered → read (paste the id it answered):\n\
+         \nThen watch it go sent → delivered → read, with each policy's say in its history (paste the id it answered):\n\
          \n  curl -s {url}/v1/messages/<id> -H 'Authorization: Bearer {token}'\n\
+         \nThe facts the policies decide on: {url}/v1/contacts/{wa_id}, {url}/v1/senders, {url}/v1/regions.\
+         \nTurn a policy off (or back on with true):\n\
+         \n  curl -s -X PUT {url}/v1/plugins/send-window -H 'Authorization: Bearer {token}' \\\
+         \n    -H 'Content-Type: application/json' -d '{{\"enabled\": false}}'\n\
          \nCtrl-C stops the demo.\n",
         data = data_dir.display(),
+        policies = policies.join(", "),
+        wa_id = to.trim_start_matches('+'),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_goes_to_someone_awake() {
+        // 2026-01-15 03:00 UTC: 11:00 in Singapore.
+        assert_eq!(daytime_recipient(1_768_446_000_000), "+6591234567");
+        // 2026-01-15 18:00 UTC: 02:00 in Singapore, 19:00 in Berlin.
+        assert_eq!(daytime_recipient(1_768_500_000_000), "+4915112345678");
+    }
 }

@@ -21,6 +21,7 @@ mod routing;
 mod worker;
 
 use std::{
+    collections::HashMap,
     sync::{
         Arc,
         atomic::{AtomicBool, AtomicI64, Ordering},
@@ -69,27 +70,49 @@ impl Drop for Finished {
 /// other paths (plugin follow-ups) and any drift are counted.
 const BACKLOG_RESYNC: Duration = Duration::from_secs(10);
 
-/// Messages waiting to be sent: accepted, queued, deferred or sending.
+/// Messages waiting to be sent: accepted, queued, deferred or sending. The total moves with
+/// every accept and send; the per-shard counts are a snapshot taken at each resync.
 #[derive(Clone, Default)]
-pub struct Backlog(Arc<AtomicI64>);
+pub struct Backlog {
+    total: Arc<AtomicI64>,
+    by_shard: Arc<std::sync::RwLock<HashMap<u16, u32>>>,
+}
 
 impl Backlog {
-    fn set(&self, count: u64) {
-        self.0
-            .store(i64::try_from(count).unwrap_or(i64::MAX), Ordering::Relaxed);
+    fn set(&self, by_shard: Vec<(u16, u64)>) {
+        let total: u64 = by_shard.iter().map(|(_, count)| count).sum();
+        self.total
+            .store(i64::try_from(total).unwrap_or(i64::MAX), Ordering::Relaxed);
+        let snapshot = by_shard
+            .into_iter()
+            .map(|(shard, count)| (shard, u32::try_from(count).unwrap_or(u32::MAX)))
+            .collect();
+        match self.by_shard.write() {
+            Ok(mut guard) => *guard = snapshot,
+            Err(poisoned) => *poisoned.into_inner() = snapshot,
+        }
     }
 
     pub fn get(&self) -> u64 {
-        u64::try_from(self.0.load(Ordering::Relaxed)).unwrap_or_default()
+        u64::try_from(self.total.load(Ordering::Relaxed)).unwrap_or_default()
+    }
+
+    /// The shard's backlog at the last resync (at most [`BACKLOG_RESYNC`] old).
+    pub fn shard(&self, shard: u16) -> u32 {
+        let read = |map: &HashMap<u16, u32>| map.get(&shard).copied().unwrap_or(0);
+        match self.by_shard.read() {
+            Ok(guard) => read(&guard),
+            Err(poisoned) => read(&poisoned.into_inner()),
+        }
     }
 
     pub fn add(&self, count: usize) {
-        self.0
+        self.total
             .fetch_add(i64::try_from(count).unwrap_or(i64::MAX), Ordering::Relaxed);
     }
 
     pub fn remove(&self, count: usize) {
-        self.0
+        self.total
             .fetch_sub(i64::try_from(count).unwrap_or(i64::MAX), Ordering::Relaxed);
     }
 }
@@ -101,6 +124,8 @@ pub struct Outbound {
     /// None: no SMS provider is configured.
     pub sms: Option<Arc<SmsChannel>>,
     pub regions: Arc<RegionHealth>,
+    /// The sender's tier, quality and daily volume, for the policies' context.
+    pub senders: Arc<crate::senders::Senders>,
 }
 
 /// Wakes the claimer when new work is accepted; says when the backlog is full; drains.
@@ -127,6 +152,11 @@ impl DispatchHandle {
 
     pub fn backlog(&self) -> u64 {
         self.backlog.get()
+    }
+
+    /// The shard's backlog at the last count (seconds old at most).
+    pub fn shard_backlog(&self, shard: u16) -> u32 {
+        self.backlog.shard(shard)
     }
 
     /// When the backlog has reached its bound: how long a client should wait, in ms.
@@ -167,7 +197,7 @@ impl Dispatcher {
             tracing::info!(released, "messages claimed before the last stop are pending again");
         }
         let backlog = Backlog::default();
-        backlog.add(usize::try_from(store.count_pending().await?).unwrap_or(usize::MAX));
+        backlog.set(store.pending_by_shard().await?);
         let limits = Arc::new(limits::Limits::new(cloud_api, config.rate_limit_hold_ms));
         let stopping = Arc::new(AtomicBool::new(false));
         let wake = Arc::new(Notify::new());
@@ -204,8 +234,8 @@ impl Dispatcher {
             ticker.tick().await;
             loop {
                 ticker.tick().await;
-                match resync_store.count_pending().await {
-                    Ok(count) => resync_backlog.set(count),
+                match resync_store.pending_by_shard().await {
+                    Ok(by_shard) => resync_backlog.set(by_shard),
                     Err(error) => tracing::warn!(%error, "counting the backlog failed"),
                 }
             }

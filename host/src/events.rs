@@ -18,8 +18,19 @@ use crate::{
     message::{Channel, MessageId, PhoneNumber, Status, Submission},
     policy::{Envelope, PolicyRuntime, bindings::content_from_wit, wit},
     regions::RegionHealth,
-    store::{self, AppliedStatus, NewMessage, PluginWrite, Store, Timer},
+    senders::Senders,
+    store::{self, AppliedStatus, FallBackOutcome, NewMessage, PluginWrite, Store, Timer},
 };
+
+/// The message a follow-up falls back from, if it carries a fallback tag naming a message id.
+fn fallback_original(message: &NewMessage) -> Option<MessageId> {
+    message
+        .submission
+        .tags
+        .iter()
+        .find_map(|tag| wasp_sdk::fallback_of(tag))
+        .and_then(|id| id.parse::<MessageId>().ok())
+}
 
 /// Timers fired in one pass.
 const TIMER_BATCH: usize = 256;
@@ -31,6 +42,7 @@ pub struct Events {
     sender: String,
     shards: u16,
     regions: Arc<RegionHealth>,
+    senders: Arc<Senders>,
     timers_changed: Notify,
     poll: Duration,
 }
@@ -48,6 +60,7 @@ impl Events {
         policies: Arc<PolicyRuntime>,
         dispatch: DispatchHandle,
         regions: Arc<RegionHealth>,
+        senders: Arc<Senders>,
         sender: String,
         shards: u16,
         poll: Duration,
@@ -57,6 +70,7 @@ impl Events {
             policies,
             dispatch,
             regions,
+            senders,
             sender,
             shards,
             timers_changed: Notify::new(),
@@ -122,18 +136,18 @@ impl Events {
                         .and_then(|mut found| found.pop()),
                     None => None,
                 };
-                let region = to
-                    .as_ref()
-                    .and_then(PhoneNumber::country_code)
-                    .map(|code| events.regions.state(code, now));
-                let context = facts::context(
-                    to.as_ref(),
-                    contact.as_ref(),
-                    region.as_ref(),
-                    &events.sender,
-                    shard,
-                    now,
-                );
+                let sends = match &to {
+                    Some(number) => events
+                        .store
+                        .send_counts(&[number.digits()], now)
+                        .await
+                        .ok()
+                        .and_then(|mut found| found.remove(number.digits())),
+                    None => None,
+                };
+                let context = events
+                    .context(to.as_ref(), contact.as_ref(), sends.as_ref(), shard, now)
+                    .await;
                 let identity = format!("inbound:{}", message.wamid);
                 events.run(wit::Event::Inbound(message), context, None, identity).await;
             }
@@ -152,6 +166,7 @@ impl Events {
         let recipients: Vec<&str> = messages.values().map(|message| message.to.digits()).collect();
         let contacts = self.store.contacts_by_wa_id(&recipients).await?;
         let now = store::now_ms();
+        let sends = self.store.send_counts(&recipients, now).await?;
         for AppliedStatus { id, update, .. } in applied {
             let Some(message) = messages.get(&id) else { continue };
             let status = match update.status {
@@ -169,16 +184,15 @@ impl Events {
                 error_code: update.error_code.and_then(|code| i32::try_from(code).ok()),
                 error_title: update.error_title.clone(),
             });
-            let contact = contacts.get(message.to.digits());
-            let region = self.regions.state(message.to.country_code().unwrap_or(0), now);
-            let context = facts::context(
-                Some(&message.to),
-                contact,
-                Some(&region),
-                &self.sender,
-                message.shard,
-                now,
-            );
+            let context = self
+                .context(
+                    Some(&message.to),
+                    contacts.get(message.to.digits()),
+                    sends.get(message.to.digits()),
+                    message.shard,
+                    now,
+                )
+                .await;
             self.run(event, context, None, format!("status:{id}:{}", update.status))
                 .await;
         }
@@ -208,7 +222,7 @@ impl Events {
                 continue;
             }
             for timer in &due {
-                let context = facts::context(None, None, None, &self.sender, 0, now);
+                let context = self.context(None, None, None, 0, now).await;
                 let event = wit::Event::Timer(wit::TimerEvent {
                     key: timer.key.clone(),
                     payload: timer.payload.clone(),
@@ -221,6 +235,37 @@ impl Events {
                 tracing::error!(%error, "removing fired timers failed; they fire again");
             }
         }
+    }
+
+    /// The context of an event about `to`: the same facts a message to them is judged on.
+    async fn context(
+        &self,
+        to: Option<&PhoneNumber>,
+        contact: Option<&store::Contact>,
+        sends: Option<&store::SendCounts>,
+        shard: u16,
+        now: i64,
+    ) -> wit::Context {
+        let sender_facts = self.senders.facts(now).await.unwrap_or_else(|error| {
+            tracing::warn!(%error, "reading sender facts failed; the event sees none");
+            crate::senders::SenderFacts::default()
+        });
+        let region = to
+            .and_then(PhoneNumber::country_code)
+            .map(|code| self.regions.state(code, now));
+        facts::context(
+            &facts::Known {
+                to,
+                contact,
+                sends,
+                region: region.as_ref(),
+                sender: &self.sender,
+                sender_facts,
+                shard,
+                shard_backlog: self.dispatch.shard_backlog(shard),
+            },
+            now,
+        )
     }
 
     /// Runs one event through the chain on a blocking thread, then carries out the actions.
@@ -270,11 +315,38 @@ impl Events {
                 Err(error) => tracing::error!(plugin = %origin.plugin, %error, "storing timers failed"),
             }
         }
+        let (fallbacks, follow_ups): (Vec<NewMessage>, Vec<NewMessage>) = follow_ups
+            .into_iter()
+            .partition(|message| fallback_original(message).is_some());
+        for fallback in fallbacks {
+            self.fall_back(origin, fallback).await;
+        }
         if !follow_ups.is_empty() {
             match self.store.accept(follow_ups).await {
                 Ok(_) => self.dispatch.wake(),
                 Err(error) => tracing::error!(plugin = %origin.plugin, %error, "accepting follow-ups failed"),
             }
+        }
+    }
+
+    /// A follow-up tagged as the fallback of an earlier message: the original ends `fell_back`
+    /// with it, or, if the original was read (or ended otherwise) meanwhile, it is dropped.
+    async fn fall_back(&self, origin: &Origin, follow_up: NewMessage) {
+        let Some(original) = fallback_original(&follow_up) else {
+            return;
+        };
+        match self.store.fall_back(original, follow_up).await {
+            Ok(FallBackOutcome::FellBack { follow_up }) => {
+                tracing::info!(plugin = %origin.plugin, %original, %follow_up, "message fell back");
+                self.dispatch.wake();
+            }
+            Ok(FallBackOutcome::Skipped { status }) => {
+                tracing::info!(plugin = %origin.plugin, %original, %status, "fallback dropped: the message is no longer waiting for one");
+            }
+            Ok(FallBackOutcome::UnknownOriginal) => {
+                tracing::warn!(plugin = %origin.plugin, %original, "fallback names a message that does not exist; dropped");
+            }
+            Err(error) => tracing::error!(plugin = %origin.plugin, %original, %error, "recording a fallback failed"),
         }
     }
 

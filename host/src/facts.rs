@@ -4,10 +4,17 @@
 //!
 //! The time zone comes from a contact attribute when set, else from the number: the area
 //! code for countries with several zones where it is known, else the country's main zone.
-//! Region health comes from [`crate::regions`]. Business-initiated sends per category and
-//! sender tiers are not tracked yet and read as zero and unknown.
+//! Sends per category over 24 hours and 7 days come from the store's hourly rollups, region
+//! health from [`crate::regions`], the sender's tier, quality and daily volume from
+//! [`crate::senders`], and the shard's backlog from the dispatcher's last count.
 
-use crate::{message::PhoneNumber, policy::wit, regions::RegionState, store::Contact};
+use crate::{
+    message::{PhoneNumber, Quality},
+    policy::wit,
+    regions::RegionState,
+    senders::SenderFacts,
+    store::{CategoryCounts, Contact, SendCounts},
+};
 
 /// How long an inbound message keeps the customer-service window open.
 pub const SERVICE_WINDOW_MS: i64 = 24 * 60 * 60 * 1_000;
@@ -161,20 +168,43 @@ pub fn utc_offset_minutes(zone: &str, now_ms: i64) -> i32 {
     time_zone.to_offset(instant).seconds() / 60
 }
 
-pub fn context(
-    to: Option<&PhoneNumber>,
-    contact: Option<&Contact>,
-    region: Option<&RegionState>,
-    sender: &str,
-    shard: u16,
-    now_ms: i64,
-) -> wit::Context {
-    let empty_counts = wit::CategoryCounts {
-        authentication: 0,
-        utility: 0,
-        marketing: 0,
-        service: 0,
-    };
+/// Everything known for one call; what is missing reads as nothing known.
+#[derive(Clone, Copy, Default)]
+pub struct Known<'a> {
+    pub to: Option<&'a PhoneNumber>,
+    pub contact: Option<&'a Contact>,
+    pub sends: Option<&'a SendCounts>,
+    pub region: Option<&'a RegionState>,
+    /// The phone number id messages leave from.
+    pub sender: &'a str,
+    pub sender_facts: SenderFacts,
+    pub shard: u16,
+    pub shard_backlog: u32,
+}
+
+fn wit_counts(counts: &CategoryCounts) -> wit::CategoryCounts {
+    wit::CategoryCounts {
+        authentication: counts.authentication,
+        utility: counts.utility,
+        marketing: counts.marketing,
+        service: counts.service,
+    }
+}
+
+fn wit_quality(quality: Quality) -> wit::Quality {
+    match quality {
+        Quality::Unknown => wit::Quality::Unknown,
+        Quality::Green => wit::Quality::Green,
+        Quality::Yellow => wit::Quality::Yellow,
+        Quality::Red => wit::Quality::Red,
+    }
+}
+
+pub fn context(known: &Known<'_>, now_ms: i64) -> wit::Context {
+    let Known {
+        to, contact, region, ..
+    } = *known;
+    let sends = known.sends.copied().unwrap_or_default();
     let country_code = to.and_then(PhoneNumber::country_code).unwrap_or(0);
     let time_zone = contact
         .and_then(|contact| contact.attributes.time_zone.clone())
@@ -203,8 +233,8 @@ pub fn context(
             last_inbound_ms,
             interactions: contact.map_or(0, |contact| contact.interactions),
             service_window_open: last_inbound_ms.is_some_and(|at| now_ms - at < SERVICE_WINDOW_MS),
-            sent24h: empty_counts,
-            sent7d: empty_counts,
+            sent24h: wit_counts(&sends.last_24h),
+            sent7d: wit_counts(&sends.last_7d),
             opted_out: contact.is_some_and(|contact| contact.opted_out),
             device_hints: contact
                 .map(|contact| contact.attributes.device_hints.clone())
@@ -212,10 +242,10 @@ pub fn context(
             attributes,
         },
         sender: wit::SenderFacts {
-            phone_number_id: sender.to_owned(),
-            tier_limit: None,
-            quality: wit::Quality::Unknown,
-            sent24h: 0,
+            phone_number_id: known.sender.to_owned(),
+            tier_limit: known.sender_facts.tier_limit,
+            quality: wit_quality(known.sender_facts.quality),
+            sent24h: known.sender_facts.sent_24h,
         },
         region: wit::RegionHealth {
             country_code,
@@ -223,8 +253,8 @@ pub fn context(
             p50_latency_ms: region.map_or(0, |region| region.p50_latency_ms),
             degraded: region.is_some_and(|region| region.degraded),
         },
-        shard,
-        shard_backlog: 0,
+        shard: known.shard,
+        shard_backlog: known.shard_backlog,
         degraded_mode: false,
     }
 }
@@ -290,14 +320,33 @@ mod tests {
             degraded: true,
             changed_at_ms: Some(now),
         };
+        let mut sends = SendCounts::default();
+        sends.last_24h.add(crate::message::Category::Marketing, 1);
+        sends.last_7d.add(crate::message::Category::Marketing, 4);
+        let to = number("+4915112345678");
         let context = context(
-            Some(&number("+4915112345678")),
-            Some(&contact),
-            Some(&region),
-            "100",
-            7,
+            &Known {
+                to: Some(&to),
+                contact: Some(&contact),
+                sends: Some(&sends),
+                region: Some(&region),
+                sender: "100",
+                sender_facts: SenderFacts {
+                    tier_limit: Some(1_000),
+                    quality: Quality::Yellow,
+                    sent_24h: 640,
+                },
+                shard: 7,
+                shard_backlog: 12,
+            },
             now,
         );
+        assert_eq!(context.recipient.sent24h.marketing, 1);
+        assert_eq!(context.recipient.sent7d.marketing, 4);
+        assert_eq!(context.sender.tier_limit, Some(1_000));
+        assert_eq!(context.sender.quality, wit::Quality::Yellow);
+        assert_eq!(context.sender.sent24h, 640);
+        assert_eq!((context.shard, context.shard_backlog), (7, 12));
         assert!(context.region.degraded);
         assert_eq!(context.region.p50_latency_ms, 80);
         assert_eq!(context.recipient.country_code, 49);
@@ -306,7 +355,15 @@ mod tests {
         assert!(context.recipient.service_window_open);
         assert_eq!(context.recipient.interactions, 3);
         assert_eq!(context.recipient.device_hints, vec!["old-device".to_owned()]);
-        let stranger = super::context(Some(&number("+4915112345678")), None, None, "100", 7, now);
+        let stranger = super::context(
+            &Known {
+                to: Some(&to),
+                sender: "100",
+                ..Known::default()
+            },
+            now,
+        );
+        assert_eq!(stranger.recipient.sent24h.marketing, 0);
         assert_eq!(stranger.recipient.time_zone, "Europe/Berlin");
         assert!(!stranger.recipient.service_window_open);
     }

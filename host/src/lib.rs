@@ -17,5 +17,6 @@ pub mod facts;
 pub mod message;
 pub mod policy;
 pub mod regions;
+pub mod senders;
 pub mod store;
 pub mod telemetry;

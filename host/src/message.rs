@@ -93,6 +93,22 @@ text_enum!(
 );
 
 text_enum!(
+    /// A sender number's quality rating, as Meta reports it (`unknown` until it has).
+    Quality {
+        Unknown = "unknown",
+        Green = "green",
+        Yellow = "yellow",
+        Red = "red",
+    }
+);
+
+impl Default for Quality {
+    fn default() -> Self {
+        Quality::Unknown
+    }
+}
+
+text_enum!(
     /// Dispatch classes, highest first.
     Priority {
         Critical = "critical",

@@ -11,7 +11,9 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::message::{Category, Channel, Content, MessageId, PhoneNumber, Priority, Status, Submission, Wamid};
+use crate::message::{
+    Category, Channel, Content, MessageId, PhoneNumber, Priority, Quality, Status, Submission, Wamid,
+};
 
 pub use sqlite::SqliteStore;
 
@@ -214,6 +216,8 @@ pub struct PluginBinding {
     pub limits: serde_json::Value,
     pub config: serde_json::Value,
     pub quarantined: bool,
+    /// Out of the chain when false; versions, config and state are kept.
+    pub enabled: bool,
     pub updated_at_ms: i64,
 }
 
@@ -323,6 +327,67 @@ pub enum ContactWrite {
         opted_out: Option<bool>,
         at_ms: i64,
     },
+}
+
+/// Sends by category over a window.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct CategoryCounts {
+    pub authentication: u32,
+    pub utility: u32,
+    pub marketing: u32,
+    pub service: u32,
+}
+
+impl CategoryCounts {
+    pub fn add(&mut self, category: Category, count: u32) {
+        let slot = match category {
+            Category::Authentication => &mut self.authentication,
+            Category::Utility => &mut self.utility,
+            Category::Marketing => &mut self.marketing,
+            Category::Service => &mut self.service,
+        };
+        *slot = slot.saturating_add(count);
+    }
+
+    /// Authentication, utility and marketing: what the business started.
+    pub fn business_initiated(&self) -> u32 {
+        self.authentication
+            .saturating_add(self.utility)
+            .saturating_add(self.marketing)
+    }
+}
+
+/// WhatsApp sends to one contact, by category, over the last 24 hours and 7 days (counted in
+/// whole hours: the current hour and the 23 or 167 before it).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct SendCounts {
+    pub last_24h: CategoryCounts,
+    pub last_7d: CategoryCounts,
+}
+
+/// What is known of one sender number's messaging tier and quality rating.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SenderNumber {
+    /// The display number Meta reports (digits), or the phone number id an operator named.
+    pub phone_number: String,
+    /// Business-initiated conversations allowed per 24 h; none: unlimited.
+    pub tier_limit: Option<u32>,
+    pub quality: Quality,
+    /// Meta's event that set it (`UPGRADE`, `FLAGGED`, ...), if it came from a webhook.
+    pub last_event: Option<String>,
+    /// `webhook` or `admin`.
+    pub source: String,
+    pub updated_at_ms: i64,
+}
+
+/// What a fallback request did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FallBackOutcome {
+    /// The follow-up was accepted and the original ended `fell_back`.
+    FellBack { follow_up: MessageId },
+    /// The original had already ended otherwise (read, say) or never left: nothing was sent.
+    Skipped { status: Status },
+    UnknownOriginal,
 }
 
 /// The store, cheap to clone.
@@ -468,14 +533,6 @@ impl Store {
         }
     }
 
-    /// How many messages are waiting to be sent (accepted, queued, deferred or sending).
-    /// One scan: read at start, then kept in memory by the dispatcher.
-    pub async fn count_pending(&self) -> Result<u64> {
-        match &*self.backend {
-            Backend::Sqlite(store) => store.count_pending().await,
-        }
-    }
-
     pub async fn contact_writes(&self, writes: Vec<ContactWrite>) -> Result<()> {
         if writes.is_empty() {
             return Ok(());
@@ -506,6 +563,53 @@ impl Store {
     pub async fn held_wamids(&self, ids: &[MessageId]) -> Result<std::collections::HashMap<MessageId, Wamid>> {
         match &*self.backend {
             Backend::Sqlite(store) => store.held_wamids(ids).await,
+        }
+    }
+
+    /// Sends `follow_up` as the fallback of `original` (over another channel), atomically: the
+    /// original ends `fell_back` naming the follow-up, unless it was read, ended otherwise,
+    /// or never left meanwhile; then nothing is accepted.
+    pub async fn fall_back(&self, original: MessageId, follow_up: NewMessage) -> Result<FallBackOutcome> {
+        match &*self.backend {
+            Backend::Sqlite(store) => store.fall_back(original, follow_up).await,
+        }
+    }
+
+    /// Sends per contact over the last 24 h and 7 days, for the contacts that have any.
+    pub async fn send_counts(
+        &self,
+        wa_ids: &[&str],
+        now_ms: i64,
+    ) -> Result<std::collections::HashMap<String, SendCounts>> {
+        match &*self.backend {
+            Backend::Sqlite(store) => store.send_counts(wa_ids, now_ms).await,
+        }
+    }
+
+    /// Business-initiated WhatsApp sends of the whole account over the last 24 h.
+    pub async fn account_sends_24h(&self, now_ms: i64) -> Result<u32> {
+        match &*self.backend {
+            Backend::Sqlite(store) => store.account_sends_24h(now_ms).await,
+        }
+    }
+
+    pub async fn sender_numbers(&self) -> Result<Vec<SenderNumber>> {
+        match &*self.backend {
+            Backend::Sqlite(store) => store.sender_numbers().await,
+        }
+    }
+
+    pub async fn put_sender_number(&self, number: SenderNumber) -> Result<()> {
+        match &*self.backend {
+            Backend::Sqlite(store) => store.put_sender_number(number).await,
+        }
+    }
+
+    /// Messages waiting to be sent (accepted, queued, deferred or sending) per shard, shards
+    /// with none left out. One scan: read at start and at each resync, kept in memory between.
+    pub async fn pending_by_shard(&self) -> Result<Vec<(u16, u64)>> {
+        match &*self.backend {
+            Backend::Sqlite(store) => store.pending_by_shard().await,
         }
     }
 

@@ -35,6 +35,7 @@ extern crate self as wasp_sdk;
 
 mod config;
 mod content;
+mod fallback;
 pub mod fixture;
 mod host;
 pub mod log;
@@ -77,6 +78,7 @@ pub use bindings::wasp::policy::types::{
     TimerEvent, TimerRequest, Verdict,
 };
 pub use config::parse_config;
+pub use fallback::{FALLBACK_TAG_PREFIX, fallback_of, fallback_tag};
 pub use state::counter_add;
 pub use time::{Weekday, local_time, local_time_at};
 

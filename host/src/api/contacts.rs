@@ -12,7 +12,7 @@ use super::{ApiState, error::ApiError, error::StrictJson, format_time};
 use crate::{
     facts,
     message::PhoneNumber,
-    store::{Contact, ContactAttributes, ContactWrite},
+    store::{Contact, ContactAttributes, ContactWrite, SendCounts},
 };
 
 pub const MAX_CONTACT_TAGS: usize = 50;
@@ -36,41 +36,57 @@ fn number_of(wa_id: &str) -> Result<PhoneNumber, ApiError> {
     PhoneNumber::parse(&with_plus).map_err(|error| ApiError::invalid("wa_id", error.to_string()))
 }
 
-fn contact_json(number: &PhoneNumber, contact: &Contact, now_ms: i64) -> Value {
-    let window_expires = contact.last_inbound_ms.map(|at| at + facts::SERVICE_WINDOW_MS);
+fn contact_json(number: &PhoneNumber, contact: Option<&Contact>, sends: &SendCounts, now_ms: i64) -> Value {
+    let last_inbound_ms = contact.and_then(|contact| contact.last_inbound_ms);
+    let window_expires = last_inbound_ms.map(|at| at + facts::SERVICE_WINDOW_MS);
     let time_zone = contact
-        .attributes
-        .time_zone
-        .clone()
+        .and_then(|contact| contact.attributes.time_zone.clone())
         .unwrap_or_else(|| facts::zone_for(number).to_owned());
     json!({
-        "wa_id": contact.wa_id,
+        "wa_id": number.digits(),
         "facts": {
-            "first_seen": format_time(contact.first_seen_ms),
-            "last_inbound": contact.last_inbound_ms.map(format_time),
-            "interactions": contact.interactions,
+            "first_seen": contact.map(|contact| format_time(contact.first_seen_ms)),
+            "last_inbound": last_inbound_ms.map(format_time),
+            "interactions": contact.map_or(0, |contact| contact.interactions),
             "service_window_open": window_expires.is_some_and(|expires| expires > now_ms),
             "service_window_expires_at": window_expires.filter(|expires| *expires > now_ms).map(format_time),
             "country_code": number.country_code(),
             "time_zone": time_zone,
             "utc_offset_minutes": facts::utc_offset_minutes(&time_zone, now_ms),
+            "sent_24h": sends.last_24h,
+            "sent_7d": sends.last_7d,
         },
-        "opted_out": contact.opted_out,
-        "attributes": contact.attributes,
-        "updated_at": format_time(contact.updated_at_ms),
+        "opted_out": contact.is_some_and(|contact| contact.opted_out),
+        "attributes": contact.map(|contact| contact.attributes.clone()).unwrap_or_default(),
+        "updated_at": contact.map(|contact| format_time(contact.updated_at_ms)),
     })
 }
 
+/// A contact's facts: 404 only when wasp has neither heard from nor sent to the number.
 pub async fn get(State(state): State<ApiState>, Path(wa_id): Path<String>) -> Result<Json<Value>, ApiError> {
     let number = number_of(&wa_id)?;
+    let now = crate::store::now_ms();
     let contact = state
         .store
         .contacts(&[number.digits()])
         .await
         .map_err(|error| ApiError::internal("reading a contact", &error))?
-        .pop()
-        .ok_or_else(|| ApiError::not_found(format!("no contact {}", number.digits())))?;
-    Ok(Json(contact_json(&number, &contact, crate::store::now_ms())))
+        .pop();
+    let sends = state
+        .store
+        .send_counts(&[number.digits()], now)
+        .await
+        .map_err(|error| ApiError::internal("reading a contact's sends", &error))?
+        .remove(number.digits());
+    if contact.is_none() && sends.is_none() {
+        return Err(ApiError::not_found(format!("no contact {}", number.digits())));
+    }
+    Ok(Json(contact_json(
+        &number,
+        contact.as_ref(),
+        &sends.unwrap_or_default(),
+        now,
+    )))
 }
 
 pub async fn put(

@@ -73,6 +73,7 @@ pub fn status_json(status: &PluginStatus) -> Value {
         "failure": binding.failure,
         "limits": binding.limits,
         "config": binding.config,
+        "enabled": binding.enabled,
         "quarantined": status.quarantined,
         "pending_timers": status.pending_timers,
         "counters": status.counters,

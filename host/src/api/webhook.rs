@@ -71,6 +71,8 @@ struct Entry {
 #[derive(Deserialize, Default)]
 struct Change {
     #[serde(default)]
+    field: Option<String>,
+    #[serde(default)]
     value: ChangeValue,
 }
 
@@ -80,6 +82,20 @@ struct ChangeValue {
     statuses: Vec<StatusItem>,
     #[serde(default)]
     messages: Vec<serde_json::Value>,
+    // `phone_number_quality_update`: a sender number's tier and quality moved.
+    #[serde(default)]
+    display_phone_number: Option<String>,
+    #[serde(default)]
+    event: Option<String>,
+    #[serde(default)]
+    current_limit: Option<String>,
+}
+
+/// A `phone_number_quality_update` change.
+struct QualityUpdate {
+    phone_number: String,
+    event: Option<String>,
+    current_limit: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -128,7 +144,18 @@ pub async fn receive(State(state): State<ApiState>, headers: HeaderMap, body: By
     let mut updates = Vec::new();
     let mut unknown = 0usize;
     let mut inbound = Vec::new();
+    let mut quality_updates = Vec::new();
     for change in payload.entry.into_iter().flat_map(|entry| entry.changes) {
+        if change.field.as_deref() == Some("phone_number_quality_update") {
+            if let Some(phone_number) = change.value.display_phone_number.clone() {
+                quality_updates.push(QualityUpdate {
+                    phone_number,
+                    event: change.value.event.clone(),
+                    current_limit: change.value.current_limit.clone(),
+                });
+            }
+            continue;
+        }
         inbound.extend(
             change
                 .value
@@ -196,6 +223,25 @@ pub async fn receive(State(state): State<ApiState>, headers: HeaderMap, body: By
         .contact_writes(contact_writes)
         .await
         .map_err(|error| ApiError::internal("recording inbound messages", &error))?;
+    let quality_count = quality_updates.len();
+    for update in quality_updates {
+        tracing::info!(
+            phone_number = %update.phone_number,
+            event = update.event.as_deref().unwrap_or("-"),
+            current_limit = update.current_limit.as_deref().unwrap_or("-"),
+            "sender number quality update"
+        );
+        state
+            .senders
+            .quality_update(
+                &update.phone_number,
+                update.event.as_deref(),
+                update.current_limit.as_deref(),
+                now,
+            )
+            .await
+            .map_err(|error| ApiError::internal("recording a sender quality update", &error))?;
+    }
     tracing::debug!(
         received,
         applied = report.applied.len(),
@@ -215,6 +261,7 @@ pub async fn receive(State(state): State<ApiState>, headers: HeaderMap, body: By
             "ignored": report.ignored,
             "held": report.held,
             "inbound_messages": inbound_count,
+            "quality_updates": quality_count,
         })),
     )
         .into_response())

@@ -257,7 +257,14 @@ fn native_messages() -> [(&'static str, wasp_sdk::Message); 2] {
 /// The facts a dispatcher would give: Singapore, nothing sent yet, a healthy region.
 fn context() -> wit::Context {
     let to = PhoneNumber::parse("+6591234567").ok();
-    crate::facts::context(to.as_ref(), None, None, "106540352242922", 0, NOW_MS)
+    crate::facts::context(
+        &crate::facts::Known {
+            to: to.as_ref(),
+            sender: "106540352242922",
+            ..crate::facts::Known::default()
+        },
+        NOW_MS,
+    )
 }
 
 /// The native rule as the plugin applies it: decide, then build the verdict.

@@ -192,12 +192,24 @@ impl Worker {
         recipients.dedup();
         let contacts = self.store.contacts_by_wa_id(&recipients).await?;
         let now = store::now_ms();
+        let sends = self.store.send_counts(&recipients, now).await?;
+        let sender = self.outbound.senders.facts(now).await?;
         let regions = batch
             .iter()
             .filter_map(|claimed| claimed.message.to.country_code())
             .map(|code| (code, self.outbound.regions.state(code, now)))
             .collect();
-        Ok(BatchFacts { contacts, regions })
+        let backlog = batch
+            .iter()
+            .map(|claimed| (claimed.message.shard, self.backlog.shard(claimed.message.shard)))
+            .collect();
+        Ok(BatchFacts {
+            contacts,
+            sends,
+            regions,
+            sender,
+            backlog,
+        })
     }
 
     /// Sends recipient by recipient: one recipient's messages one after another, in order;
@@ -426,7 +438,10 @@ impl Failure {
 /// Contacts (by wa_id) and region health (by country code) for one batch.
 struct BatchFacts {
     contacts: HashMap<String, crate::store::Contact>,
+    sends: HashMap<String, crate::store::SendCounts>,
     regions: HashMap<u16, crate::regions::RegionState>,
+    sender: crate::senders::SenderFacts,
+    backlog: HashMap<u16, u32>,
 }
 
 fn expired(id: MessageId, now: i64) -> Transition {
@@ -476,9 +491,19 @@ fn judge(
         }
         let mut envelope = Envelope::from_pending(message, sender);
         let mut rewritten_by = message.rewritten_by.clone();
-        let contact = facts.contacts.get(message.to.digits());
-        let region = message.to.country_code().and_then(|code| facts.regions.get(&code));
-        let context = crate::facts::context(Some(&message.to), contact, region, sender, message.shard, now);
+        let context = crate::facts::context(
+            &crate::facts::Known {
+                to: Some(&message.to),
+                contact: facts.contacts.get(message.to.digits()),
+                sends: facts.sends.get(message.to.digits()),
+                region: message.to.country_code().and_then(|code| facts.regions.get(&code)),
+                sender,
+                sender_facts: facts.sender,
+                shard: message.shard,
+                shard_backlog: facts.backlog.get(&message.shard).copied().unwrap_or(0),
+            },
+            now,
+        );
         // An opted-out recipient gets no business-initiated message, whatever the plugins say;
         // a service reply inside the customer's own 24-hour window is not business-initiated.
         if context.recipient.opted_out

@@ -47,6 +47,9 @@ pub struct Uploaded {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SettingsPatch {
+    /// `false` takes the plugin out of the chain (its versions, config and state are kept);
+    /// `true` puts it back.
+    pub enabled: Option<bool>,
     pub position: Option<i64>,
     pub hooks: Option<Vec<String>>,
     pub failure: Option<FailurePolicy>,
@@ -278,6 +281,7 @@ impl PolicyRuntime {
                 limits: serde_json::to_value(self.defaults).unwrap_or_default(),
                 config: config_json,
                 quarantined: false,
+                enabled: true,
                 updated_at_ms: store::now_ms(),
             };
             let live = self.load_stored(&binding, &uploaded.version, &binding.config).await?;
@@ -320,6 +324,7 @@ impl PolicyRuntime {
                 limits: serde_json::to_value(self.defaults).unwrap_or_default(),
                 config: serde_json::json!({}),
                 quarantined: false,
+                enabled: true,
                 updated_at_ms: store::now_ms(),
             };
             self.persist(&binding).await?;
@@ -435,6 +440,9 @@ impl PolicyRuntime {
             .get_mut(name)
             .ok_or_else(|| Error::UnknownPlugin(name.to_owned()))?;
         let mut binding = entry.binding.clone();
+        if let Some(enabled) = patch.enabled {
+            binding.enabled = enabled;
+        }
         if let Some(position) = patch.position {
             binding.position = position;
         }
@@ -583,10 +591,11 @@ impl PolicyRuntime {
             .map_err(Self::store_error(&binding.name))
     }
 
-    /// Swaps in a chain built from the bindings: live plugins, by position then name.
+    /// Swaps in a chain built from the bindings: enabled live plugins, by position then name.
     fn rebuild(&self, managed: &BTreeMap<String, Managed>) {
         let mut entries: Vec<(&Managed, ChainEntry)> = managed
             .values()
+            .filter(|entry| entry.binding.enabled)
             .filter_map(|entry| {
                 let live = entry.live.clone()?;
                 Some((

@@ -25,6 +25,7 @@ const WRITER_QUEUE: usize = 4_096;
 const READERS: u32 = 4;
 
 mod contacts;
+mod facts;
 mod plugins;
 mod queue;
 
@@ -51,6 +52,8 @@ enum WriteOp {
     State(Vec<StateWrite>, Reply<()>),
     Plugin(Vec<super::PluginWrite>, Reply<()>),
     Contact(Vec<super::ContactWrite>, Reply<()>),
+    FallBack(MessageId, Box<NewMessage>, Reply<super::FallBackOutcome>),
+    SenderNumber(super::SenderNumber, Reply<()>),
 }
 
 impl WriteOp {
@@ -64,6 +67,7 @@ impl WriteOp {
             WriteOp::State(writes, _) => writes.len(),
             WriteOp::Plugin(writes, _) => writes.len(),
             WriteOp::Contact(writes, _) => writes.len(),
+            WriteOp::FallBack(..) | WriteOp::SenderNumber(..) => 1,
         }
     }
 }
@@ -75,6 +79,7 @@ enum Output {
     Statuses(StatusReport),
     Claim(Vec<PendingMessage>),
     Count(u64),
+    FallBack(super::FallBackOutcome),
 }
 
 fn database(operation: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
@@ -287,8 +292,29 @@ impl SqliteStore {
         .map_err(database("next due"))
     }
 
-    pub async fn count_pending(&self) -> Result<u64> {
-        queue::count_pending(&self.readers).await
+    pub async fn fall_back(&self, original: MessageId, follow_up: NewMessage) -> Result<super::FallBackOutcome> {
+        self.submit(|reply| WriteOp::FallBack(original, Box::new(follow_up), reply))
+            .await
+    }
+
+    pub async fn put_sender_number(&self, number: super::SenderNumber) -> Result<()> {
+        self.submit(|reply| WriteOp::SenderNumber(number, reply)).await
+    }
+
+    pub async fn send_counts(&self, wa_ids: &[&str], now_ms: i64) -> Result<HashMap<String, super::SendCounts>> {
+        facts::send_counts(&self.readers, wa_ids, now_ms).await
+    }
+
+    pub async fn account_sends_24h(&self, now_ms: i64) -> Result<u32> {
+        facts::account_sends_24h(&self.readers, now_ms).await
+    }
+
+    pub async fn sender_numbers(&self) -> Result<Vec<super::SenderNumber>> {
+        facts::sender_numbers(&self.readers).await
+    }
+
+    pub async fn pending_by_shard(&self) -> Result<Vec<(u16, u64)>> {
+        queue::pending_by_shard(&self.readers).await
     }
 
     pub async fn ping(&self) -> Result<()> {
@@ -405,6 +431,10 @@ fn answer(op: WriteOp, output: Result<Output>) {
         (WriteOp::Statuses(_, reply), Ok(Output::Statuses(report))) => send(reply, Ok(report)),
         (WriteOp::Claim { reply, .. }, Ok(Output::Claim(messages))) => send(reply, Ok(messages)),
         (WriteOp::ReleaseLeases(reply), Ok(Output::Count(count))) => send(reply, Ok(count)),
+        (WriteOp::FallBack(.., reply), Ok(Output::FallBack(outcome))) => send(reply, Ok(outcome)),
+        (WriteOp::SenderNumber(_, reply), Ok(Output::Unit)) => send(reply, Ok(())),
+        (WriteOp::FallBack(.., reply), Err(error)) => send(reply, Err(error)),
+        (WriteOp::SenderNumber(_, reply), Err(error)) => send(reply, Err(error)),
         (WriteOp::Accept(_, reply), Err(error)) => send(reply, Err(error)),
         (WriteOp::Record(_, reply), Err(error))
         | (WriteOp::State(_, reply), Err(error))
@@ -451,6 +481,13 @@ async fn execute(connection: &mut SqliteConnection, ops: &[WriteOp]) -> Result<V
             }
             WriteOp::Contact(writes, _) => {
                 contacts::write(&mut transaction, writes).await?;
+                Output::Unit
+            }
+            WriteOp::FallBack(original, follow_up, _) => {
+                Output::FallBack(facts::fall_back(&mut transaction, *original, follow_up).await?)
+            }
+            WriteOp::SenderNumber(number, _) => {
+                facts::put_sender_number(&mut transaction, number).await?;
                 Output::Unit
             }
         };
@@ -704,6 +741,17 @@ async fn apply_transitions(transaction: &mut Transaction<'_, Sqlite>, transition
             .map_err(database("record transitions"))?;
     }
     insert_history(transaction, transitions).await?;
+
+    // Sends Meta accepted count toward the contact's and the account's send facts.
+    let sent: Vec<MessageId> = merged
+        .iter()
+        .filter(|change| change.status == Status::Sent && change.wamid.is_some())
+        .map(|change| change.id)
+        .collect();
+    if !sent.is_empty() {
+        let now = merged.iter().map(|change| change.at_ms).max().unwrap_or_default();
+        facts::record_sends(transaction, &sent, now).await?;
+    }
 
     // Statuses that came in before their wamid was known apply now, in the same transaction.
     let wamids: Vec<String> = merged.iter().filter_map(|change| change.wamid.clone()).collect();

@@ -297,3 +297,138 @@ async fn a_held_status_names_its_message_by_callback_data() {
     assert_eq!(held.len(), 1);
     assert_eq!(held[&id], Wamid("wamid.EARLY".into()));
 }
+
+/// Records `id` as sent (with a wamid) at `at_ms`, as the dispatcher does after Meta accepts.
+async fn mark_sent(store: &Store, id: MessageId, at_ms: i64) {
+    store
+        .record(vec![transition(
+            id,
+            Status::Sent,
+            at_ms,
+            Changes {
+                wamid: Some(Wamid(format!("wamid.{id}"))),
+                ..Changes::default()
+            },
+        )])
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn sends_count_per_contact_and_category_over_24_hours_and_7_days() {
+    const HOUR: i64 = 3_600_000;
+    let (store, _directory) = fresh().await;
+    let now = 1_000 * HOUR;
+    let mut marketing = submission("+6591234567", Priority::Bulk, None, "sale");
+    marketing.category = Category::Marketing;
+    let mut sms = submission("+6591234567", Priority::Normal, None, "sms");
+    sms.channel = crate::message::Channel::Sms;
+    let mut service = submission("+6591234567", Priority::Normal, None, "reply");
+    service.category = Category::Service;
+    let sends = [
+        (
+            submission("+6591234567", Priority::Normal, None, "order"),
+            now - 2 * HOUR,
+        ),
+        (marketing.clone(), now - 3 * 24 * HOUR),
+        (marketing.clone(), now - HOUR),
+        (marketing, now - 8 * 24 * HOUR),
+        (sms, now),
+        (service, now),
+        (submission("+4915112345678", Priority::Normal, None, "other"), now),
+    ];
+    for (submission, at_ms) in sends {
+        let message = new_message(submission, at_ms);
+        let id = message.id;
+        store.accept(vec![message]).await.unwrap();
+        mark_sent(&store, id, at_ms).await;
+    }
+    // A status after the send is not a second send.
+    let counts = store
+        .send_counts(&["6591234567", "4915112345678", "6500000000"], now)
+        .await
+        .unwrap();
+    let singapore = counts["6591234567"];
+    assert_eq!(singapore.last_24h.utility, 1);
+    assert_eq!(singapore.last_24h.marketing, 1, "the send 3 days ago is outside 24 h");
+    assert_eq!(singapore.last_7d.marketing, 2, "the send 8 days ago is outside 7 days");
+    assert_eq!(singapore.last_24h.service, 1);
+    assert_eq!(
+        singapore.last_24h.business_initiated(),
+        2,
+        "SMS and service are not counted"
+    );
+    assert_eq!(counts["4915112345678"].last_24h.utility, 1);
+    assert!(!counts.contains_key("6500000000"));
+    // The account: utility and marketing within 24 h, both recipients; not service, not SMS.
+    assert_eq!(store.account_sends_24h(now).await.unwrap(), 3);
+}
+
+#[tokio::test]
+async fn a_fallback_ends_the_original_fell_back_unless_it_was_read() {
+    let (store, _directory) = fresh().await;
+    let original = new_message(submission("+6591234567", Priority::High, None, "code 123"), 1_000);
+    let original_id = original.id;
+    let read = new_message(submission("+6591234568", Priority::High, None, "code 456"), 1_000);
+    let read_id = read.id;
+    store.accept(vec![original, read]).await.unwrap();
+    for id in [original_id, read_id] {
+        mark_sent(&store, id, 2_000).await;
+    }
+    store
+        .record(vec![transition(read_id, Status::Read, 3_000, Changes::default())])
+        .await
+        .unwrap();
+
+    let mut sms = submission("+6591234567", Priority::High, Some("fallback-1"), "code 123");
+    sms.channel = crate::message::Channel::Sms;
+    let follow_up = new_message(sms.clone(), 4_000);
+    let follow_up_id = follow_up.id;
+    assert_eq!(
+        store.fall_back(original_id, follow_up).await.unwrap(),
+        FallBackOutcome::FellBack {
+            follow_up: follow_up_id
+        }
+    );
+    let view = store.message(original_id).await.unwrap().unwrap();
+    assert_eq!(view.status, Status::FellBack);
+    let last = view.history.last().unwrap();
+    assert!(last.cause.contains(&follow_up_id.to_string()), "{}", last.cause);
+    assert_eq!(
+        store.message(follow_up_id).await.unwrap().unwrap().status,
+        Status::Accepted
+    );
+    // Asked again (an event delivered twice): the original already fell back; nothing more.
+    assert_eq!(
+        store
+            .fall_back(original_id, new_message(sms.clone(), 4_001))
+            .await
+            .unwrap(),
+        FallBackOutcome::Skipped {
+            status: Status::FellBack
+        }
+    );
+
+    let mut late = sms;
+    late.idempotency_key = Some("fallback-2".into());
+    let late = new_message(late, 4_000);
+    let late_id = late.id;
+    assert_eq!(
+        store.fall_back(read_id, late).await.unwrap(),
+        FallBackOutcome::Skipped { status: Status::Read }
+    );
+    assert!(
+        store.message(late_id).await.unwrap().is_none(),
+        "nothing is sent for a read message"
+    );
+    assert_eq!(
+        store
+            .fall_back(
+                MessageId::new(),
+                new_message(submission("+6591234567", Priority::High, None, "x"), 1)
+            )
+            .await
+            .unwrap(),
+        FallBackOutcome::UnknownOriginal
+    );
+}

@@ -1,5 +1,5 @@
 //! The control surface under `/_sim/`, for black-box tests, the binary and the demo:
-//! counters, the log of accepted messages, live config changes, inbound injection and a
+//! counters, the logs of accepted messages and SMS, live config changes, inbound injection and a
 //! reset. Errors use wasp's shape `{"error":{"code","message","field"}}`, not Meta's.
 //!
 //! Owns the handlers; calls `config`, `state` and `webhook::post_inbound`.
@@ -27,6 +27,7 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
     Router::new()
         .route("/_sim/counters", get(counters))
         .route("/_sim/sent", get(sent))
+        .route("/_sim/sms", get(sms_sent))
         .route("/_sim/config", get(read_config).put(update_config))
         .route("/_sim/inbound", post(inbound))
         .route("/_sim/reset", post(reset))
@@ -49,6 +50,11 @@ async fn sent(State(shared): State<Arc<Shared>>, query: Result<Query<SentQuery>,
         }
     };
     Json(shared.sent.recent(limit.min(SENT_LOG_CAPACITY))).into_response()
+}
+
+/// Every SMS accepted on the Twilio-compatible API, oldest first.
+async fn sms_sent(State(shared): State<Arc<Shared>>) -> Response {
+    Json(shared.sms.all()).into_response()
 }
 
 async fn read_config(State(shared): State<Arc<Shared>>) -> Response {

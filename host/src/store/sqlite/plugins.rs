@@ -36,15 +36,15 @@ pub(super) async fn write(transaction: &mut Transaction<'_, Sqlite>, writes: &[P
             PluginWrite::PutBinding(binding) => {
                 sqlx::query(
                     "INSERT INTO plugins (name, live_version, previous_versions, shadow_version, shadow_config,
-                                          position, hooks, failure, limits, config, quarantined, updated_at)
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                          position, hooks, failure, limits, config, quarantined, enabled, updated_at)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                      ON CONFLICT (name) DO UPDATE SET
                         live_version = excluded.live_version, previous_versions = excluded.previous_versions,
                         shadow_version = excluded.shadow_version, shadow_config = excluded.shadow_config,
                         position = excluded.position,
                         hooks = excluded.hooks, failure = excluded.failure, limits = excluded.limits,
                         config = excluded.config, quarantined = excluded.quarantined,
-                        updated_at = excluded.updated_at",
+                        enabled = excluded.enabled, updated_at = excluded.updated_at",
                 )
                 .bind(&binding.name)
                 .bind(binding.live_version.as_deref())
@@ -57,6 +57,7 @@ pub(super) async fn write(transaction: &mut Transaction<'_, Sqlite>, writes: &[P
                 .bind(binding.limits.to_string())
                 .bind(binding.config.to_string())
                 .bind(binding.quarantined)
+                .bind(binding.enabled)
                 .bind(binding.updated_at_ms)
                 .execute(&mut **transaction)
                 .await
@@ -164,6 +165,7 @@ fn binding_from_row(row: &SqliteRow) -> Result<PluginBinding> {
         limits: serde_json::from_str(&text("limits")?).map_err(corrupt(OPERATION))?,
         config: serde_json::from_str(&text("config")?).map_err(corrupt(OPERATION))?,
         quarantined: row.try_get("quarantined").map_err(database(OPERATION))?,
+        enabled: row.try_get("enabled").map_err(database(OPERATION))?,
         updated_at_ms: row.try_get("updated_at").map_err(database(OPERATION))?,
     })
 }

@@ -123,14 +123,23 @@ pub(super) async fn claim(
 }
 
 /// Messages not yet sent upstream nor ended: the backlog the API's backpressure bounds.
-pub(super) async fn count_pending(readers: &SqlitePool) -> Result<u64> {
-    let count: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM messages WHERE status IN ('accepted', 'queued', 'deferred', 'sending')",
+pub(super) async fn pending_by_shard(readers: &SqlitePool) -> Result<Vec<(u16, u64)>> {
+    let rows: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT shard, COUNT(*) FROM messages WHERE status IN ('accepted', 'queued', 'deferred', 'sending') \
+         GROUP BY shard",
     )
-    .fetch_one(readers)
+    .fetch_all(readers)
     .await
-    .map_err(database("count pending messages"))?;
-    Ok(u64::try_from(count).unwrap_or_default())
+    .map_err(database("count pending messages by shard"))?;
+    Ok(rows
+        .into_iter()
+        .map(|(shard, count)| {
+            (
+                u16::try_from(shard).unwrap_or_default(),
+                u64::try_from(count).unwrap_or_default(),
+            )
+        })
+        .collect())
 }
 
 #[cfg(test)]
@@ -244,7 +253,14 @@ mod tests {
             vec![ids[0]],
             "the later one waits while the earlier is due later than it"
         );
-        assert_eq!(store.count_pending().await.unwrap(), 4);
+        let pending: u64 = store
+            .pending_by_shard()
+            .await
+            .unwrap()
+            .iter()
+            .map(|(_, count)| count)
+            .sum();
+        assert_eq!(pending, 4);
     }
 
     #[tokio::test]
