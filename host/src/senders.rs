@@ -59,6 +59,11 @@ impl Senders {
         if let Some(facts) = self.cached() {
             return Ok(facts);
         }
+        self.fresh_facts(now_ms).await
+    }
+
+    /// The facts read from the store now, for the admin API.
+    pub async fn fresh_facts(&self, now_ms: i64) -> store::Result<SenderFacts> {
         let numbers = self.store.sender_numbers().await?;
         let facts = SenderFacts {
             sent_24h: self.store.account_sends_24h(now_ms).await?,

@@ -24,7 +24,7 @@ pub async fn list(State(state): State<ApiState>) -> Result<Json<Value>, ApiError
     let now = crate::store::now_ms();
     let facts = state
         .senders
-        .facts(now)
+        .fresh_facts(now)
         .await
         .map_err(|error| ApiError::internal("reading sender facts", &error))?;
     let numbers = state
