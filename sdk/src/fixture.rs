@@ -1,5 +1,5 @@
-//! Policy fixtures: a policy case as data (config, input, context, expected outcome) in a
-//! JSON file, and the native runner that checks a [`Policy`] against it. The host's
+//! Policy fixtures: a policy case as data (config, state, input, context, expected outcome)
+//! in a JSON file, and the native runner that checks a [`Policy`] against it. The host's
 //! `wasp plugin test` reads the same files and runs them against the built component.
 //!
 //! A fixture file:
@@ -13,7 +13,8 @@
 //!               "category": "utility", "priority": "normal", "channel": "whatsapp",
 //!               "content": {"text": {"body": "hi", "preview_url": false}}},
 //!   "context": {"now_ms": 1709335800000, "recipient": {"utc_offset_minutes": 480}},
-//!   "expect": {"verdict": "allow"}
+//!   "state": {"seen:+6591234567": "1"},
+//!   "expect": {"verdict": "allow", "state": {"seen:+6591234567": null}}
 //! }
 //! ```
 //!
@@ -24,16 +25,27 @@
 //!   JSON text, or `""` when left out or `null`.
 //! - `message` (for `on-submit`/`on-dispatch`) or `event` (for `on-event`).
 //! - `context` (optional): any subset of the context; the rest is [`Context::default`].
+//! - `state` (optional): the plugin's key/value state before the call, as an object of
+//!   text values (`{"key": "value"}`), without TTLs. Nothing else is in the state: each
+//!   fixture starts from an empty one.
 //! - `expect`: for a verdict hook, `verdict` is `allow`, `rewrite`, `defer`, `reroute` or
 //!   `reject`, optionally narrowed by `reason` (reject: exact text), `content` (rewrite:
 //!   the rewritten content), `message` (rewrite: the whole rewritten message), `until_ms`
 //!   (defer) or `channel` (reroute). For `on-event`, `actions` is the exact list of actions.
+//!   With either, `state` (optional) lists keys the state must hold after the call: a text
+//!   value is the exact value, `null` means the key is absent. Keys not listed are not
+//!   checked.
+//!
+//! Natively the SDK's state is a per-thread map ([`crate::state`]), so [`Fixture::check`]
+//! runs each fixture on a thread of its own: the map starts empty, is loaded with `state`,
+//! and is read back for `expect.state`; nothing leaks into the next fixture or the caller.
 //!
 //! Records use the shape described in the `json` module: the contract's names in
 //! snake_case, variants as `{"case": payload}`, enum cases as strings.
 
 mod json;
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -52,7 +64,12 @@ pub struct Fixture {
     pub config: String,
     pub call: Call,
     pub context: Context,
+    /// The plugin's state before the call (and before `init`).
+    pub state: BTreeMap<String, String>,
     pub expectation: Expectation,
+    /// State keys checked after the call: `Some(value)` must hold exactly that value,
+    /// `None` must be absent.
+    pub expected_state: BTreeMap<String, Option<String>>,
 }
 
 /// The hook a fixture calls, with its input.
@@ -166,6 +183,8 @@ struct FixtureJson {
     event: Option<EventJson>,
     #[serde(default)]
     context: ContextJson,
+    #[serde(default)]
+    state: BTreeMap<String, String>,
     expect: ExpectJson,
 }
 
@@ -207,6 +226,8 @@ struct ExpectJson {
     channel: Option<ChannelJson>,
     #[serde(default)]
     actions: Option<Vec<ActionJson>>,
+    #[serde(default)]
+    state: BTreeMap<String, Option<String>>,
 }
 
 impl Fixture {
@@ -254,8 +275,9 @@ impl Fixture {
                 ));
             }
         };
-        let expectation =
-            expectation(parsed.expect, matches!(hook, HookJson::Event)).map_err(|reason| invalid(&reason))?;
+        let mut expect = parsed.expect;
+        let expected_state = std::mem::take(&mut expect.state);
+        let expectation = expectation(expect, matches!(hook, HookJson::Event)).map_err(|reason| invalid(&reason))?;
         let config = match parsed.config {
             None | Some(serde_json::Value::Null) => String::new(),
             Some(value) => value.to_string(),
@@ -266,12 +288,46 @@ impl Fixture {
             config,
             call,
             context: parsed.context.into(),
+            state: parsed.state,
             expectation,
+            expected_state,
         })
     }
 
-    /// Builds `P` from the fixture's config, makes the call, and compares the outcome.
+    /// Loads the fixture's state, builds `P` from its config, makes the call, and compares
+    /// the outcome and the state after it.
+    ///
+    /// Natively this runs on a thread of its own, so the SDK's per-thread state starts empty
+    /// and is dropped afterwards; a panic in the policy is passed on to the caller. On wasm
+    /// the state is the host's and is used as it is.
     pub fn check<P: Policy>(&self) -> Result<(), FixtureError> {
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            std::thread::scope(|scope| {
+                let thread = std::thread::Builder::new()
+                    .name(format!("fixture {}", self.name))
+                    .spawn_scoped(scope, || self.check_here::<P>())
+                    .map_err(|error| FixtureError::Invalid {
+                        name: self.name.clone(),
+                        reason: format!("cannot start a thread to run it on: {error}"),
+                    })?;
+                match thread.join() {
+                    Ok(result) => result,
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
+            })
+        }
+        #[cfg(target_arch = "wasm32")]
+        {
+            self.check_here::<P>()
+        }
+    }
+
+    /// [`Fixture::check`] on the calling thread, with whatever state it already holds.
+    fn check_here<P: Policy>(&self) -> Result<(), FixtureError> {
+        for (key, value) in &self.state {
+            crate::state::set(key, value, None);
+        }
         let policy = P::init(&self.config).map_err(|reason| FixtureError::InitRefused {
             name: self.name.clone(),
             reason,
@@ -287,16 +343,54 @@ impl Fixture {
             Call::OnEvent(event) => {
                 let actions = policy.on_event(event.clone(), &self.context);
                 return match &self.expectation {
-                    Expectation::Actions(expected) if *expected == actions => Ok(()),
+                    Expectation::Actions(expected) if *expected == actions => self.check_state(),
                     _ => Err(mismatch(format!("actions {actions:?}"))),
                 };
             }
         };
-        if self.expectation.matches(&verdict) {
-            Ok(())
-        } else {
-            Err(mismatch(format!("{verdict:?}")))
+        if !self.expectation.matches(&verdict) {
+            return Err(mismatch(format!("{verdict:?}")));
         }
+        self.check_state()
+    }
+
+    /// Compares the keys of `expected_state` with the state as the plugin would read it now.
+    fn check_state(&self) -> Result<(), FixtureError> {
+        let wrong: Vec<(&String, &Option<String>, Option<String>)> = self
+            .expected_state
+            .iter()
+            .filter_map(|(key, expected)| {
+                let actual = crate::state::get(key);
+                (actual != *expected).then_some((key, expected, actual))
+            })
+            .collect();
+        if wrong.is_empty() {
+            return Ok(());
+        }
+        let list = |entries: Vec<String>| format!("state {}", entries.join(", "));
+        Err(FixtureError::Mismatch {
+            name: self.name.clone(),
+            expected: list(
+                wrong
+                    .iter()
+                    .map(|(key, expected, _)| state_entry(key, expected.as_deref()))
+                    .collect(),
+            ),
+            actual: list(
+                wrong
+                    .iter()
+                    .map(|(key, _, actual)| state_entry(key, actual.as_deref()))
+                    .collect(),
+            ),
+        })
+    }
+}
+
+/// One state key and its value, or that it is absent, for a mismatch report.
+fn state_entry(key: &str, value: Option<&str>) -> String {
+    match value {
+        Some(value) => format!("{key:?} = {value:?}"),
+        None => format!("{key:?} absent"),
     }
 }
 
@@ -353,6 +447,7 @@ fn expectation(expect: ExpectJson, on_event: bool) -> Result<Expectation, String
         until_ms,
         channel,
         actions,
+        state: _,
     } = expect;
     if on_event {
         return match (verdict, actions) {

@@ -1,24 +1,32 @@
-//! `wasp plugin test PLUGIN.wasm --fixtures DIR`: runs a built component offline against the
-//! JSON fixtures of `sdk/README.md` and prints a pass/fail table.
+//! `wasp plugin test PLUGIN.wasm --fixtures DIR` (or `wasp plugin test CRATE_DIR`): runs a
+//! built component offline against the JSON fixtures of `sdk/README.md` and prints a
+//! pass/fail table.
 //!
 //! The component is first validated exactly as an upload to the server is. Each fixture then
 //! gets a fresh instance in the host's sandbox (fuel, memory cap, deadline, WASI with nothing
-//! granted, the host's imports), `init` with the fixture's config, and one call of its hook.
-//! Inputs and expectations are converted by the component's own export types (see
-//! [`super::values`]), so the runner follows the contract rather than a copy of it.
-//! May call the offline host and the policy runtime's sandbox helpers.
+//! granted, the host's imports) with empty plugin state, the fixture's `state` preloaded,
+//! `init` with the fixture's config, and one call of its hook; `expect.state` is then read
+//! back from the instance's state. Inputs and expectations are converted by the component's
+//! own export types (see [`super::values`]), so the runner follows the contract rather than
+//! a copy of it. Given a plugin crate's folder, the newest component cargo built for it is
+//! tested (found with `cargo metadata`; nothing is built).
+//! May call the offline host, the policy runtime's sandbox helpers, and `cargo metadata`.
 
 use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
+    process::Stdio,
+    time::SystemTime,
 };
 
 use anyhow::Context as _;
 use clap::Args;
+use serde::Deserialize;
 use serde_json::{Map, Value};
 use wasmtime::component::{Component, InstancePre, Type, Val, types::ComponentItem};
 
 use super::{
+    build,
     offline::OfflineHost,
     table::{Table, truncate},
     values::{self, Absent, snake},
@@ -31,11 +39,19 @@ use crate::{
 /// Run a plugin component offline against JSON fixtures and print a pass/fail table.
 #[derive(Debug, Args)]
 pub struct TestArgs {
-    /// The plugin component, as `wasp plugin build` or cargo made it.
+    /// The plugin component, as `wasp plugin build` or cargo made it; or a plugin crate's
+    /// folder, to test the newest component built from it.
     pub plugin: PathBuf,
-    /// Folder of fixture files (`*.json`), as described in sdk/README.md.
-    #[arg(long)]
+    /// Folder of fixture files (`*.json`), as described in sdk/README.md. Required with a
+    /// component; with a crate's folder, its `fixtures/` unless given.
+    #[arg(long, default_value = "", hide_default_value = true, value_parser = fixtures_folder)]
     pub fixtures: PathBuf,
+}
+
+/// `--fixtures` as given; empty (the default) means "not given", which clap's own path
+/// parser refuses.
+fn fixtures_folder(value: &str) -> Result<PathBuf, std::convert::Infallible> {
+    Ok(PathBuf::from(value))
 }
 
 /// The hook a fixture calls when it names none, by the input it gives.
@@ -44,8 +60,12 @@ const DEFAULT_HOOKS: &[(&str, &str)] = &[("message", "on-submit"), ("event", "on
 const INIT: &str = "init";
 /// The parameter every field of which may be left out.
 const CONTEXT_PARAMETER: &str = "context";
+/// The fixture key (and `expect` key) of the plugin's state before (and after) the call.
+const STATE: &str = "state";
 /// The fixture keys that are not hook parameters.
-const FIXTURE_KEYS: &[&str] = &["description", "hook", "config", "expect"];
+const FIXTURE_KEYS: &[&str] = &["description", "hook", "config", STATE, "expect"];
+/// A plugin crate's fixtures folder, when `wasp plugin test` is given the crate.
+pub const DEFAULT_FIXTURES_DIR: &str = "fixtures";
 /// Keys of `expect` narrowing a verdict case: (case, key, field of the payload it checks, if
 /// not the whole payload).
 const NARROWING: &[(&str, &str, Option<&str>)] = &[
@@ -59,7 +79,8 @@ const NARROWING: &[(&str, &str, Option<&str>)] = &[
 const CELL_CHARS: usize = 44;
 
 pub async fn run(args: TestArgs) -> anyhow::Result<()> {
-    let report = test_component(&args.plugin, &args.fixtures).await?;
+    let (plugin, fixtures) = resolve(&args).await?;
+    let report = test_component(&plugin, &fixtures).await?;
     print!("{}", report.render());
     let failed = report.failed();
     anyhow::ensure!(failed == 0, "{failed} of {} fixtures failed", report.rows.len());
@@ -233,7 +254,11 @@ struct Fixture {
     hook: String,
     config: String,
     arguments: Vec<Val>,
+    /// The plugin's state before the call.
+    state: Vec<(String, String)>,
     expectation: Expectation,
+    /// State keys checked after the call: a value, or `None` for absent.
+    expected_state: Vec<(String, Option<String>)>,
 }
 
 #[derive(Debug, Clone)]
@@ -256,7 +281,11 @@ struct Check {
 /// What the call produced.
 #[derive(Debug, Clone)]
 enum Outcome {
-    Returned(Val),
+    /// The hook's result, and the value of each `expect.state` key after the call.
+    Returned {
+        value: Val,
+        state: Vec<(String, Option<String>)>,
+    },
     InitRefused(String),
     Fault(String),
 }
@@ -335,14 +364,34 @@ impl Fixture {
             hook,
             config,
             arguments,
+            state: parse_state(object.get(STATE))?,
             expectation,
+            expected_state: parse_expected_state(expect.get(STATE))?,
         })
     }
 
     fn judge(&self, file: String, outcome: Outcome) -> Row {
-        let expected = self.expectation.describe();
+        let mut expected = self.expectation.describe();
+        if !self.expected_state.is_empty() {
+            expected.push_str(" + state");
+        }
         let (got, failure) = match outcome {
-            Outcome::Returned(value) => (summary(&value), self.expectation.mismatch(&value)),
+            Outcome::Returned { value, state } => {
+                let wrong_state = state_mismatch(&self.expected_state, &state);
+                let mut got = summary(&value);
+                if !self.expected_state.is_empty() {
+                    got.push_str(if wrong_state.is_some() {
+                        " + other state"
+                    } else {
+                        " + state"
+                    });
+                }
+                let failures: Vec<String> = [self.expectation.mismatch(&value), wrong_state]
+                    .into_iter()
+                    .flatten()
+                    .collect();
+                (got, (!failures.is_empty()).then(|| failures.join("\n")))
+            }
             Outcome::InitRefused(reason) => (
                 format!("init refused: {reason}"),
                 Some(format!("init refused the config {:?}: {reason}", self.config)),
@@ -392,7 +441,10 @@ impl Expectation {
                     ));
                 };
                 let mut checks = Vec::new();
-                for key in expect.keys().filter(|key| key.as_str() != "verdict") {
+                for key in expect
+                    .keys()
+                    .filter(|key| key.as_str() != "verdict" && key.as_str() != STATE)
+                {
                     let Some((_, key, field)) = NARROWING
                         .iter()
                         .find(|(narrowed, narrowing, _)| *narrowed == case && narrowing == key)
@@ -422,8 +474,11 @@ impl Expectation {
                 })
             }
             Some(list @ Type::List(_)) => {
-                if let Some(stray) = expect.keys().find(|key| key.as_str() != "actions") {
-                    return Err(format!("`{hook}` expects `actions` only, not `{stray}`"));
+                if let Some(stray) = expect
+                    .keys()
+                    .find(|key| key.as_str() != "actions" && key.as_str() != STATE)
+                {
+                    return Err(format!("`{hook}` expects `actions` (and `state`), not `{stray}`"));
                 }
                 let actions = expect
                     .get("actions")
@@ -572,6 +627,10 @@ fn call(runtime: &PolicyRuntime, pre: &InstancePre<InstanceState>, name: &str, f
         Ok(store) => store,
         Err(fault) => return Outcome::Fault(fault.to_string()),
     };
+    // Before instantiation and `init`, as a plugin's stored state would be.
+    for (key, value) in &fixture.state {
+        store.data().preload_state(key, value);
+    }
     let instance = match pre.instantiate(&mut store) {
         Ok(instance) => instance,
         Err(error) => return Outcome::Fault(format!("instantiation failed: {}", describe_trap(&error))),
@@ -608,8 +667,235 @@ fn call(runtime: &PolicyRuntime, pre: &InstancePre<InstanceState>, name: &str, f
     if let Err(error) = hook.call(&mut store, &fixture.arguments, &mut results) {
         return Outcome::Fault(describe_trap(&error));
     }
+    let state = fixture
+        .expected_state
+        .iter()
+        .map(|(key, _)| (key.clone(), store.data().state_value(key)))
+        .collect();
     match results.into_iter().next() {
-        Some(value) => Outcome::Returned(value),
+        Some(value) => Outcome::Returned { value, state },
         None => Outcome::Fault(format!("`{}` returned nothing", fixture.hook)),
     }
 }
+
+/// A fixture's `state`: an object of text values (left out or `null`: empty).
+fn parse_state(value: Option<&Value>) -> Result<Vec<(String, String)>, String> {
+    state_object(value, "state")?
+        .iter()
+        .map(|(key, value)| match value {
+            Value::String(text) => Ok((key.clone(), text.clone())),
+            other => Err(format!("`state.{key}` is {}; state values are text", json_kind(other))),
+        })
+        .collect()
+}
+
+/// A fixture's `expect.state`: an object of text values or `null` (absent).
+fn parse_expected_state(value: Option<&Value>) -> Result<Vec<(String, Option<String>)>, String> {
+    state_object(value, "expect.state")?
+        .iter()
+        .map(|(key, value)| match value {
+            Value::String(text) => Ok((key.clone(), Some(text.clone()))),
+            Value::Null => Ok((key.clone(), None)),
+            other => Err(format!(
+                "`expect.state.{key}` is {}; expected text, or null for absent",
+                json_kind(other)
+            )),
+        })
+        .collect()
+}
+
+fn state_object(value: Option<&Value>, path: &str) -> Result<Map<String, Value>, String> {
+    match value {
+        None | Some(Value::Null) => Ok(Map::new()),
+        Some(Value::Object(object)) => Ok(object.clone()),
+        Some(other) => Err(format!(
+            "`{path}` is {}; it is an object of keys and values",
+            json_kind(other)
+        )),
+    }
+}
+
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "text",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Each expected state key whose value after the call differs, in the failure's words, or
+/// `None` when they all hold.
+fn state_mismatch(expected: &[(String, Option<String>)], actual: &[(String, Option<String>)]) -> Option<String> {
+    let as_json = |value: Option<&String>| value.map_or(Value::Null, |text| Value::String(text.clone()));
+    let failures: Vec<String> = expected
+        .iter()
+        .filter_map(|(key, wanted)| {
+            let got = actual
+                .iter()
+                .find(|(candidate, _)| candidate == key)
+                .and_then(|(_, value)| value.as_ref());
+            if got == wanted.as_ref() {
+                return None;
+            }
+            let key = Value::String(key.clone());
+            Some(format!(
+                "expected state[{key}]: {}\n     got state[{key}]: {}",
+                as_json(wanted.as_ref()),
+                as_json(got)
+            ))
+        })
+        .collect();
+    (!failures.is_empty()).then(|| failures.join("\n"))
+}
+
+/// The component and fixtures folder `args` name: a component with `--fixtures`, or a plugin
+/// crate's folder with its newest built component and (unless `--fixtures` says otherwise)
+/// its `fixtures/`.
+async fn resolve(args: &TestArgs) -> anyhow::Result<(PathBuf, PathBuf)> {
+    let fixtures_given = !args.fixtures.as_os_str().is_empty();
+    if !args.plugin.is_dir() {
+        anyhow::ensure!(
+            fixtures_given,
+            "give the fixtures folder: wasp plugin test {} --fixtures DIR",
+            args.plugin.display()
+        );
+        return Ok((args.plugin.clone(), args.fixtures.clone()));
+    }
+    let component = built_component(&args.plugin).await?;
+    let fixtures = if fixtures_given {
+        args.fixtures.clone()
+    } else {
+        args.plugin.join(DEFAULT_FIXTURES_DIR)
+    };
+    Ok((component, fixtures))
+}
+
+#[derive(Deserialize)]
+struct Metadata {
+    target_directory: PathBuf,
+    packages: Vec<MetadataPackage>,
+}
+
+#[derive(Deserialize)]
+struct MetadataPackage {
+    name: String,
+    manifest_path: PathBuf,
+    targets: Vec<MetadataTarget>,
+}
+
+#[derive(Deserialize)]
+struct MetadataTarget {
+    name: String,
+    #[serde(default)]
+    crate_types: Vec<String>,
+}
+
+/// Where cargo puts the components of the crate at `manifest`, from `cargo metadata`'s answer:
+/// the target's folder for [`build::TARGET`] and the component's file name.
+fn component_location(metadata: &[u8], manifest: &Path) -> anyhow::Result<(PathBuf, String)> {
+    let metadata: Metadata = serde_json::from_slice(metadata).context("reading cargo metadata's answer")?;
+    let package = metadata
+        .packages
+        .iter()
+        .find(|package| package.manifest_path == manifest)
+        .with_context(|| format!("cargo metadata does not list the package of {}", manifest.display()))?;
+    let library = package
+        .targets
+        .iter()
+        .find(|target| target.crate_types.iter().any(|kind| kind == "cdylib"))
+        .with_context(|| {
+            format!(
+                "package {} builds no component: it needs `crate-type = [\"cdylib\"]` under [lib]",
+                package.name
+            )
+        })?;
+    Ok((
+        metadata.target_directory.join(build::TARGET),
+        format!("{}.wasm", library.name.replace('-', "_")),
+    ))
+}
+
+/// The most recently built `file` among the profile folders (`release`, `plugin`, ...) of
+/// `folder`, with its modification time.
+fn newest_component(folder: &Path, file: &str) -> anyhow::Result<(PathBuf, SystemTime)> {
+    let entries = std::fs::read_dir(folder)
+        .with_context(|| format!("nothing is built for {} in {}", build::TARGET, folder.display()))?;
+    let mut newest: Option<(PathBuf, SystemTime)> = None;
+    for entry in entries.flatten() {
+        let candidate = entry.path().join(file);
+        let Ok(modified) = std::fs::metadata(&candidate).and_then(|metadata| metadata.modified()) else {
+            continue;
+        };
+        if newest.as_ref().is_none_or(|(_, time)| modified > *time) {
+            newest = Some((candidate, modified));
+        }
+    }
+    newest.with_context(|| format!("no {file} is built under {}", folder.display()))
+}
+
+/// The newest modification time of the crate's manifest and of any file under its `src/`.
+fn newest_source(dir: &Path) -> Option<SystemTime> {
+    let mut newest = std::fs::metadata(dir.join("Cargo.toml"))
+        .and_then(|metadata| metadata.modified())
+        .ok();
+    let mut folders = vec![dir.join("src")];
+    while let Some(folder) = folders.pop() {
+        let Ok(entries) = std::fs::read_dir(&folder) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let Ok(metadata) = entry.metadata() else { continue };
+            if metadata.is_dir() {
+                folders.push(entry.path());
+            } else if let Ok(modified) = metadata.modified() {
+                newest = newest.max(Some(modified));
+            }
+        }
+    }
+    newest
+}
+
+/// The newest component cargo built from the crate in `dir`, in any profile. Says on
+/// standard error which one it is, and warns when the crate's sources are newer.
+async fn built_component(dir: &Path) -> anyhow::Result<PathBuf> {
+    let manifest = dir.join("Cargo.toml");
+    anyhow::ensure!(
+        manifest.is_file(),
+        "{} has no Cargo.toml: give a component (.wasm) with --fixtures, or a plugin crate's folder",
+        dir.display()
+    );
+    let output = tokio::process::Command::new("cargo")
+        .args(["metadata", "--no-deps", "--format-version", "1", "--manifest-path"])
+        .arg(&manifest)
+        .stderr(Stdio::inherit())
+        .output()
+        .await
+        .context("running cargo metadata (is cargo installed and on PATH?)")?;
+    anyhow::ensure!(
+        output.status.success(),
+        "cargo metadata failed ({}); its errors are above",
+        output.status
+    );
+    let canonical = std::fs::canonicalize(&manifest).unwrap_or(manifest);
+    let (folder, file) = component_location(&output.stdout, &canonical)?;
+    let (component, built) = newest_component(&folder, &file).with_context(|| {
+        format!(
+            "build the plugin first (`wasp plugin build {}`, or scripts/build-plugins in this repository)",
+            dir.display()
+        )
+    })?;
+    eprintln!("testing {}, the newest build of {}", component.display(), dir.display());
+    if newest_source(dir).is_some_and(|source| source > built) {
+        eprintln!(
+            "warning: {} is older than the crate's sources; rebuild it to test the current code",
+            component.display()
+        );
+    }
+    Ok(component)
+}
+
+#[cfg(test)]
+mod tests;

@@ -176,6 +176,19 @@ pub struct InstanceState {
     counters: Arc<Mutex<HashMap<String, u64>>>,
 }
 
+impl InstanceState {
+    /// Sets a value of the plugin's state as its own `state-set` would, without a TTL: for
+    /// tools that prepare a call (`wasp plugin test` preloading a fixture's `state`).
+    pub fn preload_state(&self, key: &str, value: &str) {
+        self.kv.set(key.to_owned(), Some(value.to_owned()), None);
+    }
+
+    /// The plugin's value under `key`, as its own `state-get` would read it now.
+    pub fn state_value(&self, key: &str) -> Option<String> {
+        self.kv.get(key)
+    }
+}
+
 impl WasiView for InstanceState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {

@@ -1,15 +1,29 @@
 //! The `button-limit` policy: the Cloud API accepts at most 3 reply buttons, so a message
-//! with more buttons than `max_buttons` becomes an interactive list offering the same
-//! choices, and a list over the Cloud API's limits (rows, sections, row title length) is
-//! rejected with a reason naming the limit.
+//! with more buttons than `max_buttons` is reshaped, and a list over the Cloud API's limits
+//! (rows, sections, row title length) is rejected with a reason naming the limit.
 //!
-//! The decision is the pure [`decide`] function over a validated [`Config`]; the
-//! [`ButtonLimit`] policy only adds logging and counters around it. Calls only `wasp-sdk`.
+//! Two modes: `list` (the default) makes one interactive list offering the same choices;
+//! `progressive` sends a first step (one button per group of choices, or the first page of
+//! them with a "More options" button) and each further step as a follow-up when the
+//! recipient answers (see [`menu`]).
+//!
+//! The decisions are pure functions over a validated [`Config`]: [`decide`] for list mode,
+//! [`menu::plan`] and [`menu::answer`] for progressive mode. The [`ButtonLimit`] policy adds
+//! the plugin's state (the pending menu step per recipient), logging and counters around
+//! them. Calls only `wasp-sdk`, serde and serde_json.
 
+pub mod menu;
+
+use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::Deserialize;
-use wasp_sdk::{ButtonsMessage, Content, Context, ListMessage, Message, Policy, Verdict, counter_add, log};
+use wasp_sdk::{
+    Action, ButtonsMessage, Category, Channel, Content, Context, Event, FollowUp, InboundMessage, ListMessage, Message,
+    Policy, Verdict, counter_add, log, state,
+};
+
+use menu::{Answer, Plan};
 
 /// Reply buttons the Cloud API accepts on one message.
 pub const CLOUD_API_MAX_BUTTONS: u32 = 3;
@@ -21,6 +35,8 @@ pub const CLOUD_API_MAX_SECTIONS: u32 = 10;
 pub const CLOUD_API_MAX_ROW_TITLE_CHARS: u32 = 24;
 /// Characters the Cloud API accepts on the button that opens a list.
 pub const CLOUD_API_MAX_LIST_BUTTON_CHARS: usize = 20;
+/// Characters the Cloud API accepts in a reply button title.
+pub const CLOUD_API_MAX_BUTTON_TITLE_CHARS: usize = 20;
 
 /// Default `max_buttons`: more buttons than this become a list.
 pub const DEFAULT_MAX_BUTTONS: u32 = CLOUD_API_MAX_BUTTONS;
@@ -32,6 +48,25 @@ pub const DEFAULT_MAX_ROWS: u32 = CLOUD_API_MAX_ROWS;
 pub const DEFAULT_MAX_ROW_TITLE_CHARS: u32 = CLOUD_API_MAX_ROW_TITLE_CHARS;
 /// Default `max_sections`.
 pub const DEFAULT_MAX_SECTIONS: u32 = CLOUD_API_MAX_SECTIONS;
+/// Default `group_separator`: `support/billing` is choice `billing` of group `support`.
+pub const DEFAULT_GROUP_SEPARATOR: &str = "/";
+/// Default `more_button_label`.
+pub const DEFAULT_MORE_BUTTON_LABEL: &str = "More options";
+/// Default `pending_ttl_ms`: a pending menu step is kept for 24 hours.
+pub const DEFAULT_PENDING_TTL_MS: u64 = 24 * 60 * 60 * 1_000;
+/// Longest `pending_ttl_ms`: 7 days.
+pub const MAX_PENDING_TTL_MS: u64 = 7 * 24 * 60 * 60 * 1_000;
+
+/// What becomes of a buttons message with more than `max_buttons` buttons.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// One interactive list offering every choice.
+    #[default]
+    List,
+    /// A first step now, the detailed choices as follow-ups when the recipient answers.
+    Progressive,
+}
 
 /// The plugin's config. Every key is optional; unknown keys are refused.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
@@ -47,6 +82,18 @@ pub struct Config {
     pub max_row_title_chars: u32,
     /// Sections allowed in a list (1 to 10).
     pub max_sections: u32,
+    /// `list` or `progressive`.
+    pub mode: Mode,
+    /// Progressive mode: a button id `group<separator>choice` belongs to `group`.
+    pub group_separator: String,
+    /// Progressive mode: the title of each group's button, by group id (1 to 20
+    /// characters); a group without one is titled with its id.
+    pub group_titles: BTreeMap<String, String>,
+    /// Progressive mode: the label of the button that brings the next page (1 to 20
+    /// characters).
+    pub more_button_label: String,
+    /// Progressive mode: how long a pending menu step waits for the recipient's answer.
+    pub pending_ttl_ms: u64,
 }
 
 impl Default for Config {
@@ -57,6 +104,11 @@ impl Default for Config {
             max_rows: DEFAULT_MAX_ROWS,
             max_row_title_chars: DEFAULT_MAX_ROW_TITLE_CHARS,
             max_sections: DEFAULT_MAX_SECTIONS,
+            mode: Mode::default(),
+            group_separator: DEFAULT_GROUP_SEPARATOR.to_string(),
+            group_titles: BTreeMap::new(),
+            more_button_label: DEFAULT_MORE_BUTTON_LABEL.to_string(),
+            pending_ttl_ms: DEFAULT_PENDING_TTL_MS,
         }
     }
 }
@@ -75,6 +127,14 @@ pub enum ConfigError {
     EmptyListButtonLabel,
     /// `list_button_label` is longer than the Cloud API allows.
     ListButtonLabelTooLong { chars: usize },
+    /// Progressive mode with `max_buttons` 1 leaves no room for a choice beside "More options".
+    ProgressiveNeedsTwoButtons { max_buttons: u32 },
+    /// A text key (`group_separator`, `more_button_label`, `group_titles.<group>`) is empty.
+    EmptyText { key: String },
+    /// A button label longer than the Cloud API allows on a reply button.
+    ButtonLabelTooLong { key: String, chars: usize },
+    /// `pending_ttl_ms` is 0 or longer than [`MAX_PENDING_TTL_MS`].
+    PendingTtlOutOfRange { value: u64 },
 }
 
 impl fmt::Display for ConfigError {
@@ -95,6 +155,19 @@ impl fmt::Display for ConfigError {
             ConfigError::ListButtonLabelTooLong { chars } => write!(
                 formatter,
                 "config field `list_button_label` has {chars} characters; the Cloud API allows {CLOUD_API_MAX_LIST_BUTTON_CHARS}"
+            ),
+            ConfigError::ProgressiveNeedsTwoButtons { max_buttons } => write!(
+                formatter,
+                "config field `max_buttons` must be 2 or 3 in progressive mode (a page keeps one button for more options), got {max_buttons}"
+            ),
+            ConfigError::EmptyText { key } => write!(formatter, "config field `{key}` must not be empty"),
+            ConfigError::ButtonLabelTooLong { key, chars } => write!(
+                formatter,
+                "config field `{key}` has {chars} characters; the Cloud API allows {CLOUD_API_MAX_BUTTON_TITLE_CHARS} on a button"
+            ),
+            ConfigError::PendingTtlOutOfRange { value } => write!(
+                formatter,
+                "config field `pending_ttl_ms` must be 1 to {MAX_PENDING_TTL_MS} (7 days), got {value}"
             ),
         }
     }
@@ -139,11 +212,40 @@ impl Config {
         if chars > CLOUD_API_MAX_LIST_BUTTON_CHARS {
             return Err(ConfigError::ListButtonLabelTooLong { chars });
         }
+        if self.mode == Mode::Progressive && self.max_buttons < 2 {
+            return Err(ConfigError::ProgressiveNeedsTwoButtons {
+                max_buttons: self.max_buttons,
+            });
+        }
+        if self.group_separator.is_empty() {
+            return Err(ConfigError::EmptyText {
+                key: "group_separator".to_string(),
+            });
+        }
+        let labels = std::iter::once(("more_button_label".to_string(), &self.more_button_label)).chain(
+            self.group_titles
+                .iter()
+                .map(|(group, title)| (format!("group_titles.{group}"), title)),
+        );
+        for (key, label) in labels {
+            if label.trim().is_empty() {
+                return Err(ConfigError::EmptyText { key });
+            }
+            let chars = label.chars().count();
+            if chars > CLOUD_API_MAX_BUTTON_TITLE_CHARS {
+                return Err(ConfigError::ButtonLabelTooLong { key, chars });
+            }
+        }
+        if !(1..=MAX_PENDING_TTL_MS).contains(&self.pending_ttl_ms) {
+            return Err(ConfigError::PendingTtlOutOfRange {
+                value: self.pending_ttl_ms,
+            });
+        }
         Ok(())
     }
 }
 
-/// A list (given, or rewritten from buttons) over one of the configured limits.
+/// A message (given, or one this policy would send) over one of the configured limits.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LimitExceeded {
     /// Buttons that would become more rows than allowed.
@@ -154,6 +256,20 @@ pub enum LimitExceeded {
     Sections { count: usize, limit: u32 },
     /// A row whose title is longer than allowed.
     RowTitle { row_id: String, chars: usize, limit: u32 },
+    /// Progressive mode: more choices than a paged menu offers (`max_rows`).
+    PagedChoices { count: usize, limit: u32 },
+    /// Progressive mode: more groups and ungrouped choices than the first step can offer.
+    TopLevelChoices { count: usize, limit: u32 },
+    /// Progressive mode: a group with more choices than its step can offer.
+    GroupChoices { group: String, count: usize, limit: u32 },
+    /// Progressive mode: a reply button whose title is longer than the Cloud API allows.
+    ButtonTitle {
+        button_id: String,
+        chars: usize,
+        limit: usize,
+    },
+    /// Progressive mode: a business button id in the namespace of the menu's own buttons.
+    ReservedId { button_id: String },
 }
 
 impl fmt::Display for LimitExceeded {
@@ -172,11 +288,38 @@ impl fmt::Display for LimitExceeded {
                 formatter,
                 "row {row_id:?} has a title of {chars} characters, over the limit of {limit}"
             ),
+            LimitExceeded::PagedChoices { count, limit } => {
+                write!(
+                    formatter,
+                    "{count} choices exceed the paged menu limit of {limit} choices"
+                )
+            }
+            LimitExceeded::TopLevelChoices { count, limit } => write!(
+                formatter,
+                "{count} groups and ungrouped choices exceed the list limit of {limit} rows"
+            ),
+            LimitExceeded::GroupChoices { group, count, limit } => write!(
+                formatter,
+                "group {group:?} has {count} choices, over the list limit of {limit} rows"
+            ),
+            LimitExceeded::ButtonTitle {
+                button_id,
+                chars,
+                limit,
+            } => write!(
+                formatter,
+                "button {button_id:?} has a title of {chars} characters, over the limit of {limit}"
+            ),
+            LimitExceeded::ReservedId { button_id } => write!(
+                formatter,
+                "button id {button_id:?} starts with {:?}, which progressive menus keep for their own buttons",
+                menu::MENU_ID_PREFIX
+            ),
         }
     }
 }
 
-/// What the policy does with one message's content.
+/// What list mode does with one message's content.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Decision {
     /// Within the limits, or not interactive: leave it alone.
@@ -187,7 +330,8 @@ pub enum Decision {
     Reject(LimitExceeded),
 }
 
-/// Decides on one message's content under `config` (already validated).
+/// Decides on one message's content in list mode under `config` (already validated);
+/// progressive mode decides with [`menu::plan`].
 pub fn decide(config: &Config, content: &Content) -> Decision {
     match content {
         Content::InteractiveButtons(buttons) if exceeds(buttons.buttons.len(), config.max_buttons) => {
@@ -250,14 +394,23 @@ fn exceeds(count: usize, limit: u32) -> bool {
     u32::try_from(count).map_or(true, |count| count > limit)
 }
 
-/// The policy: [`decide`] on submit and again on dispatch (a later policy may have
-/// rewritten the content), with a log line and a counter for each rewrite or reject.
+/// The policy: on submit and again on dispatch (a later policy may have rewritten the
+/// content), [`decide`] in list mode or [`menu::plan`] in progressive mode, keeping a started
+/// menu in the plugin's state; on an inbound reply, [`menu::answer`] for the recipient's
+/// pending menu. Each rewrite, reject and follow-up is logged and counted.
 pub struct ButtonLimit {
     config: Config,
 }
 
 impl ButtonLimit {
     fn apply(&self, message: Message) -> Verdict {
+        match self.config.mode {
+            Mode::List => self.apply_list(message),
+            Mode::Progressive => self.apply_progressive(message),
+        }
+    }
+
+    fn apply_list(&self, message: Message) -> Verdict {
         match decide(&self.config, &message.content) {
             Decision::Allow => Verdict::Allow,
             Decision::Rewrite(list) => {
@@ -269,13 +422,93 @@ impl ButtonLimit {
                 counter_add("rewritten", 1);
                 Verdict::Rewrite(message.with_content(Content::InteractiveList(list)))
             }
-            Decision::Reject(limit) => {
-                log::info(&format!("message {} rejected: {limit}", message.id));
-                counter_add("rejected", 1);
-                Verdict::Reject(limit.to_string())
+            Decision::Reject(limit) => reject(&message, &limit),
+        }
+    }
+
+    fn apply_progressive(&self, message: Message) -> Verdict {
+        match menu::plan(&self.config, &message) {
+            Plan::Allow => Verdict::Allow,
+            Plan::Start(started) => {
+                let text = match started.pending.to_state() {
+                    Ok(text) => text,
+                    Err(error) => {
+                        log::error(&format!("message {}: the menu cannot be kept: {error}", message.id));
+                        counter_add("rejected", 1);
+                        return Verdict::Reject(format!("the progressive menu cannot be kept: {error}"));
+                    }
+                };
+                state::set(&menu::state_key(&message.to), &text, Some(self.config.pending_ttl_ms));
+                log::info(&format!(
+                    "message {}: {} reply buttons rewritten as a progressive menu ({})",
+                    message.id,
+                    started.pending.choice_count(),
+                    started.pending.shape()
+                ));
+                counter_add("rewritten", 1);
+                Verdict::Rewrite(message.with_content(started.first))
+            }
+            Plan::Reject(limit) => reject(&message, &limit),
+        }
+    }
+
+    /// The next step of the menu pending for the sender of `inbound`, if it answers one.
+    fn answer(&self, inbound: &InboundMessage) -> Vec<Action> {
+        let Some(reply_id) = inbound.reply_id.as_deref() else {
+            return Vec::new();
+        };
+        let key = menu::state_key(&inbound.from);
+        let Some(text) = state::get(&key) else {
+            return Vec::new();
+        };
+        let pending = match menu::Pending::from_state(&text) {
+            Ok(pending) => pending,
+            Err(error) => {
+                log::warn(&format!(
+                    "inbound {}: the pending menu cannot be read and is dropped: {error}",
+                    inbound.wamid
+                ));
+                state::delete(&key);
+                return Vec::new();
+            }
+        };
+        match menu::answer(&self.config, &pending, reply_id) {
+            Answer::Step(content) => {
+                // The menu stays pending, for another group or page, as long again.
+                state::set(&key, &text, Some(self.config.pending_ttl_ms));
+                log::debug(&format!("inbound {}: menu step {reply_id:?} follows", inbound.wamid));
+                counter_add("menu_steps", 1);
+                vec![Action::Send(FollowUp {
+                    to: inbound.from.clone(),
+                    channel: Channel::Whatsapp,
+                    // The recipient just wrote: the service window is open.
+                    category: Category::Service,
+                    priority: pending.priority,
+                    content,
+                    tags: pending.tags,
+                })]
+            }
+            Answer::Chosen => {
+                state::delete(&key);
+                counter_add("menu_choices", 1);
+                Vec::new()
+            }
+            Answer::Unrelated => Vec::new(),
+            Answer::Broken(limit) => {
+                log::warn(&format!(
+                    "inbound {}: menu step {reply_id:?} is not sent under the current config: {limit}",
+                    inbound.wamid
+                ));
+                Vec::new()
             }
         }
     }
+}
+
+fn reject(message: &Message, limit: &LimitExceeded) -> Verdict {
+    log::info(&format!("message {} rejected: {limit}", message.id));
+    counter_add("rejected", 1);
+    Verdict::Reject(limit.to_string())
 }
 
 impl Policy for ButtonLimit {
@@ -291,6 +524,14 @@ impl Policy for ButtonLimit {
 
     fn on_dispatch(&self, message: Message, _context: &Context) -> Verdict {
         self.apply(message)
+    }
+
+    /// Answers menus in either mode, so menus started before a switch to `list` still finish.
+    fn on_event(&self, event: Event, _context: &Context) -> Vec<Action> {
+        match event {
+            Event::Inbound(inbound) => self.answer(&inbound),
+            Event::Status(_) | Event::Timer(_) => Vec::new(),
+        }
     }
 }
 

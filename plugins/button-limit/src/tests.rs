@@ -201,6 +201,16 @@ fn empty_configs_give_the_cloud_api_defaults() {
         ),
         (3, 10, 24, 10, "Choose")
     );
+    assert_eq!(
+        (
+            config.mode,
+            config.group_separator.as_str(),
+            config.group_titles.is_empty(),
+            config.more_button_label.as_str(),
+            config.pending_ttl_ms
+        ),
+        (Mode::List, "/", true, "More options", 86_400_000)
+    );
 }
 
 #[test]
@@ -264,4 +274,209 @@ impl Decision {
             _ => None,
         }
     }
+}
+
+fn progressive(extra: &str) -> ButtonLimit {
+    let config = format!(r#"{{"mode": "progressive"{extra}}}"#);
+    match ButtonLimit::init(&config) {
+        Ok(policy) => policy,
+        Err(reason) => panic!("{config}: {reason}"),
+    }
+}
+
+fn inbound(reply_id: Option<&str>) -> Event {
+    Event::Inbound(InboundMessage {
+        from: "+6591234567".to_string(),
+        wamid: "wamid.IN".to_string(),
+        at_ms: 1_709_335_800_000,
+        kind: "interactive".to_string(),
+        text: Some("More options".to_string()),
+        reply_id: reply_id.map(str::to_string),
+        context_wamid: Some("wamid.OUT".to_string()),
+    })
+}
+
+fn six_buttons_message() -> Message {
+    let mut message = Message::new(
+        "m-1",
+        "+6591234567",
+        "100200300",
+        Content::InteractiveButtons(buttons(6)),
+    );
+    message.priority = wasp_sdk::Priority::High;
+    message.tags = vec!["delivery".to_string()];
+    message
+}
+
+#[test]
+fn progressive_mode_rewrites_to_the_first_step_and_keeps_the_menu() {
+    let policy = progressive("");
+    let message = six_buttons_message();
+    let Verdict::Rewrite(rewritten) = policy.on_submit(message.clone(), &Context::default()) else {
+        panic!("expected a rewrite");
+    };
+    // Only the content changes.
+    assert_eq!(rewritten.clone().with_content(message.content.clone()), message);
+    let Content::InteractiveButtons(first) = &rewritten.content else {
+        panic!("the first page is buttons: {:?}", rewritten.content);
+    };
+    let ids: Vec<&str> = first.buttons.iter().map(|button| button.id.as_str()).collect();
+    assert_eq!(ids, ["slot-1", "slot-2", "menu:page:2"]);
+    let kept = state::get("menu:+6591234567").expect("the menu is kept");
+    let pending = menu::Pending::from_state(&kept).expect("readable");
+    assert_eq!(pending.choice_count(), 6);
+    // The first step passes the policy unchanged at dispatch, and keeps the menu as it is.
+    assert_eq!(policy.on_dispatch(rewritten, &Context::default()), Verdict::Allow);
+    assert_eq!(state::get("menu:+6591234567"), Some(kept));
+}
+
+#[test]
+fn an_answer_to_a_menu_button_brings_the_next_step_as_a_service_follow_up() {
+    let policy = progressive("");
+    policy.on_submit(six_buttons_message(), &Context::default());
+    let kept = state::get("menu:+6591234567");
+
+    let actions = policy.on_event(inbound(Some("menu:page:2")), &Context::default());
+    let [Action::Send(follow_up)] = actions.as_slice() else {
+        panic!("expected one follow-up, got {actions:?}");
+    };
+    assert_eq!(follow_up.to, "+6591234567");
+    assert_eq!(follow_up.channel, wasp_sdk::Channel::Whatsapp);
+    assert_eq!(follow_up.category, wasp_sdk::Category::Service);
+    assert_eq!(follow_up.priority, wasp_sdk::Priority::High);
+    assert_eq!(follow_up.tags, vec!["delivery".to_string()]);
+    let Content::InteractiveButtons(page) = &follow_up.content else {
+        panic!("page 2 is buttons: {:?}", follow_up.content);
+    };
+    assert_eq!(page.header.as_deref(), Some("Delivery"));
+    assert_eq!(page.body, "When should we deliver?");
+    let ids: Vec<&str> = page.buttons.iter().map(|button| button.id.as_str()).collect();
+    assert_eq!(ids, ["slot-3", "slot-4", "menu:page:3"]);
+    // The menu stays pending for the next page; the same answer twice brings the same page.
+    assert_eq!(state::get("menu:+6591234567"), kept);
+    assert_eq!(
+        policy.on_event(inbound(Some("menu:page:2")), &Context::default()),
+        actions
+    );
+
+    // A real choice ends the menu; after that, menu buttons bring nothing.
+    assert!(policy.on_event(inbound(Some("slot-6")), &Context::default()).is_empty());
+    assert_eq!(state::get("menu:+6591234567"), None);
+    assert!(
+        policy
+            .on_event(inbound(Some("menu:page:3")), &Context::default())
+            .is_empty()
+    );
+}
+
+#[test]
+fn other_events_and_replies_leave_the_menu_alone() {
+    let policy = progressive("");
+    policy.on_submit(six_buttons_message(), &Context::default());
+    let kept = state::get("menu:+6591234567");
+    for event in [
+        inbound(None),
+        inbound(Some("another-message-button")),
+        inbound(Some("menu:group:slot")),
+        Event::Timer(wasp_sdk::TimerEvent {
+            key: "k".to_string(),
+            payload: "p".to_string(),
+            at_ms: 1,
+        }),
+    ] {
+        assert!(policy.on_event(event, &Context::default()).is_empty());
+    }
+    assert_eq!(state::get("menu:+6591234567"), kept);
+}
+
+#[test]
+fn an_unreadable_menu_is_dropped() {
+    let policy = progressive("");
+    state::set("menu:+6591234567", "{not json", None);
+    assert!(
+        policy
+            .on_event(inbound(Some("menu:page:2")), &Context::default())
+            .is_empty()
+    );
+    assert_eq!(state::get("menu:+6591234567"), None);
+}
+
+#[test]
+fn list_mode_still_answers_a_menu_started_before_a_switch() {
+    progressive("").on_submit(six_buttons_message(), &Context::default());
+    let list_mode = ButtonLimit::init("").expect("defaults are valid");
+    let actions = list_mode.on_event(inbound(Some("menu:page:2")), &Context::default());
+    assert_eq!(actions.len(), 1, "{actions:?}");
+}
+
+#[test]
+fn progressive_mode_rejects_what_it_cannot_offer() {
+    let policy = progressive("");
+    let message = Message::new(
+        "m-1",
+        "+6591234567",
+        "100200300",
+        Content::InteractiveButtons(buttons(11)),
+    );
+    assert_eq!(
+        policy.on_submit(message, &Context::default()),
+        Verdict::Reject("11 choices exceed the paged menu limit of 10 choices".to_string())
+    );
+    assert_eq!(state::get("menu:+6591234567"), None);
+}
+
+#[test]
+fn progressive_config_is_checked() {
+    let policy = progressive(
+        r#", "max_buttons": 2, "group_separator": ".", "group_titles": {"support": "Support"},
+            "more_button_label": "Next", "pending_ttl_ms": 3600000"#,
+    );
+    assert_eq!(policy.config.mode, Mode::Progressive);
+    assert_eq!(
+        policy.config.group_titles.get("support").map(String::as_str),
+        Some("Support")
+    );
+    assert_eq!(policy.config.pending_ttl_ms, 3_600_000);
+
+    let cases = [
+        (
+            r#"{"mode": "progressive", "max_buttons": 1}"#,
+            "config field `max_buttons` must be 2 or 3 in progressive mode (a page keeps one button for more options), got 1",
+        ),
+        (
+            r#"{"group_separator": ""}"#,
+            "config field `group_separator` must not be empty",
+        ),
+        (
+            r#"{"more_button_label": " "}"#,
+            "config field `more_button_label` must not be empty",
+        ),
+        (
+            r#"{"more_button_label": "Show me more options!"}"#,
+            "config field `more_button_label` has 21 characters; the Cloud API allows 20 on a button",
+        ),
+        (
+            r#"{"group_titles": {"support": ""}}"#,
+            "config field `group_titles.support` must not be empty",
+        ),
+        (
+            r#"{"group_titles": {"returns": "Returns and exchanges"}}"#,
+            "config field `group_titles.returns` has 21 characters; the Cloud API allows 20 on a button",
+        ),
+        (
+            r#"{"pending_ttl_ms": 0}"#,
+            "config field `pending_ttl_ms` must be 1 to 604800000 (7 days), got 0",
+        ),
+        (
+            r#"{"pending_ttl_ms": 604800001}"#,
+            "config field `pending_ttl_ms` must be 1 to 604800000 (7 days), got 604800001",
+        ),
+    ];
+    for (text, reason) in cases {
+        assert_eq!(ButtonLimit::init(text).err(), Some(reason.to_string()), "{text}");
+    }
+    // List mode allows max_buttons 1; the mode's name is checked.
+    assert!(ButtonLimit::init(r#"{"mode": "list", "max_buttons": 1}"#).is_ok());
+    let error = ButtonLimit::init(r#"{"mode": "menus"}"#).err().unwrap_or_default();
+    assert!(error.contains("unknown variant `menus`"), "{error}");
 }
