@@ -1,28 +1,32 @@
-//! The HTTP edge (axum): the `/v1` admin API behind a bearer token, Meta's webhooks, and
-//! health checks. Handlers validate, hand work to the store, and answer; they never send.
+//! The HTTP edge (axum): the `/v1` admin API behind scoped bearer tokens ([`auth`]), Meta's
+//! webhooks, and health checks. Handlers validate, hand work to the store, and answer; they
+//! never send.
 //! May call the store, the dispatcher's wake handle and the policy runtime (for readiness).
 
+pub mod audit;
+pub mod auth;
 pub mod contacts;
 pub mod error;
 pub mod messages;
 pub mod plugins;
 pub mod regions;
 pub mod senders;
+pub mod shards;
+pub mod tokens;
 pub mod webhook;
 
 use std::sync::Arc;
 
 use axum::{
     Json, Router,
-    extract::{DefaultBodyLimit, Request, State},
-    http::{StatusCode, header},
-    middleware::{self, Next},
+    extract::{DefaultBodyLimit, State},
+    http::StatusCode,
+    middleware,
     response::{IntoResponse, Response},
-    routing::{get, post, put},
+    routing::{MethodRouter, delete, get, post, put},
 };
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
 pub use error::ApiError;
@@ -39,10 +43,12 @@ pub struct ApiState {
     pub regions: Arc<crate::regions::RegionHealth>,
     pub senders: Arc<crate::senders::Senders>,
     pub shards: u16,
-    /// sha256 of the admin token; compared in constant time.
-    pub admin_token_digest: Option<[u8; 32]>,
+    /// The tokens that may call `/v1`: the bootstrap admin token and the live stored ones.
+    pub tokens: Arc<auth::Tokens>,
     pub app_secret: Option<String>,
     pub verify_token: Option<String>,
+    /// Inbound texts that opt a contact out or back in.
+    pub opt_keywords: Arc<webhook::OptKeywords>,
 }
 
 pub fn router(state: ApiState, max_body_bytes: usize) -> Router {
@@ -51,35 +57,22 @@ pub fn router(state: ApiState, max_body_bytes: usize) -> Router {
 
 /// The router, with its own body limit for `POST /v1/messages/batch`.
 pub fn router_with_limits(state: ApiState, max_body_bytes: usize, max_batch_body_bytes: usize) -> Router {
-    let v1 = Router::new()
-        .route(
-            "/v1/messages/batch",
-            post(messages::send_batch).layer(DefaultBodyLimit::max(max_batch_body_bytes)),
-        )
-        .route("/v1/messages", post(messages::send))
-        .route("/v1/messages/{id}", get(messages::get))
-        .route(
-            "/v1/plugins/{name}/versions",
-            post(plugins::upload).layer(DefaultBodyLimit::max(crate::policy::MAX_COMPONENT_BYTES + 1)),
-        )
-        .route("/v1/contacts/{wa_id}", get(contacts::get).put(contacts::put))
-        .route("/v1/regions", get(regions::list))
-        .route("/v1/senders", get(senders::list))
-        .route("/v1/senders/{phone_number}", put(senders::put))
-        .route("/v1/plugins", get(plugins::list))
-        .route(
-            "/v1/plugins/{name}",
-            get(plugins::get).put(plugins::update).delete(plugins::delete),
-        )
-        .route("/v1/plugins/{name}/activate", post(plugins::activate))
-        .route("/v1/plugins/{name}/rollback", post(plugins::rollback))
-        .route(
-            "/v1/plugins/{name}/shadow",
-            get(plugins::shadow_report)
-                .post(plugins::start_shadow)
-                .delete(plugins::stop_shadow),
-        )
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+    let mut v1 = Router::new();
+    for route in auth::ROUTES {
+        match handler(route, max_batch_body_bytes) {
+            Some(method_router) => {
+                let guard = auth::Guard {
+                    state: state.clone(),
+                    route,
+                };
+                v1 = v1.route(
+                    route.path,
+                    method_router.route_layer(middleware::from_fn_with_state(guard, auth::authorize)),
+                );
+            }
+            None => tracing::error!(method = route.verb.as_str(), path = route.path, "route has no handler"),
+        }
+    }
     Router::new()
         .merge(v1)
         .route("/webhooks/whatsapp", get(webhook::handshake).post(webhook::receive))
@@ -92,25 +85,44 @@ pub fn router_with_limits(state: ApiState, max_body_bytes: usize, max_batch_body
         .with_state(state)
 }
 
-pub fn token_digest(token: &str) -> [u8; 32] {
-    Sha256::digest(token.as_bytes()).into()
+/// The handler of one entry of [`auth::ROUTES`]: the router serves only what that table names,
+/// so no route exists without its scope. A new route is one entry there and one arm here.
+fn handler(route: &auth::Route, max_batch_body_bytes: usize) -> Option<MethodRouter<ApiState>> {
+    use auth::Verb::{Delete, Get, Post, Put};
+    Some(match (route.verb, route.path) {
+        (Post, "/v1/messages") => post(messages::send),
+        (Get, "/v1/messages") => get(messages::list),
+        (Post, "/v1/messages/batch") => post(messages::send_batch).layer(DefaultBodyLimit::max(max_batch_body_bytes)),
+        (Get, "/v1/messages/{id}") => get(messages::get),
+        (Post, "/v1/messages/{id}/cancel") => post(messages::cancel),
+        (Post, "/v1/plugins/{name}/versions") => {
+            post(plugins::upload).layer(DefaultBodyLimit::max(crate::policy::MAX_COMPONENT_BYTES + 1))
+        }
+        (Get, "/v1/plugins") => get(plugins::list),
+        (Get, "/v1/plugins/{name}") => get(plugins::get),
+        (Put, "/v1/plugins/{name}") => put(plugins::update),
+        (Delete, "/v1/plugins/{name}") => delete(plugins::delete),
+        (Post, "/v1/plugins/{name}/activate") => post(plugins::activate),
+        (Post, "/v1/plugins/{name}/rollback") => post(plugins::rollback),
+        (Get, "/v1/plugins/{name}/shadow") => get(plugins::shadow_report),
+        (Post, "/v1/plugins/{name}/shadow") => post(plugins::start_shadow),
+        (Delete, "/v1/plugins/{name}/shadow") => delete(plugins::stop_shadow),
+        (Get, "/v1/contacts/{wa_id}") => get(contacts::get),
+        (Put, "/v1/contacts/{wa_id}") => put(contacts::put),
+        (Get, "/v1/regions") => get(regions::list),
+        (Get, "/v1/shards") => get(shards::list),
+        (Get, "/v1/senders") => get(senders::list),
+        (Put, "/v1/senders/{phone_number}") => put(senders::put),
+        (Get, "/v1/tokens") => get(tokens::list),
+        (Post, "/v1/tokens") => post(tokens::create),
+        (Delete, "/v1/tokens/{id}") => delete(tokens::revoke),
+        (Get, "/v1/audit") => get(audit::list),
+        _ => return None,
+    })
 }
 
-async fn require_token(State(state): State<ApiState>, request: Request, next: Next) -> Result<Response, ApiError> {
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .ok_or_else(|| ApiError::unauthorized("send Authorization: Bearer <token>"))?;
-    let Some(expected) = state.admin_token_digest else {
-        return Err(ApiError::unauthorized("no admin token is configured on this server"));
-    };
-    if bool::from(token_digest(presented).ct_eq(&expected)) {
-        Ok(next.run(request).await)
-    } else {
-        Err(ApiError::unauthorized("the token is not valid"))
-    }
+pub fn token_digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
 }
 
 async fn healthz() -> Json<serde_json::Value> {
@@ -149,4 +161,21 @@ pub fn format_time(ms: i64) -> String {
         .ok()
         .and_then(|moment| moment.format(&time::format_description::well_known::Rfc3339).ok())
         .unwrap_or_else(|| ms.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_in_the_scope_table_has_a_handler() {
+        for route in auth::ROUTES {
+            assert!(
+                handler(route, 1).is_some(),
+                "{} {} is in auth::ROUTES but has no handler",
+                route.verb.as_str(),
+                route.path
+            );
+        }
+    }
 }

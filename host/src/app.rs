@@ -65,12 +65,16 @@ pub async fn start(config: Config, shutdown: impl Future<Output = ()> + Send + '
         store.clone(),
         policies.clone(),
         dispatch.clone(),
-        regions.clone(),
-        senders.clone(),
+        (regions.clone(), senders.clone()),
         config.channel.cloud_api.phone_number_id.clone(),
         config.dispatch.shards,
         std::time::Duration::from_millis(config.dispatch.poll_interval_ms),
     );
+    let stored_tokens = store.tokens().await.context("loading the API tokens")?;
+    let tokens = Arc::new(api::auth::Tokens::new(
+        config.server.admin_token.as_deref(),
+        &stored_tokens,
+    ));
     let state = ApiState {
         regions,
         senders,
@@ -79,9 +83,10 @@ pub async fn start(config: Config, shutdown: impl Future<Output = ()> + Send + '
         policies,
         events,
         shards: config.dispatch.shards,
-        admin_token_digest: config.server.admin_token.as_deref().map(api::token_digest),
+        tokens,
         app_secret: config.webhook.app_secret.clone(),
         verify_token: config.webhook.verify_token.clone(),
+        opt_keywords: Arc::new(api::webhook::OptKeywords::new(&config.contacts)),
     };
     let router = api::router_with_limits(state, config.server.max_body_bytes, config.server.max_batch_body_bytes);
     let listener = TcpListener::bind(&config.server.listen)

@@ -1,7 +1,7 @@
 //! The plugin author's command line, `wasp plugin …`: scaffold a plugin crate (`new`), build
 //! and check it against the host (`build`), run it offline against JSON fixtures (`test`),
 //! drive the admin API (`push`, `ls`, `activate`, `rollback`, `shadow`), and measure a policy
-//! (`bench`, the same as `wasp bench policy`).
+//! (`bench`, the same as `wasp bench policy`); and the operator's `wasp token …` ([`tokens`]).
 //!
 //! Owns those commands' arguments and terminal output. May call the policy runtime (through
 //! [`offline`], on a throwaway store), cargo and rustup, and the admin API over HTTP; never
@@ -14,6 +14,7 @@ pub mod fixtures;
 pub mod offline;
 pub mod scaffold;
 pub mod table;
+pub mod tokens;
 pub mod values;
 
 use std::{io::IsTerminal as _, path::Path};
@@ -21,6 +22,7 @@ use std::{io::IsTerminal as _, path::Path};
 use clap::Subcommand;
 
 pub use bench_policy::{PolicyBenchArgs, run_policy_bench};
+pub use tokens::TokenCommand;
 
 /// `wasp plugin …`.
 #[derive(Debug, Subcommand)]
@@ -60,6 +62,12 @@ pub async fn run(command: PluginCommand) -> anyhow::Result<()> {
         PluginCommand::Shadow(args) => admin::shadow(args).await,
         PluginCommand::Bench(args) => run_policy_bench(args).await,
     }
+}
+
+/// Runs one `wasp token` command.
+pub async fn run_token(command: TokenCommand) -> anyhow::Result<()> {
+    init_logging();
+    tokens::run(command).await
 }
 
 /// The filter the CLI logs with unless `RUST_LOG` says otherwise.

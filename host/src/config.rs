@@ -50,6 +50,12 @@ pub const DEFAULT_PROBE_INTERVAL_MS: u64 = 500;
 /// Distinct recipients per rolling 24 h for business-initiated conversations; 0: no limit.
 /// Meta's tiers are 250, 2,000, 10,000 and 100,000.
 pub const DEFAULT_DAILY_TIER_LIMIT: u32 = 0;
+/// An inbound text that is one of these words, and nothing else, opts its sender out.
+/// `CANCEL` is left out on purpose: businesses ask customers to reply CANCEL to call off a
+/// booking or an order, and an opt-out would also stop their one-time passwords.
+pub const DEFAULT_OPT_OUT_KEYWORDS: &[&str] = &["STOP", "STOPALL", "UNSUBSCRIBE", "END", "QUIT"];
+/// An inbound text that is one of these words, and nothing else, opts its sender back in.
+pub const DEFAULT_OPT_IN_KEYWORDS: &[&str] = &["START", "UNSTOP"];
 
 /// Plain environment names for the keys people set most, beside the generic `WASP_…` form.
 pub const PLAIN_NAMES: &[(&str, &str)] = &[
@@ -97,6 +103,7 @@ pub struct Config {
     pub channel: ChannelConfig,
     pub webhook: WebhookConfig,
     pub regions: crate::regions::RegionConfig,
+    pub contacts: ContactsConfig,
     pub log: LogConfig,
 }
 
@@ -354,6 +361,26 @@ pub struct WebhookConfig {
     pub verify_token: Option<String>,
 }
 
+/// What inbound messages say about a contact's consent.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ContactsConfig {
+    /// An inbound text whose whole body (trimmed, any case) is one of these opts the contact out.
+    pub opt_out_keywords: Vec<String>,
+    /// ...and one of these opts it back in.
+    pub opt_in_keywords: Vec<String>,
+}
+
+impl Default for ContactsConfig {
+    fn default() -> Self {
+        let owned = |words: &[&str]| words.iter().map(|word| (*word).to_owned()).collect();
+        Self {
+            opt_out_keywords: owned(DEFAULT_OPT_OUT_KEYWORDS),
+            opt_in_keywords: owned(DEFAULT_OPT_IN_KEYWORDS),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
@@ -469,6 +496,27 @@ impl Config {
             return Err(Error::Invalid(format!(
                 "store.database_url {:?}: only sqlite: URLs are supported by this build",
                 self.store.database_url
+            )));
+        }
+        let contacts = &self.contacts;
+        if let Some(blank) = contacts
+            .opt_out_keywords
+            .iter()
+            .chain(&contacts.opt_in_keywords)
+            .find(|word| word.trim().is_empty())
+        {
+            return Err(Error::Invalid(format!(
+                "contacts.opt_out_keywords and opt_in_keywords: {blank:?} is blank"
+            )));
+        }
+        if let Some(both) = contacts.opt_out_keywords.iter().find(|word| {
+            contacts
+                .opt_in_keywords
+                .iter()
+                .any(|other| other.trim().to_uppercase() == word.trim().to_uppercase())
+        }) {
+            return Err(Error::Invalid(format!(
+                "contacts: {both:?} is both an opt-out and an opt-in keyword"
             )));
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
@@ -644,6 +692,29 @@ mod tests {
         let env = environment(&[("WASP_CHANNEL_CLOUD_API_MESSAGES_PER_SECOND", "1001")]);
         let error = Config::from_parts("", "(none)", &env).unwrap_err().to_string();
         assert!(error.contains("messages_per_second"), "{error}");
+    }
+
+    #[test]
+    fn opt_keywords_have_defaults_and_come_from_the_file_or_the_environment() {
+        let config = Config::from_parts("", "(none)", &BTreeMap::new()).unwrap();
+        assert!(config.contacts.opt_out_keywords.iter().any(|word| word == "STOP"));
+        assert!(!config.contacts.opt_out_keywords.iter().any(|word| word == "CANCEL"));
+        assert_eq!(config.contacts.opt_in_keywords, ["START", "UNSTOP"]);
+        let env = environment(&[("WASP_CONTACTS_OPT_OUT_KEYWORDS", r#"["STOP", "ARRET"]"#)]);
+        let config = Config::from_parts("[contacts]\nopt_in_keywords = [\"GO\"]\n", "wasp.toml", &env).unwrap();
+        assert_eq!(config.contacts.opt_out_keywords, ["STOP", "ARRET"]);
+        assert_eq!(config.contacts.opt_in_keywords, ["GO"]);
+        let error = Config::from_parts(
+            "[contacts]\nopt_in_keywords = [\"stop\"]\n",
+            "wasp.toml",
+            &BTreeMap::new(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("both"), "{error}");
+        let env = environment(&[("WASP_CONTACTS_OPT_IN_KEYWORDS", "START")]);
+        let error = Config::from_parts("", "(none)", &env).unwrap_err().to_string();
+        assert!(error.contains("WASP_CONTACTS_OPT_IN_KEYWORDS"), "{error}");
     }
 
     #[test]

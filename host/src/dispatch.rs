@@ -106,6 +106,19 @@ impl Backlog {
         }
     }
 
+    /// Every shard with messages waiting at the last resync, the largest backlog first.
+    pub fn shards(&self) -> Vec<(u16, u32)> {
+        let collect = |map: &HashMap<u16, u32>| {
+            let mut shards: Vec<(u16, u32)> = map.iter().map(|(shard, count)| (*shard, *count)).collect();
+            shards.sort_by(|left, right| right.1.cmp(&left.1).then(left.0.cmp(&right.0)));
+            shards
+        };
+        match self.by_shard.read() {
+            Ok(guard) => collect(&guard),
+            Err(poisoned) => collect(&poisoned.into_inner()),
+        }
+    }
+
     pub fn add(&self, count: usize) {
         self.total
             .fetch_add(i64::try_from(count).unwrap_or(i64::MAX), Ordering::Relaxed);
@@ -150,6 +163,11 @@ impl DispatchHandle {
         self.backlog.add(count);
     }
 
+    /// Counts messages that left the backlog without a worker (cancelled over the API).
+    pub fn left_backlog(&self, count: usize) {
+        self.backlog.remove(count);
+    }
+
     pub fn backlog(&self) -> u64 {
         self.backlog.get()
     }
@@ -157,6 +175,11 @@ impl DispatchHandle {
     /// The shard's backlog at the last count (seconds old at most).
     pub fn shard_backlog(&self, shard: u16) -> u32 {
         self.backlog.shard(shard)
+    }
+
+    /// Shards with messages waiting at the last count, the largest backlog first.
+    pub fn shard_backlogs(&self) -> Vec<(u16, u32)> {
+        self.backlog.shards()
     }
 
     /// When the backlog has reached its bound: how long a client should wait, in ms.
@@ -333,5 +356,26 @@ async fn claim_loop(
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Backlog;
+
+    #[test]
+    fn the_backlog_keeps_a_total_and_a_per_shard_snapshot() {
+        let backlog = Backlog::default();
+        backlog.set(vec![(7, 3), (200, 12), (9, 3)]);
+        assert_eq!(backlog.get(), 18);
+        assert_eq!((backlog.shard(200), backlog.shard(7), backlog.shard(1)), (12, 3, 0));
+        assert_eq!(backlog.shards(), vec![(200, 12), (7, 3), (9, 3)]);
+        // Accepts and sends move the total between counts; the snapshot waits for the next one.
+        backlog.add(5);
+        backlog.remove(2);
+        assert_eq!(backlog.get(), 21);
+        assert_eq!(backlog.shard(200), 12);
+        backlog.set(Vec::new());
+        assert_eq!((backlog.get(), backlog.shards()), (0, Vec::new()));
     }
 }

@@ -54,13 +54,12 @@ struct Origin {
 }
 
 impl Events {
-    /// Starts the timer loop.
+    /// Starts the timer loop. Events see the same region and sender facts as messages.
     pub fn start(
         store: Store,
         policies: Arc<PolicyRuntime>,
         dispatch: DispatchHandle,
-        regions: Arc<RegionHealth>,
-        senders: Arc<Senders>,
+        (regions, senders): (Arc<RegionHealth>, Arc<Senders>),
         sender: String,
         shards: u16,
         poll: Duration,

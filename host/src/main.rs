@@ -39,6 +39,11 @@ enum Command {
     /// Measure the host in one run: end-to-end throughput, accept-to-upstream latency,
     /// webhook ingest, failover, and the raw upstream and raw insert baselines.
     Bench(wasp::bench::BenchOptions),
+    /// Create, list and revoke API tokens (scope `admin`).
+    Token {
+        #[command(subcommand)]
+        command: wasp::cli::TokenCommand,
+    },
     /// Write, build, test, ship and measure policy plugins.
     Plugin {
         #[command(subcommand)]
@@ -92,6 +97,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             .await
         }
         Command::Plugin { command } => wasp::cli::run(command).await,
+        Command::Token { command } => wasp::cli::run_token(command).await,
         Command::Bench(mut options) => {
             telemetry::init(&wasp::config::LogConfig {
                 filter: "warn".into(),

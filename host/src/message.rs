@@ -102,6 +102,8 @@ text_enum!(
     }
 );
 
+// The variants come from `text_enum!`, which cannot mark one `#[default]`.
+#[allow(clippy::derivable_impls)]
 impl Default for Quality {
     fn default() -> Self {
         Quality::Unknown
@@ -128,7 +130,7 @@ text_enum!(
 
 text_enum!(
     /// The lifecycle: `accepted → queued → (deferred) → sending → sent → delivered → read`,
-    /// with `rejected`, `failed`, `expired` and `fell_back` as ends.
+    /// with `rejected`, `failed`, `expired`, `fell_back` and `cancelled` as ends.
     Status {
         Accepted = "accepted",
         Queued = "queued",
@@ -141,6 +143,7 @@ text_enum!(
         Failed = "failed",
         Expired = "expired",
         FellBack = "fell_back",
+        Cancelled = "cancelled",
     }
 );
 
@@ -179,7 +182,7 @@ impl Status {
     pub fn is_final(self) -> bool {
         matches!(
             self,
-            Status::Read | Status::Rejected | Status::Failed | Status::Expired | Status::FellBack
+            Status::Read | Status::Rejected | Status::Failed | Status::Expired | Status::FellBack | Status::Cancelled
         )
     }
 
@@ -192,7 +195,7 @@ impl Status {
             Status::Sent => 2,
             Status::Delivered => 3,
             Status::Read => 4,
-            Status::Rejected | Status::Failed | Status::Expired | Status::FellBack => 5,
+            Status::Rejected | Status::Failed | Status::Expired | Status::FellBack | Status::Cancelled => 5,
         }
     }
 }

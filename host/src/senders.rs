@@ -110,6 +110,13 @@ impl Senders {
         Ok(())
     }
 
+    /// [`Senders::record`] for an operator, with its audit row in the same transaction.
+    pub async fn record_audited(&self, number: SenderNumber, audit: store::AuditEntry) -> store::Result<()> {
+        self.store.put_sender_number_audited(number, audit).await?;
+        *self.cached.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+        Ok(())
+    }
+
     /// Applies a `phone_number_quality_update` webhook: its `current_limit` sets the tier, its
     /// `event` moves the quality (`FLAGGED` and `DOWNGRADE`: red; `UNFLAGGED` and `UPGRADE`:
     /// green; others keep what was known).

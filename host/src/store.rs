@@ -169,6 +169,8 @@ pub struct MessageView {
     pub attempts: u32,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
+    /// When a waiting message is due to go (deferred: the time a policy named).
+    pub due_at_ms: i64,
     pub history: Vec<HistoryEntry>,
 }
 
@@ -313,12 +315,14 @@ pub struct ContactAttributes {
 
 #[derive(Debug, Clone)]
 pub enum ContactWrite {
-    /// An inbound message; counted once per wamid.
+    /// An inbound message; counted once per wamid. `opted_out`: the message was an opt-out
+    /// (`Some(true)`) or opt-in (`Some(false)`) keyword, applied with it.
     Inbound {
         wamid: String,
         wa_id: String,
         kind: String,
         at_ms: i64,
+        opted_out: Option<bool>,
     },
     /// Attributes and opt-out from the admin API; `None` leaves a value as it is.
     Put {
@@ -384,10 +388,144 @@ pub struct SenderNumber {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FallBackOutcome {
     /// The follow-up was accepted and the original ended `fell_back`.
-    FellBack { follow_up: MessageId },
+    FellBack {
+        follow_up: MessageId,
+    },
     /// The original had already ended otherwise (read, say) or never left: nothing was sent.
-    Skipped { status: Status },
+    Skipped {
+        status: Status,
+    },
     UnknownOriginal,
+}
+
+/// What `GET /v1/messages` asks for: every filter optional, newest first, a page at a time.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MessageFilter {
+    /// Any of these statuses; empty: any status.
+    pub statuses: Vec<Status>,
+    pub category: Option<Category>,
+    /// The recipient, E.164.
+    pub to: Option<PhoneNumber>,
+    /// Messages carrying this tag.
+    pub tag: Option<String>,
+    /// Created at or after, ms since the epoch.
+    pub since_ms: Option<i64>,
+    /// Created before, ms since the epoch.
+    pub until_ms: Option<i64>,
+    /// Only messages older than this one (ids are UUIDv7, so older is smaller): the cursor.
+    pub before: Option<MessageId>,
+    /// Most messages answered.
+    pub limit: usize,
+}
+
+/// A message as `GET /v1/messages` lists it: no content, no history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MessageSummary {
+    pub id: MessageId,
+    pub to: String,
+    pub category: Category,
+    pub priority: Priority,
+    pub channel: Channel,
+    pub status: Status,
+    pub tags: Vec<String>,
+    pub reason: Option<String>,
+    pub error_code: Option<i64>,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+/// One page of `GET /v1/messages`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MessagePage {
+    pub messages: Vec<MessageSummary>,
+    /// Where the next page starts (pass it as [`MessageFilter::before`]); none: no more.
+    /// A page may be short, even empty, while this is set: each page examines a bounded
+    /// number of messages, so a filter that matches few never scans the whole table at once.
+    pub next_cursor: Option<MessageId>,
+}
+
+/// What a cancel did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelOutcome {
+    /// The message ended `cancelled`; it will not be sent.
+    Cancelled,
+    /// Too late: the message is being sent (`leased`: a dispatch worker holds it) or has
+    /// left or ended; it stays as it is.
+    TooLate {
+        status: Status,
+        leased: bool,
+    },
+    UnknownMessage,
+}
+
+/// An API token as stored: never its secret, only the secret's sha256.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiToken {
+    pub id: String,
+    pub name: String,
+    /// Scope names as granted (`messages:send`, `admin`, ...).
+    pub scopes: Vec<String>,
+    /// sha256 of the secret.
+    pub digest: [u8; 32],
+    pub created_at_ms: i64,
+    pub revoked_at_ms: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub enum TokenWrite {
+    Create(ApiToken),
+    /// Revoking a revoked token changes nothing.
+    Revoke {
+        id: String,
+        at_ms: i64,
+    },
+}
+
+/// What a token write did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenOutcome {
+    Created,
+    Revoked,
+    AlreadyRevoked,
+    UnknownToken,
+}
+
+/// One admin action for the append-only audit log: who, what, when, and how it ended.
+/// Never a secret or a message body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    pub at_ms: i64,
+    /// The token that acted (`bootstrap` for the configured admin token).
+    pub token_id: String,
+    /// Such as `plugin.activate`.
+    pub action: String,
+    /// What it acted on: a plugin name, a wa_id, a token id.
+    pub target: Option<String>,
+    /// `ok`, or the error code the API answered.
+    pub outcome: String,
+}
+
+/// An audit row as read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRecord {
+    /// Increases with every row: the order, and the paging cursor.
+    pub seq: i64,
+    pub entry: AuditEntry,
+}
+
+/// What `GET /v1/audit` asks for: every filter optional, newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    pub action: Option<String>,
+    pub token_id: Option<String>,
+    pub target: Option<String>,
+    /// At or after, ms since the epoch.
+    pub since_ms: Option<i64>,
+    /// Before, ms since the epoch.
+    pub until_ms: Option<i64>,
+    /// Only rows older than this `seq`: the cursor.
+    pub before_seq: Option<i64>,
+    pub limit: usize,
 }
 
 /// The store, cheap to clone.
@@ -610,6 +748,68 @@ impl Store {
     pub async fn pending_by_shard(&self) -> Result<Vec<(u16, u64)>> {
         match &*self.backend {
             Backend::Sqlite(store) => store.pending_by_shard().await,
+        }
+    }
+
+    /// Messages matching `filter`, newest first, at most `filter.limit`, and where the next
+    /// page starts.
+    pub async fn list_messages(&self, filter: &MessageFilter) -> Result<MessagePage> {
+        match &*self.backend {
+            Backend::Sqlite(store) => store.list_messages(filter).await,
+        }
+    }
+
+    /// Ends a message `cancelled` if it is not sent yet and no dispatch worker holds it, in one
+    /// conditional write, so a cancel and a claim never both win.
+    pub async fn cancel(&self, id: MessageId, now_ms: i64) -> Result<CancelOutcome> {
+        match &*self.backend {
+            Backend::Sqlite(store) => store.cancel(id, now_ms).await,
+        }
+    }
+
+    /// Creates or revokes a token; when it changes anything, `audit` is written in the same
+    /// transaction (outcome `ok`).
+    pub async fn token_write(&self, write: TokenWrite, audit: AuditEntry) -> Result<TokenOutcome> {
+        match &*self.backend {
+            Backend::Sqlite(store) => store.token_write(write, audit).await,
+        }
+    }
+
+    /// Every token, revoked ones too, oldest first.
+    pub async fn tokens(&self) -> Result<Vec<ApiToken>> {
+        match &*self.backend {
+            Backend::Sqlite(store) => store.tokens().await,
+        }
+    }
+
+    /// A sender number an operator set, with its audit row, in one transaction.
+    pub async fn put_sender_number_audited(&self, number: SenderNumber, audit: AuditEntry) -> Result<()> {
+        match &*self.backend {
+            Backend::Sqlite(store) => store.put_sender_number_audited(number, audit).await,
+        }
+    }
+
+    /// Contact writes with their audit row, in one transaction.
+    pub async fn contact_writes_audited(&self, writes: Vec<ContactWrite>, audit: AuditEntry) -> Result<()> {
+        match &*self.backend {
+            Backend::Sqlite(store) => store.contact_writes_audited(writes, audit).await,
+        }
+    }
+
+    /// Appends audit rows on their own (for changes made by another part's write).
+    pub async fn audit(&self, entries: Vec<AuditEntry>) -> Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        match &*self.backend {
+            Backend::Sqlite(store) => store.audit(entries).await,
+        }
+    }
+
+    /// Audit rows matching `filter`, newest first, at most `filter.limit`.
+    pub async fn audit_log(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>> {
+        match &*self.backend {
+            Backend::Sqlite(store) => store.audit_log(filter).await,
         }
     }
 

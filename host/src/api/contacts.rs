@@ -2,13 +2,20 @@
 //! attributes and opt-out a business sets. The facts reach every plugin call's context.
 
 use axum::{
-    Json,
+    Extension, Json,
     extract::{Path, State},
+    response::{IntoResponse as _, Response},
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{ApiState, error::ApiError, error::StrictJson, format_time};
+use super::{
+    ApiState,
+    auth::{self, AuditWritten, Caller},
+    error::ApiError,
+    error::StrictJson,
+    format_time,
+};
 use crate::{
     facts,
     message::PhoneNumber,
@@ -91,9 +98,10 @@ pub async fn get(State(state): State<ApiState>, Path(wa_id): Path<String>) -> Re
 
 pub async fn put(
     State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
     Path(wa_id): Path<String>,
     StrictJson(request): StrictJson<ContactRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let number = number_of(&wa_id)?;
     if let Some(attributes) = &request.attributes {
         if let Some(zone) = &attributes.time_zone
@@ -117,15 +125,21 @@ pub async fn put(
             "send `attributes`, `opted_out`, or both",
         ));
     }
+    // The audit row is written in the same transaction as the contact.
     state
         .store
-        .contact_writes(vec![ContactWrite::Put {
-            wa_id: number.digits().to_owned(),
-            attributes: request.attributes,
-            opted_out: request.opted_out,
-            at_ms: crate::store::now_ms(),
-        }])
+        .contact_writes_audited(
+            vec![ContactWrite::Put {
+                wa_id: number.digits().to_owned(),
+                attributes: request.attributes,
+                opted_out: request.opted_out,
+                at_ms: crate::store::now_ms(),
+            }],
+            auth::entry(&caller, "contact.put", Some(number.digits().to_owned()), "ok"),
+        )
         .await
         .map_err(|error| ApiError::internal("writing a contact", &error))?;
-    get(State(state), Path(wa_id)).await
+    let mut response = get(State(state), Path(wa_id)).await?.into_response();
+    response.extensions_mut().insert(AuditWritten);
+    Ok(response)
 }

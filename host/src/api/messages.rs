@@ -2,10 +2,12 @@
 //! durably, answer; and show a message with the content as it went upstream and its whole
 //! history. A batch is one group-commit write with a result per item. When the dispatcher's
 //! backlog is full, both sends answer 429 with `Retry-After` instead of growing it.
+//! `GET /v1/messages` lists messages by filter, newest first, a page at a time behind an
+//! opaque cursor; `POST /v1/messages/{id}/cancel` stops a message not sent yet.
 
 use axum::{
     Json,
-    extract::{Path, State},
+    extract::{Path, Query, State, rejection::QueryRejection},
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
@@ -16,7 +18,7 @@ use sha2::{Digest, Sha256};
 use super::{ApiState, error::ApiError, error::StrictJson, format_time};
 use crate::{
     message::{Category, Content, MessageId, PhoneNumber, Priority, Submission},
-    store::{AcceptOutcome, MessageView, NewMessage},
+    store::{AcceptOutcome, CancelOutcome, MessageFilter, MessageSummary, MessageView, NewMessage},
 };
 
 pub const MAX_IDEMPOTENCY_KEY_CHARS: usize = 255;
@@ -24,6 +26,11 @@ pub const MAX_TAGS: usize = 20;
 pub const MAX_TAG_CHARS: usize = 64;
 /// Most messages one `POST /v1/messages/batch` takes.
 pub const MAX_BATCH_MESSAGES: usize = 1_000;
+/// Messages per page of `GET /v1/messages` unless `limit` says otherwise, and the most it may say.
+pub const DEFAULT_LIST_LIMIT: usize = 50;
+pub const MAX_LIST_LIMIT: usize = 500;
+/// The query parameters `GET /v1/messages` knows.
+const LIST_PARAMETERS: &[&str] = &["status", "category", "to", "tag", "since", "until", "limit", "cursor"];
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -338,6 +345,7 @@ pub fn view_json(view: &MessageView) -> Value {
         "attempts": view.attempts,
         "created_at": format_time(view.created_at_ms),
         "updated_at": format_time(view.updated_at_ms),
+        "due_at": view.status.is_pending().then(|| format_time(view.due_at_ms)),
         "content": view.content,
         "upstream": view.content_sent.as_ref().map(|content| json!({
             "content": content,
@@ -349,4 +357,171 @@ pub fn view_json(view: &MessageView) -> Value {
             "cause": entry.cause,
         })).collect::<Vec<_>>(),
     })
+}
+
+/// An RFC 3339 time in a query string, in ms. A `+` in the offset arrives as a space (form
+/// encoding), so a space there is read as `+`.
+fn query_time(field: &str, text: &str) -> Result<i64, ApiError> {
+    let format = &time::format_description::well_known::Rfc3339;
+    let moment = time::OffsetDateTime::parse(text, format)
+        .or_else(|error| time::OffsetDateTime::parse(&text.replace(' ', "+"), format).map_err(|_| error))
+        .map_err(|error| ApiError::invalid(field, format!("is not an RFC 3339 time: {error}")))?;
+    i64::try_from(moment.unix_timestamp_nanos() / 1_000_000).map_err(|_| ApiError::invalid(field, "is out of range"))
+}
+
+/// Reads `GET /v1/messages`'s query, naming the parameter at fault. `status` may be given
+/// several times and holds one status or several, comma-separated; the others once each.
+pub fn list_filter(pairs: Vec<(String, String)>) -> Result<MessageFilter, ApiError> {
+    let mut filter = MessageFilter {
+        limit: DEFAULT_LIST_LIMIT,
+        ..MessageFilter::default()
+    };
+    let mut seen: Vec<String> = Vec::new();
+    for (name, value) in pairs {
+        if !LIST_PARAMETERS.contains(&name.as_str()) {
+            return Err(ApiError::invalid(
+                name,
+                format!(
+                    "is not a parameter of this route; expected {}",
+                    LIST_PARAMETERS.join(", ")
+                ),
+            ));
+        }
+        if name != "status" {
+            if seen.contains(&name) {
+                return Err(ApiError::invalid(name, "is given more than once"));
+            }
+            seen.push(name.clone());
+        }
+        let value = value.trim();
+        match name.as_str() {
+            "status" => {
+                for part in value.split(',').map(str::trim) {
+                    let status = part
+                        .parse()
+                        .map_err(|error: String| ApiError::invalid("status", error))?;
+                    if !filter.statuses.contains(&status) {
+                        filter.statuses.push(status);
+                    }
+                }
+            }
+            "category" => {
+                filter.category = Some(
+                    value
+                        .parse()
+                        .map_err(|error: String| ApiError::invalid("category", error))?,
+                );
+            }
+            "to" => {
+                // `+` arrives as a space unless encoded (`%2B`); digits alone are fine too.
+                let digits = value.trim_start_matches('+');
+                filter.to = Some(
+                    PhoneNumber::parse(&format!("+{digits}"))
+                        .map_err(|error| ApiError::invalid("to", error.to_string()))?,
+                );
+            }
+            "tag" => {
+                if value.is_empty() || value.chars().count() > MAX_TAG_CHARS {
+                    return Err(ApiError::invalid(
+                        "tag",
+                        format!("must be 1 to {MAX_TAG_CHARS} characters"),
+                    ));
+                }
+                filter.tag = Some(value.to_owned());
+            }
+            "since" => filter.since_ms = Some(query_time("since", value)?),
+            "until" => filter.until_ms = Some(query_time("until", value)?),
+            "limit" => {
+                filter.limit = value
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|limit| (1..=MAX_LIST_LIMIT).contains(limit))
+                    .ok_or_else(|| {
+                        ApiError::invalid("limit", format!("must be a whole number from 1 to {MAX_LIST_LIMIT}"))
+                    })?;
+            }
+            "cursor" => {
+                filter.before =
+                    Some(value.parse().map_err(|_| {
+                        ApiError::invalid("cursor", "is not a cursor this API handed out (next_cursor)")
+                    })?);
+            }
+            _ => {}
+        }
+    }
+    if let (Some(since), Some(until)) = (filter.since_ms, filter.until_ms)
+        && until <= since
+    {
+        return Err(ApiError::invalid("until", "must lie after since"));
+    }
+    Ok(filter)
+}
+
+fn summary_json(message: &MessageSummary) -> Value {
+    json!({
+        "id": message.id,
+        "to": message.to,
+        "category": message.category,
+        "priority": message.priority,
+        "channel": message.channel,
+        "status": message.status,
+        "tags": message.tags,
+        "reason": message.reason,
+        "error_code": message.error_code,
+        "created_at": format_time(message.created_at_ms),
+        "updated_at": format_time(message.updated_at_ms),
+    })
+}
+
+/// `GET /v1/messages`: `{"messages": [...], "next_cursor"}`, newest first. Pass `next_cursor`
+/// back as `cursor` for the next page; `null` means there is no more. A page may hold fewer
+/// than `limit` messages (even none) while `next_cursor` is set: each page looks at a bounded
+/// stretch of the store.
+pub async fn list(
+    State(state): State<ApiState>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(pairs) =
+        query.map_err(|rejection| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", rejection.body_text()))?;
+    let filter = list_filter(pairs)?;
+    let page = state
+        .store
+        .list_messages(&filter)
+        .await
+        .map_err(|error| ApiError::internal("listing messages", &error))?;
+    Ok(Json(json!({
+        "messages": page.messages.iter().map(summary_json).collect::<Vec<_>>(),
+        "next_cursor": page.next_cursor.map(|id| id.0.simple().to_string()),
+    })))
+}
+
+/// `POST /v1/messages/{id}/cancel`: a message not yet sent (accepted, queued or deferred, and
+/// not in a dispatch worker's hands) ends `cancelled` and is never sent; otherwise `409`
+/// naming its status, and nothing changes.
+pub async fn cancel(State(state): State<ApiState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let id: MessageId = id
+        .parse()
+        .map_err(|_| ApiError::invalid("id", "is not a message id (a UUID)"))?;
+    let outcome = state
+        .store
+        .cancel(id, crate::store::now_ms())
+        .await
+        .map_err(|error| ApiError::internal("cancelling a message", &error))?;
+    match outcome {
+        CancelOutcome::Cancelled => {
+            state.dispatch.left_backlog(1);
+            Ok(Json(json!({"id": id, "status": crate::message::Status::Cancelled})))
+        }
+        CancelOutcome::TooLate { status, leased } => {
+            let message = if leased {
+                format!("message {id} is {status} and a dispatch worker is sending it: too late to cancel")
+            } else if status.is_pending() {
+                format!("message {id} is {status} (its send was interrupted and may have arrived): too late to cancel")
+            } else {
+                format!("message {id} is {status}: too late to cancel")
+            };
+            Err(ApiError::at(StatusCode::CONFLICT, "not_cancellable", message, "status"))
+        }
+        CancelOutcome::UnknownMessage => Err(ApiError::not_found(format!("no message {id}"))),
+    }
 }

@@ -3,13 +3,20 @@
 //! record, and an operator's correction of a number's tier or quality.
 
 use axum::{
-    Json,
+    Extension, Json,
     extract::{Path, State},
+    response::{IntoResponse as _, Response},
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{ApiState, error::ApiError, error::StrictJson, format_time};
+use super::{
+    ApiState,
+    auth::{self, AuditWritten, Caller},
+    error::ApiError,
+    error::StrictJson,
+    format_time,
+};
 use crate::{message::Quality, store::SenderNumber};
 
 #[derive(Debug, Deserialize)]
@@ -55,9 +62,10 @@ pub async fn list(State(state): State<ApiState>) -> Result<Json<Value>, ApiError
 
 pub async fn put(
     State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
     Path(phone_number): Path<String>,
     StrictJson(request): StrictJson<SenderRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let digits = phone_number.trim_start_matches('+');
     if digits.is_empty() || digits.len() > 20 || !digits.bytes().all(|byte| byte.is_ascii_digit()) {
         return Err(ApiError::invalid(
@@ -71,17 +79,23 @@ pub async fn put(
             "must be at least 1; use null for unlimited",
         ));
     }
+    // The audit row is written in the same transaction as the number.
     state
         .senders
-        .record(SenderNumber {
-            phone_number: digits.to_owned(),
-            tier_limit: request.tier_limit,
-            quality: request.quality,
-            last_event: None,
-            source: "admin".into(),
-            updated_at_ms: crate::store::now_ms(),
-        })
+        .record_audited(
+            SenderNumber {
+                phone_number: digits.to_owned(),
+                tier_limit: request.tier_limit,
+                quality: request.quality,
+                last_event: None,
+                source: "admin".into(),
+                updated_at_ms: crate::store::now_ms(),
+            },
+            auth::entry(&caller, "sender.put", Some(digits.to_owned()), "ok"),
+        )
         .await
         .map_err(|error| ApiError::internal("writing a sender number", &error))?;
-    list(State(state)).await
+    let mut response = list(State(state)).await?.into_response();
+    response.extensions_mut().insert(AuditWritten);
+    Ok(response)
 }

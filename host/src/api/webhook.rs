@@ -1,6 +1,8 @@
 //! `GET/POST /webhooks/whatsapp`: Meta's subscription handshake, and status and inbound
 //! webhooks. The signature (`X-Hub-Signature-256`, HMAC-SHA256 of the raw body under the app
 //! secret) is checked in constant time before anything is read; a bad one changes nothing.
+//! An inbound text that is an opt-out or opt-in keyword ([`OptKeywords`]) changes the
+//! contact's opt-out in the same store write that records the message.
 
 use std::collections::HashMap;
 
@@ -24,6 +26,41 @@ use crate::{
 };
 
 pub const SIGNATURE_HEADER: &str = "x-hub-signature-256";
+
+/// The opt-out and opt-in keywords of `[contacts]`, compared in upper case.
+#[derive(Debug, Clone, Default)]
+pub struct OptKeywords {
+    opt_out: Vec<String>,
+    opt_in: Vec<String>,
+}
+
+impl OptKeywords {
+    pub fn new(config: &crate::config::ContactsConfig) -> Self {
+        let normalised = |words: &[String]| words.iter().map(|word| normalise(word)).collect();
+        Self {
+            opt_out: normalised(&config.opt_out_keywords),
+            opt_in: normalised(&config.opt_in_keywords),
+        }
+    }
+
+    /// `Some(true)`: the text opts its sender out; `Some(false)`: back in. Only a text whose
+    /// whole body is a keyword counts (trimmed, any case, a trailing `.` or `!` allowed):
+    /// "stop" does, "please stop sending" does not.
+    pub fn consent(&self, text: &str) -> Option<bool> {
+        let word = normalise(text);
+        if self.opt_out.contains(&word) {
+            Some(true)
+        } else if self.opt_in.contains(&word) {
+            Some(false)
+        } else {
+            None
+        }
+    }
+}
+
+fn normalise(text: &str) -> String {
+    text.trim().trim_end_matches(['.', '!']).trim_end().to_uppercase()
+}
 
 /// Checks `sha256=<hex>` against the HMAC of the raw body, in constant time.
 pub fn signature_is_valid(secret: &[u8], body: &[u8], header: Option<&str>) -> bool {
@@ -215,9 +252,26 @@ pub async fn receive(State(state): State<ApiState>, headers: HeaderMap, body: By
             wa_id: message.from.trim_start_matches('+').to_owned(),
             kind: message.kind.clone(),
             at_ms: message.at_ms,
+            // Typed text only: a button or list reply is the business's wording, not the customer's.
+            opted_out: (message.kind == "text")
+                .then(|| {
+                    message
+                        .text
+                        .as_deref()
+                        .and_then(|text| state.opt_keywords.consent(text))
+                })
+                .flatten(),
         })
         .collect();
-    // Facts first: a webhook is acknowledged only once what it says is kept.
+    let consent_changes = contact_writes
+        .iter()
+        .filter(|write| matches!(write, ContactWrite::Inbound { opted_out: Some(_), .. }))
+        .count();
+    if consent_changes > 0 {
+        // No number in the log: the contact's opt-out is in the store.
+        tracing::info!(consent_changes, "inbound opt-out or opt-in keywords");
+    }
+    // Facts first: a webhook is acknowledged only once what it says is kept (an opt-out too).
     state
         .store
         .contact_writes(contact_writes)
@@ -316,6 +370,23 @@ mod tests {
         assert_eq!(inbound.context_wamid.as_deref(), Some("wamid.ASKED"));
         assert_eq!(inbound.at_ms, 1_700_000_000_000);
         assert!(inbound_message(&serde_json::json!({"from": "1"}), 0).is_none());
+    }
+
+    #[test]
+    fn only_a_whole_keyword_changes_consent() {
+        let keywords = OptKeywords::new(&crate::config::ContactsConfig::default());
+        assert_eq!(keywords.consent("STOP"), Some(true));
+        assert_eq!(keywords.consent("  stop \n"), Some(true));
+        assert_eq!(keywords.consent("Unsubscribe!"), Some(true));
+        assert_eq!(keywords.consent("start"), Some(false));
+        assert_eq!(keywords.consent("please stop"), None);
+        assert_eq!(keywords.consent("stopp"), None);
+        assert_eq!(
+            keywords.consent("cancel"),
+            None,
+            "CANCEL is a business reply, not an opt-out"
+        );
+        assert_eq!(keywords.consent(""), None);
     }
 
     #[test]

@@ -35,7 +35,7 @@ pub struct Connection {
     /// The wasp server's base URL.
     #[arg(long, env = "WASP_URL", default_value = DEFAULT_URL)]
     pub url: String,
-    /// The admin bearer token.
+    /// The bearer token (the admin token, or one made with `wasp token create`).
     #[arg(long, env = "WASP_ADMIN_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
 }
@@ -257,7 +257,7 @@ impl AdminClient {
         url
     }
 
-    fn request(&self, method: Method, segments: &[&str]) -> reqwest::RequestBuilder {
+    pub(super) fn request(&self, method: Method, segments: &[&str]) -> reqwest::RequestBuilder {
         let builder = self
             .http
             .request(method, self.endpoint(segments))

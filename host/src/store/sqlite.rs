@@ -24,10 +24,13 @@ const ROWS_PER_STATEMENT: usize = 500;
 const WRITER_QUEUE: usize = 4_096;
 const READERS: u32 = 4;
 
+mod audit;
 mod contacts;
 mod facts;
+mod listing;
 mod plugins;
 mod queue;
+mod tokens;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -54,6 +57,11 @@ enum WriteOp {
     Contact(Vec<super::ContactWrite>, Reply<()>),
     FallBack(MessageId, Box<NewMessage>, Reply<super::FallBackOutcome>),
     SenderNumber(super::SenderNumber, Reply<()>),
+    Token(super::TokenWrite, super::AuditEntry, Reply<super::TokenOutcome>),
+    Audit(Vec<super::AuditEntry>, Reply<()>),
+    AuditedContact(Vec<super::ContactWrite>, super::AuditEntry, Reply<()>),
+    AuditedSenderNumber(super::SenderNumber, super::AuditEntry, Reply<()>),
+    Cancel(MessageId, i64, Reply<super::CancelOutcome>),
 }
 
 impl WriteOp {
@@ -67,7 +75,10 @@ impl WriteOp {
             WriteOp::State(writes, _) => writes.len(),
             WriteOp::Plugin(writes, _) => writes.len(),
             WriteOp::Contact(writes, _) => writes.len(),
-            WriteOp::FallBack(..) | WriteOp::SenderNumber(..) => 1,
+            WriteOp::Audit(entries, _) => entries.len(),
+            WriteOp::AuditedContact(writes, ..) => writes.len() + 1,
+            WriteOp::Token(..) | WriteOp::AuditedSenderNumber(..) => 2,
+            WriteOp::FallBack(..) | WriteOp::SenderNumber(..) | WriteOp::Cancel(..) => 1,
         }
     }
 }
@@ -80,6 +91,8 @@ enum Output {
     Claim(Vec<PendingMessage>),
     Count(u64),
     FallBack(super::FallBackOutcome),
+    Token(super::TokenOutcome),
+    Cancel(super::CancelOutcome),
 }
 
 fn database(operation: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
@@ -317,6 +330,43 @@ impl SqliteStore {
         queue::pending_by_shard(&self.readers).await
     }
 
+    pub async fn list_messages(&self, filter: &super::MessageFilter) -> Result<super::MessagePage> {
+        listing::list(&self.readers, filter).await
+    }
+
+    pub async fn cancel(&self, id: MessageId, now_ms: i64) -> Result<super::CancelOutcome> {
+        self.submit(|reply| WriteOp::Cancel(id, now_ms, reply)).await
+    }
+
+    pub async fn token_write(&self, write: super::TokenWrite, audit: super::AuditEntry) -> Result<super::TokenOutcome> {
+        self.submit(|reply| WriteOp::Token(write, audit, reply)).await
+    }
+
+    pub async fn tokens(&self) -> Result<Vec<super::ApiToken>> {
+        tokens::all(&self.readers).await
+    }
+
+    pub async fn contact_writes_audited(
+        &self,
+        writes: Vec<super::ContactWrite>,
+        audit: super::AuditEntry,
+    ) -> Result<()> {
+        self.submit(|reply| WriteOp::AuditedContact(writes, audit, reply)).await
+    }
+
+    pub async fn put_sender_number_audited(&self, number: super::SenderNumber, audit: super::AuditEntry) -> Result<()> {
+        self.submit(|reply| WriteOp::AuditedSenderNumber(number, audit, reply))
+            .await
+    }
+
+    pub async fn audit(&self, entries: Vec<super::AuditEntry>) -> Result<()> {
+        self.submit(|reply| WriteOp::Audit(entries, reply)).await
+    }
+
+    pub async fn audit_log(&self, filter: &super::AuditFilter) -> Result<Vec<super::AuditRecord>> {
+        audit::read(&self.readers, filter).await
+    }
+
     pub async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1")
             .execute(&self.readers)
@@ -371,6 +421,7 @@ impl SqliteStore {
             attempts: pending.attempts,
             created_at_ms: pending.created_at_ms,
             updated_at_ms: row.try_get("updated_at").map_err(database(OPERATION))?,
+            due_at_ms: row.try_get("due_at").map_err(database(OPERATION))?,
             history,
         }))
     }
@@ -433,6 +484,16 @@ fn answer(op: WriteOp, output: Result<Output>) {
         (WriteOp::ReleaseLeases(reply), Ok(Output::Count(count))) => send(reply, Ok(count)),
         (WriteOp::FallBack(.., reply), Ok(Output::FallBack(outcome))) => send(reply, Ok(outcome)),
         (WriteOp::SenderNumber(_, reply), Ok(Output::Unit)) => send(reply, Ok(())),
+        (WriteOp::Audit(_, reply), Ok(Output::Unit))
+        | (WriteOp::AuditedContact(.., reply), Ok(Output::Unit))
+        | (WriteOp::AuditedSenderNumber(.., reply), Ok(Output::Unit)) => send(reply, Ok(())),
+        (WriteOp::Token(.., reply), Ok(Output::Token(outcome))) => send(reply, Ok(outcome)),
+        (WriteOp::Token(.., reply), Err(error)) => send(reply, Err(error)),
+        (WriteOp::Audit(_, reply), Err(error))
+        | (WriteOp::AuditedContact(.., reply), Err(error))
+        | (WriteOp::AuditedSenderNumber(.., reply), Err(error)) => send(reply, Err(error)),
+        (WriteOp::Cancel(.., reply), Ok(Output::Cancel(outcome))) => send(reply, Ok(outcome)),
+        (WriteOp::Cancel(.., reply), Err(error)) => send(reply, Err(error)),
         (WriteOp::FallBack(.., reply), Err(error)) => send(reply, Err(error)),
         (WriteOp::SenderNumber(_, reply), Err(error)) => send(reply, Err(error)),
         (WriteOp::Accept(_, reply), Err(error)) => send(reply, Err(error)),
@@ -490,6 +551,22 @@ async fn execute(connection: &mut SqliteConnection, ops: &[WriteOp]) -> Result<V
                 facts::put_sender_number(&mut transaction, number).await?;
                 Output::Unit
             }
+            WriteOp::Token(write, entry, _) => Output::Token(tokens::write(&mut transaction, write, entry).await?),
+            WriteOp::Audit(entries, _) => {
+                audit::insert(&mut transaction, entries).await?;
+                Output::Unit
+            }
+            WriteOp::AuditedSenderNumber(number, entry, _) => {
+                facts::put_sender_number(&mut transaction, number).await?;
+                audit::insert(&mut transaction, std::slice::from_ref(entry)).await?;
+                Output::Unit
+            }
+            WriteOp::AuditedContact(writes, entry, _) => {
+                contacts::write(&mut transaction, writes).await?;
+                audit::insert(&mut transaction, std::slice::from_ref(entry)).await?;
+                Output::Unit
+            }
+            WriteOp::Cancel(id, now_ms, _) => Output::Cancel(listing::cancel(&mut transaction, *id, *now_ms).await?),
         };
         outputs.push(output);
     }

@@ -166,3 +166,24 @@ async fn a_plugin_turned_off_leaves_the_chain_and_comes_back_with_its_config() -
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn shard_backlogs_are_listed_and_bad_limits_named() -> anyhow::Result<()> {
+    let host = TestHost::start(HostOptions::default()).await?;
+    let (status, shards) = get(&host, "/v1/shards").await?;
+    assert_eq!(status, 200, "{shards}");
+    assert_eq!(shards["shards_total"], 256);
+    assert_eq!(shards["backlog"], 0, "{shards}");
+    assert_eq!(shards["shards"], json!([]));
+    for (query, field) in [
+        ("?limit=0", "limit"),
+        ("?limit=999", "limit"),
+        ("?limit=x", "limit"),
+        ("?colour=red", "colour"),
+    ] {
+        let (status, error) = get(&host, &format!("/v1/shards{query}")).await?;
+        assert_eq!(status, 400, "{query}: {error}");
+        assert_eq!(error["error"]["field"], field, "{query}: {error}");
+    }
+    Ok(())
+}

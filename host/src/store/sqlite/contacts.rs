@@ -1,5 +1,5 @@
 //! SQL of contact facts on SQLite: inbound messages counted once per wamid, first seen, last
-//! inbound, opt-out and attributes.
+//! inbound, opt-out (set over the API or by an opt-out or opt-in keyword) and attributes.
 
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool, Transaction};
 
@@ -14,6 +14,7 @@ pub(super) async fn write(transaction: &mut Transaction<'_, Sqlite>, writes: &[C
                 wa_id,
                 kind,
                 at_ms,
+                opted_out,
             } => {
                 let new = sqlx::query(
                     "INSERT INTO inbound_messages (wamid, wa_id, kind, at) VALUES (?, ?, ?, ?)
@@ -31,17 +32,20 @@ pub(super) async fn write(transaction: &mut Transaction<'_, Sqlite>, writes: &[C
                 if !new {
                     continue;
                 }
+                // An opt-out or opt-in keyword changes the opt-out in the same statement.
                 sqlx::query(
-                    "INSERT INTO contacts (wa_id, first_seen, last_inbound, interactions, updated_at)
-                     VALUES (?1, ?2, ?2, 1, ?2)
+                    "INSERT INTO contacts (wa_id, first_seen, last_inbound, interactions, opted_out, updated_at)
+                     VALUES (?1, ?2, ?2, 1, COALESCE(?3, 0), ?2)
                      ON CONFLICT (wa_id) DO UPDATE SET
                         first_seen = MIN(contacts.first_seen, excluded.first_seen),
                         last_inbound = MAX(COALESCE(contacts.last_inbound, 0), excluded.last_inbound),
                         interactions = contacts.interactions + 1,
+                        opted_out = COALESCE(?3, contacts.opted_out),
                         updated_at = MAX(contacts.updated_at, excluded.updated_at)",
                 )
                 .bind(wa_id)
                 .bind(at_ms)
+                .bind(*opted_out)
                 .execute(&mut **transaction)
                 .await
                 .map_err(database("count inbound interaction"))?;
