@@ -176,9 +176,10 @@ async fn each_filter_narrows_the_list_and_pages_cover_it_exactly_once() -> anyho
     let expect = |keep: &dyn Fn(&Value) -> bool| -> Vec<String> {
         ids(&all.iter().filter(|message| keep(message)).cloned().collect::<Vec<_>>())
     };
-    let created_at = |message: &Value| message["created_at"].as_str().unwrap_or_default().to_owned();
-    let since = created_at(&all[8]);
-    let until = created_at(&all[3]);
+    // RFC 3339 drops trailing zeros of the fraction (`.28Z`), so compare on whole milliseconds.
+    let created_at = |message: &Value| comparable_time(message["created_at"].as_str().unwrap_or_default());
+    let since = message_time(&all[8]);
+    let until = message_time(&all[3]);
     let cases: Vec<(String, Vec<String>)> = vec![
         ("status=read".into(), newest_first.clone()),
         ("status=failed,read".into(), newest_first.clone()),
@@ -193,11 +194,21 @@ async fn each_filter_narrows_the_list_and_pages_cover_it_exactly_once() -> anyho
             expect(&|m| m["to"] == "+6591000001"),
         ),
         ("tag=sal".into(), Vec::new()),
-        (format!("since={since}"), expect(&|m| created_at(m) >= since)),
-        (format!("until={until}"), expect(&|m| created_at(m) < until)),
+        (
+            format!("since={since}"),
+            expect(&|m| created_at(m) >= comparable_time(&since)),
+        ),
+        (
+            format!("until={until}"),
+            expect(&|m| created_at(m) < comparable_time(&until)),
+        ),
         (
             format!("since={since}&until={until}&to=%2B6591000002"),
-            expect(&|m| created_at(m) >= since && created_at(m) < until && m["to"] == "+6591000002"),
+            expect(&|m| {
+                created_at(m) >= comparable_time(&since)
+                    && created_at(m) < comparable_time(&until)
+                    && m["to"] == "+6591000002"
+            }),
         ),
     ];
     for (query, expected) in cases {
@@ -516,4 +527,17 @@ async fn cancelled_messages_leave_the_backlog_at_once() -> anyhow::Result<()> {
     let sent = sent_ids(&host).await?;
     assert!(waiting.iter().all(|id| !sent.contains(id)), "{sent:?}");
     Ok(())
+}
+
+/// A message's `created_at` as the API wrote it.
+fn message_time(message: &Value) -> String {
+    message["created_at"].as_str().unwrap_or_default().to_owned()
+}
+
+/// An RFC 3339 UTC time (`…T17:39:14.28Z`) with its fraction padded to milliseconds, so times
+/// compare correctly as text.
+fn comparable_time(time: &str) -> String {
+    let without_zone = time.trim_end_matches('Z');
+    let (seconds, fraction) = without_zone.split_once('.').unwrap_or((without_zone, ""));
+    format!("{seconds}.{fraction:0<3}Z")
 }
