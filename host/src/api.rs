@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod callbacks;
 pub mod contacts;
 pub mod error;
 pub mod messages;
@@ -117,6 +118,8 @@ fn handler(route: &auth::Route, max_batch_body_bytes: usize) -> Option<MethodRou
         (Post, "/v1/tokens") => post(tokens::create),
         (Delete, "/v1/tokens/{id}") => delete(tokens::revoke),
         (Get, "/v1/audit") => get(audit::list),
+        (Get, "/v1/callbacks/dead") => get(callbacks::dead),
+        (Post, "/v1/callbacks/dead/replay") => post(callbacks::replay),
         _ => return None,
     })
 }

@@ -25,7 +25,12 @@ pub struct RunningHost {
 
 /// Starts every part and serves until `shutdown` completes.
 pub async fn start(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<RunningHost> {
-    let store = Store::open(&config.store.database_url, config.store.write_batch_rows)
+    let sealing = crate::store::Sealing {
+        keyring: crate::store::Keyring::new(&config.store.encryption_keys, config.store.active_key_id.as_deref())
+            .context("reading store.encryption_keys")?,
+        sensitive_ttl_ms: config.store.sensitive_ttl_ms,
+    };
+    let store = Store::open_with(&config.store.database_url, config.store.write_batch_rows, sealing)
         .await
         .with_context(|| format!("opening the store at {}", config.store.database_url))?;
 
@@ -58,6 +63,7 @@ pub async fn start(config: Config, shutdown: impl Future<Output = ()> + Send + '
     )
     .await
     .context("starting the dispatcher")?;
+    spawn_sensitive_purge(store.clone(), dispatch.clone());
     let draining = dispatch.clone();
     let drain_timeout = std::time::Duration::from_millis(config.dispatch.drain_timeout_ms);
 
@@ -75,6 +81,29 @@ pub async fn start(config: Config, shutdown: impl Future<Output = ()> + Send + '
         config.server.admin_token.as_deref(),
         &stored_tokens,
     ));
+    tokens.set_callback(
+        api::auth::BOOTSTRAP_TOKEN_ID,
+        api::auth::TokenCallbacks {
+            url: config.callbacks.default_url.as_deref().map(Into::into),
+            signed: config.callbacks.secret.is_some(),
+        },
+    );
+    for callback in store
+        .token_callbacks()
+        .await
+        .context("loading the tokens' callback defaults")?
+    {
+        tokens.set_callback(
+            &callback.token_id,
+            api::auth::TokenCallbacks {
+                url: callback.url.as_deref().map(Into::into),
+                signed: true,
+            },
+        );
+    }
+    crate::callbacks::Deliverer::new(store.clone(), config.callbacks.clone())
+        .context("building the callback client")?
+        .spawn();
     let state = ApiState {
         regions,
         senders,
@@ -110,6 +139,45 @@ pub async fn start(config: Config, shutdown: impl Future<Output = ()> + Send + '
         served
     });
     Ok(RunningHost { addr, server, channel })
+}
+
+/// How often sensitive bodies past `store.sensitive_ttl_ms` are looked for.
+pub const SENSITIVE_PURGE_INTERVAL_MS: u64 = 10_000;
+
+/// Purges sensitive bodies past their TTL, every [`SENSITIVE_PURGE_INTERVAL_MS`] (and at
+/// once after a full sweep, until none is left); messages it ends `expired` leave the backlog.
+fn spawn_sensitive_purge(store: Store, dispatch: crate::dispatch::DispatchHandle) {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(std::time::Duration::from_millis(SENSITIVE_PURGE_INTERVAL_MS));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            loop {
+                match store.purge_sensitive(crate::store::now_ms()).await {
+                    Ok(purge) => {
+                        if purge.expired > 0 {
+                            dispatch.left_backlog(usize::try_from(purge.expired).unwrap_or(usize::MAX));
+                        }
+                        if purge.purged > 0 {
+                            tracing::info!(
+                                purged = purge.purged,
+                                expired = purge.expired,
+                                "sensitive bodies purged after their TTL"
+                            );
+                        }
+                        // A full sweep may have left more behind.
+                        if purge.purged < crate::store::SENSITIVE_PURGE_BATCH {
+                            break;
+                        }
+                    }
+                    Err(error) => {
+                        tracing::error!(%error, "purging sensitive bodies failed; tried again later");
+                        break;
+                    }
+                }
+            }
+        }
+    });
 }
 
 /// Completes on Ctrl-C or SIGTERM.

@@ -39,6 +39,8 @@ pub const DEFAULT_MAX_BATCH_BODY_BYTES: usize = 8 * 1024 * 1024;
 pub const DEFAULT_MAX_BACKLOG: u64 = 1_000_000;
 pub const DEFAULT_BACKLOG_RETRY_AFTER_MS: u64 = 1_000;
 pub const DEFAULT_MESSAGE_TTL_MS: u64 = 24 * 60 * 60 * 1_000;
+/// A sensitive body is purged this long after acceptance, whatever its status.
+pub const DEFAULT_SENSITIVE_TTL_MS: u64 = 24 * 60 * 60 * 1_000;
 pub const DEFAULT_DRAIN_TIMEOUT_MS: u64 = 10_000;
 pub const DEFAULT_RATE_LIMIT_HOLD_MS: u64 = 250;
 pub const DEFAULT_MESSAGES_PER_SECOND: u32 = 80;
@@ -75,7 +77,13 @@ const OPTIONAL_KEYS: &[&str] = &[
     "webhook.verify_token",
     "channel.cloud_api.access_token",
     "channel.sms.auth_token",
+    "store.active_key_id",
+    "callbacks.default_url",
+    "callbacks.secret",
 ];
+
+/// Keys whose environment override is a JSON object of strings (a TOML table in the file).
+const JSON_TABLE_KEYS: &[&str] = &["store.encryption_keys"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -105,6 +113,7 @@ pub struct Config {
     pub regions: crate::regions::RegionConfig,
     pub contacts: ContactsConfig,
     pub log: LogConfig,
+    pub callbacks: crate::callbacks::CallbackConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -136,6 +145,15 @@ pub struct StoreConfig {
     pub database_url: String,
     /// Most rows one group-commit transaction takes.
     pub write_batch_rows: usize,
+    /// Keys that encrypt sensitive bodies at rest (AES-256-GCM): key id → base64 of 32
+    /// bytes. Keep old keys after a rotation: the bodies they sealed need them.
+    /// `WASP_STORE_ENCRYPTION_KEYS` takes them as a JSON object.
+    pub encryption_keys: BTreeMap<String, String>,
+    /// The key that seals new sensitive bodies; none: sensitive messages are refused.
+    pub active_key_id: Option<String>,
+    /// A sensitive body is purged this long after acceptance whatever its status (sooner
+    /// once read); a message not sent by then ends `expired`.
+    pub sensitive_ttl_ms: u64,
 }
 
 impl Default for StoreConfig {
@@ -143,6 +161,9 @@ impl Default for StoreConfig {
         Self {
             database_url: DEFAULT_DATABASE_URL.to_owned(),
             write_batch_rows: DEFAULT_WRITE_BATCH_ROWS,
+            encryption_keys: BTreeMap::new(),
+            active_key_id: None,
+            sensitive_ttl_ms: DEFAULT_SENSITIVE_TTL_MS,
         }
     }
 }
@@ -425,6 +446,11 @@ impl Config {
         let mut keys = Vec::new();
         collect_leaf_keys(&defaults, "", &mut keys);
         keys.extend(OPTIONAL_KEYS.iter().map(|key| ((*key).to_owned(), None)));
+        keys.extend(
+            JSON_TABLE_KEYS
+                .iter()
+                .map(|key| ((*key).to_owned(), Some(toml::Value::Table(toml::Table::new())))),
+        );
 
         for (key, default) in &keys {
             let generic = format!("WASP_{}", key.replace('.', "_").to_uppercase());
@@ -436,7 +462,12 @@ impl Config {
             let Some((variable, raw)) = found else { continue };
             let value = parse_override(raw, default.as_ref()).map_err(|message| Error::Environment {
                 variable: variable.clone(),
-                value: raw.clone(),
+                // Encryption keys are secrets: a malformed value is not repeated.
+                value: if JSON_TABLE_KEYS.contains(&key.as_str()) {
+                    "********".into()
+                } else {
+                    raw.clone()
+                },
                 message,
             })?;
             set_path(&mut tree, key, value);
@@ -492,6 +523,8 @@ impl Config {
                 "channel.cloud_api.phone_number_ids: {id:?} is not a phone number id (digits)"
             )));
         }
+        crate::store::Keyring::new(&self.store.encryption_keys, self.store.active_key_id.as_deref())
+            .map_err(|error| Error::Invalid(format!("store.encryption_keys: {error}")))?;
         if !self.store.database_url.starts_with("sqlite:") {
             return Err(Error::Invalid(format!(
                 "store.database_url {:?}: only sqlite: URLs are supported by this build",
@@ -519,6 +552,7 @@ impl Config {
                 "contacts: {both:?} is both an opt-out and an opt-in keyword"
             )));
         }
+        self.callbacks.validate().map_err(Error::Invalid)?;
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err(Error::Invalid(format!(
                 "log.format {:?}: expected \"text\" or \"json\"",
@@ -537,10 +571,14 @@ impl Config {
             &mut copy.webhook.verify_token,
             &mut copy.channel.cloud_api.access_token,
             &mut copy.channel.sms.auth_token,
+            &mut copy.callbacks.secret,
         ] {
             if secret.is_some() {
                 *secret = Some("********".into());
             }
+        }
+        for key in copy.store.encryption_keys.values_mut() {
+            *key = "********".into();
         }
         toml::to_string(&copy).unwrap_or_else(|error| format!("(unprintable config: {error})"))
     }
@@ -565,6 +603,17 @@ fn collect_leaf_keys(table: &toml::Table, prefix: &str, out: &mut Vec<(String, O
 fn parse_override(raw: &str, default: Option<&toml::Value>) -> Result<toml::Value, String> {
     match default {
         None | Some(toml::Value::String(_)) => Ok(toml::Value::String(raw.to_owned())),
+        // A table (`store.encryption_keys`): a JSON object of strings.
+        Some(toml::Value::Table(_)) => {
+            let object: BTreeMap<String, String> = serde_json::from_str(raw)
+                .map_err(|_| "expected a JSON object of strings, such as {\"k1\": \"<base64>\"}".to_owned())?;
+            Ok(toml::Value::Table(
+                object
+                    .into_iter()
+                    .map(|(key, value)| (key, toml::Value::String(value)))
+                    .collect(),
+            ))
+        }
         Some(default) => {
             let parsed: toml::Table =
                 toml::from_str(&format!("value = {raw}")).map_err(|_| format!("expected a {}", default.type_str()))?;
@@ -668,12 +717,72 @@ mod tests {
     }
 
     #[test]
+    fn callbacks_come_from_the_environment_and_the_secret_is_masked() {
+        let config = Config::from_parts("", "(none)", &BTreeMap::new()).unwrap();
+        assert_eq!(config.callbacks.max_attempts, crate::callbacks::DEFAULT_MAX_ATTEMPTS);
+        assert_eq!(config.callbacks.secret, None);
+        let env = environment(&[
+            ("WASP_CALLBACKS_SECRET", "callback-secret"),
+            ("WASP_CALLBACKS_DEFAULT_URL", "https://hooks.example.com/wasp"),
+            ("WASP_CALLBACKS_MAX_ATTEMPTS", "3"),
+            ("WASP_CALLBACKS_INITIAL_BACKOFF_MS", "10"),
+        ]);
+        let config = Config::from_parts("", "(none)", &env).unwrap();
+        assert_eq!(config.callbacks.secret.as_deref(), Some("callback-secret"));
+        assert_eq!(
+            config.callbacks.default_url.as_deref(),
+            Some("https://hooks.example.com/wasp")
+        );
+        assert_eq!(
+            (config.callbacks.max_attempts, config.callbacks.initial_backoff_ms),
+            (3, 10)
+        );
+        assert!(!config.masked().contains("callback-secret"));
+        let env = environment(&[("WASP_CALLBACKS_DEFAULT_URL", "http://hooks.example.com/")]);
+        let error = Config::from_parts("", "(none)", &env).unwrap_err().to_string();
+        assert!(error.contains("callbacks.default_url"), "{error}");
+    }
+
+    #[test]
     fn masked_hides_secrets() {
         let env = environment(&[("WASP_APP_SECRET", "very-secret")]);
         let config = Config::from_parts("", "(none)", &env).unwrap();
         let printed = config.masked();
         assert!(!printed.contains("very-secret"));
         assert!(printed.contains("********"));
+    }
+
+    #[test]
+    fn encryption_keys_come_from_the_file_or_json_in_the_environment_and_are_masked() {
+        let key = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
+        let config = Config::from_parts("", "(none)", &BTreeMap::new()).unwrap();
+        assert!(config.store.encryption_keys.is_empty());
+        assert_eq!(config.store.active_key_id, None);
+        assert_eq!(config.store.sensitive_ttl_ms, DEFAULT_SENSITIVE_TTL_MS);
+        let text = format!("[store]\nencryption_keys = {{ k1 = \"{key}\" }}\nactive_key_id = \"k1\"\n");
+        let config = Config::from_parts(&text, "wasp.toml", &BTreeMap::new()).unwrap();
+        assert_eq!(config.store.encryption_keys["k1"], key);
+        let printed = config.masked();
+        assert!(!printed.contains(key), "{printed}");
+        let json = format!("{{\"k1\": \"{key}\", \"k2\": \"{key}\"}}");
+        let env = environment(&[
+            ("WASP_STORE_ENCRYPTION_KEYS", json.as_str()),
+            ("WASP_STORE_ACTIVE_KEY_ID", "k2"),
+            ("WASP_STORE_SENSITIVE_TTL_MS", "60000"),
+        ]);
+        let config = Config::from_parts("", "(none)", &env).unwrap();
+        assert_eq!(config.store.encryption_keys.len(), 2);
+        assert_eq!(config.store.active_key_id.as_deref(), Some("k2"));
+        assert_eq!(config.store.sensitive_ttl_ms, 60_000);
+        let env = environment(&[("WASP_STORE_ENCRYPTION_KEYS", "k1=abc")]);
+        let error = Config::from_parts("", "(none)", &env).unwrap_err().to_string();
+        assert!(error.contains("WASP_STORE_ENCRYPTION_KEYS"), "{error}");
+        let env = environment(&[("WASP_STORE_ENCRYPTION_KEYS", r#"{"k1": "c2hvcnQ="}"#)]);
+        let error = Config::from_parts("", "(none)", &env).unwrap_err().to_string();
+        assert!(error.contains("32 bytes"), "{error}");
+        let env = environment(&[("WASP_STORE_ACTIVE_KEY_ID", "k1")]);
+        let error = Config::from_parts("", "(none)", &env).unwrap_err().to_string();
+        assert!(error.contains("active_key_id"), "{error}");
     }
 
     #[test]

@@ -372,6 +372,8 @@ impl Events {
             request_hash: crate::api::messages::request_hash(&submission),
             at_ms: store::now_ms(),
             expires_at_ms: None,
+            // A follow-up is a new message of the plugin's making, stored in the clear.
+            sensitive: false,
             submission,
         })
     }

@@ -7,6 +7,7 @@
 pub mod api;
 pub mod app;
 pub mod bench;
+pub mod callbacks;
 pub mod channel;
 pub mod cli;
 pub mod config;

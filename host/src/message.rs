@@ -200,6 +200,26 @@ impl Status {
     }
 }
 
+/// What `biz_opaque_callback_data` ends with for a sensitive message: the real Cloud API
+/// keeps the field opaque (and echoes it on statuses); the simulator redacts such bodies.
+pub const SENSITIVE_CALLBACK_SUFFIX: &str = ";sensitive";
+
+/// The `biz_opaque_callback_data` a send carries: the message id, marked when it is sensitive.
+pub fn callback_reference(id: MessageId, sensitive: bool) -> String {
+    if sensitive {
+        format!("{id}{SENSITIVE_CALLBACK_SUFFIX}")
+    } else {
+        id.to_string()
+    }
+}
+
+/// The message id in a status's `biz_opaque_callback_data`, without the sensitive mark.
+pub fn callback_message_ref(callback_data: &str) -> &str {
+    callback_data
+        .strip_suffix(SENSITIVE_CALLBACK_SUFFIX)
+        .unwrap_or(callback_data)
+}
+
 /// A message as accepted from a business, before any policy has seen it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Submission {
@@ -230,6 +250,17 @@ mod tests {
         let first = MessageId::new();
         let second = MessageId::new();
         assert!(first < second);
+    }
+
+    #[test]
+    fn a_sensitive_reference_still_names_its_message() {
+        let id = MessageId::new();
+        let plain = callback_reference(id, false);
+        let marked = callback_reference(id, true);
+        assert_eq!(plain, id.to_string());
+        assert!(marked.ends_with(SENSITIVE_CALLBACK_SUFFIX));
+        assert_eq!(callback_message_ref(&marked), plain);
+        assert_eq!(callback_message_ref(&plain), plain);
     }
 
     #[test]

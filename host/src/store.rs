@@ -5,6 +5,7 @@
 //! caller hears back only after the commit, so an answer means durable. Reads use a pool.
 //! May call nothing else in wasp.
 
+pub mod sealing;
 mod sqlite;
 
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use crate::message::{
     Category, Channel, Content, MessageId, PhoneNumber, Priority, Quality, Status, Submission, Wamid,
 };
 
+pub use sealing::{Keyring, SealError, Sealing};
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +35,14 @@ pub enum Error {
     WriterGone,
     #[error("store: unsupported database URL {0:?}")]
     UnsupportedUrl(String),
+    /// A sensitive body could not be sealed (no active key, say).
+    #[error("store {operation}: message {id}: {source}")]
+    Sealing {
+        operation: &'static str,
+        id: MessageId,
+        #[source]
+        source: SealError,
+    },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -48,6 +58,9 @@ pub struct NewMessage {
     pub at_ms: i64,
     /// The deadline: not sent by then, the message ends `expired`.
     pub expires_at_ms: Option<i64>,
+    /// Its body (and the body sent, once policies rewrote it) is encrypted at rest and purged
+    /// once read or after `store.sensitive_ttl_ms`.
+    pub sensitive: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,8 +96,18 @@ pub struct PendingMessage {
     pub rewritten_by: Vec<String>,
     pub attempts: u32,
     pub created_at_ms: i64,
-    /// The deadline: not sent by then, the message ends `expired`.
+    /// The deadline: not sent by then, the message ends `expired`. For a sensitive message,
+    /// never later than acceptance plus `store.sensitive_ttl_ms`.
     pub expires_at_ms: Option<i64>,
+    /// Encrypted at rest; `content` and `content_sent` are decrypted as read.
+    pub sensitive: bool,
+    /// A sensitive body that was purged: `content` is a blank stand-in, `content_sent` none.
+    pub purged: bool,
+    /// A sensitive body that cannot be decrypted (its key is gone, say): why. `content` is a
+    /// blank stand-in; the dispatcher ends such a message `failed`.
+    pub unreadable: Option<String>,
+    /// The sealed bodies (`content`, `content_sent`) as read, until the store opens them.
+    pub(crate) sealed: Option<Box<(String, Option<String>)>>,
 }
 
 /// One state change: a history row, and the fields it sets on the message.
@@ -108,6 +131,10 @@ pub struct Changes {
     pub error_code: Option<i64>,
     pub attempts: Option<u32>,
     pub priority: Option<Priority>,
+    /// The message is sensitive: `content_sent` is stored encrypted (the store seals it).
+    pub sensitive: bool,
+    /// `content_sent` as the store sealed it.
+    pub(crate) sealed_content_sent: Option<String>,
 }
 
 /// A status Meta reported for a wamid.
@@ -160,9 +187,14 @@ pub struct MessageView {
     pub shard: u16,
     pub tags: Vec<String>,
     pub status: Status,
-    pub content: Content,
+    /// As submitted; none once a sensitive body was purged or when it cannot be decrypted.
+    pub content: Option<Content>,
     pub content_sent: Option<Content>,
     pub rewritten_by: Vec<String>,
+    pub sensitive: bool,
+    pub purged: bool,
+    /// Why a sensitive body cannot be shown (its key is gone, say).
+    pub unreadable: Option<String>,
     pub wamid: Option<Wamid>,
     pub reason: Option<String>,
     pub error_code: Option<i64>,
@@ -458,6 +490,23 @@ pub enum CancelOutcome {
     UnknownMessage,
 }
 
+/// What a sweep of expired sensitive bodies did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SensitivePurge {
+    pub purged: u64,
+    /// Of those, messages not yet sent that ended `expired`.
+    pub expired: u64,
+}
+
+/// Most sensitive bodies one TTL sweep purges.
+pub const SENSITIVE_PURGE_BATCH: u64 = 500;
+
+/// The audit action of a sensitive send.
+pub const SENSITIVE_SEND_ACTION: &str = "message.sensitive_send";
+
+/// The history cause of a purge.
+pub const PURGED_CAUSE: &str = "body purged (sensitive)";
+
 /// An API token as stored: never its secret, only the secret's sha256.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiToken {
@@ -541,8 +590,13 @@ enum Backend {
 impl Store {
     /// Opens (creating if needed) the database at `url` and runs its migrations.
     pub async fn open(url: &str, write_batch_rows: usize) -> Result<Self> {
+        Self::open_with(url, write_batch_rows, Sealing::default()).await
+    }
+
+    /// [`Store::open`] with the keys that encrypt sensitive bodies and their TTL.
+    pub async fn open_with(url: &str, write_batch_rows: usize, sealing: Sealing) -> Result<Self> {
         if url.starts_with("sqlite:") {
-            let sqlite = SqliteStore::open(url, write_batch_rows).await?;
+            let sqlite = SqliteStore::open(url, write_batch_rows, sealing).await?;
             return Ok(Self {
                 backend: Arc::new(Backend::Sqlite(sqlite)),
             });
@@ -552,7 +606,31 @@ impl Store {
 
     pub async fn accept(&self, messages: Vec<NewMessage>) -> Result<Vec<AcceptOutcome>> {
         match &*self.backend {
-            Backend::Sqlite(store) => store.accept(messages).await,
+            Backend::Sqlite(store) => store.accept(messages, None).await,
+        }
+    }
+
+    /// [`Store::accept`] on behalf of the token `token_id`: each sensitive message accepted
+    /// gets an audit row (`message.sensitive_send`, target its id) in the same transaction.
+    pub async fn accept_audited(&self, messages: Vec<NewMessage>, token_id: &str) -> Result<Vec<AcceptOutcome>> {
+        match &*self.backend {
+            Backend::Sqlite(store) => store.accept(messages, Some(token_id.to_owned())).await,
+        }
+    }
+
+    /// Whether a sensitive message can be stored: an encryption key is active.
+    pub fn can_seal(&self) -> bool {
+        match &*self.backend {
+            Backend::Sqlite(store) => store.can_seal(),
+        }
+    }
+
+    /// Purges the sensitive bodies accepted `store.sensitive_ttl_ms` or more before `now_ms`;
+    /// a message among them not sent yet (and not in a worker's hands) ends `expired` first.
+    /// Returns how many were purged and how many of those ended `expired`.
+    pub async fn purge_sensitive(&self, now_ms: i64) -> Result<SensitivePurge> {
+        match &*self.backend {
+            Backend::Sqlite(store) => store.purge_sensitive(now_ms).await,
         }
     }
 
@@ -817,6 +895,152 @@ impl Store {
     pub async fn ping(&self) -> Result<()> {
         match &*self.backend {
             Backend::Sqlite(store) => store.ping().await,
+        }
+    }
+}
+
+/// Where a new message's callbacks go, and the token whose secret signs them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallbackTarget {
+    pub message_id: MessageId,
+    pub url: String,
+    pub token_id: String,
+}
+
+/// A token's callback defaults: its default URL (if any) and its signing secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenCallback {
+    pub token_id: String,
+    pub url: Option<String>,
+    pub secret: String,
+}
+
+/// One callback in the outbox: waiting (`dead_at_ms` empty) or dead-lettered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingCallback {
+    /// Outbox order; `X-Wasp-Event-Seq`.
+    pub seq: i64,
+    /// Unique per callback; `X-Wasp-Delivery`.
+    pub delivery_id: String,
+    pub message_id: MessageId,
+    pub url: String,
+    pub token_id: String,
+    pub status: Status,
+    pub at_ms: i64,
+    pub cause: String,
+    pub recipient: Option<String>,
+    pub error_code: Option<i64>,
+    /// Delivery attempts made so far.
+    pub attempts: u32,
+    pub next_at_ms: i64,
+    pub last_error: Option<String>,
+    pub dead_at_ms: Option<i64>,
+}
+
+/// What one delivery attempt of a callback came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallbackOutcome {
+    /// The receiver answered 2xx: the row leaves the outbox.
+    Delivered { seq: i64 },
+    /// Try again at `next_at_ms`.
+    Retry {
+        seq: i64,
+        attempts: u32,
+        next_at_ms: i64,
+        error: String,
+    },
+    /// No more attempts: onto the dead-letter list.
+    Dead {
+        seq: i64,
+        attempts: u32,
+        at_ms: i64,
+        error: String,
+    },
+}
+
+/// Which dead callbacks a replay puts back in the queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallbackReplay {
+    /// By delivery id.
+    Ids(Vec<String>),
+    All,
+}
+
+impl Store {
+    /// Accepts messages as [`Store::accept`] does, and subscribes those of `targets` that were
+    /// newly accepted to callbacks, writing their `accepted` callback in the same transaction.
+    /// `audited_by`: as [`Store::accept_audited`], the token sensitive sends are audited for.
+    pub async fn accept_with_callbacks(
+        &self,
+        messages: Vec<NewMessage>,
+        audited_by: Option<&str>,
+        targets: Vec<CallbackTarget>,
+    ) -> Result<Vec<AcceptOutcome>> {
+        match &*self.backend {
+            Backend::Sqlite(store) => {
+                store
+                    .accept_with_callbacks(messages, audited_by.map(str::to_owned), targets)
+                    .await
+            }
+        }
+    }
+
+    /// Creates a token with its callback defaults and its audit row, in one transaction.
+    pub async fn create_token_with_callback(
+        &self,
+        token: ApiToken,
+        callback: TokenCallback,
+        audit: AuditEntry,
+    ) -> Result<TokenOutcome> {
+        match &*self.backend {
+            Backend::Sqlite(store) => store.create_token_with_callback(token, callback, audit).await,
+        }
+    }
+
+    /// Every token's callback defaults (revoked tokens too: their messages still call back).
+    pub async fn token_callbacks(&self) -> Result<Vec<TokenCallback>> {
+        match &*self.backend {
+            Backend::Sqlite(store) => store.token_callbacks().await,
+        }
+    }
+
+    /// Up to `limit` callbacks due by `now_ms`, each the oldest waiting one of its message,
+    /// in outbox order.
+    pub async fn due_callbacks(&self, now_ms: i64, limit: usize) -> Result<Vec<PendingCallback>> {
+        match &*self.backend {
+            Backend::Sqlite(store) => store.due_callbacks(now_ms, limit).await,
+        }
+    }
+
+    /// When the next waiting callback is due, if any waits.
+    pub async fn next_callback_due_ms(&self) -> Result<Option<i64>> {
+        match &*self.backend {
+            Backend::Sqlite(store) => store.next_callback_due_ms().await,
+        }
+    }
+
+    /// Records what delivery attempts came to, in one write.
+    pub async fn record_callbacks(&self, outcomes: Vec<CallbackOutcome>) -> Result<()> {
+        if outcomes.is_empty() {
+            return Ok(());
+        }
+        match &*self.backend {
+            Backend::Sqlite(store) => store.record_callbacks(outcomes).await,
+        }
+    }
+
+    /// Dead-lettered callbacks after outbox position `after_seq`, oldest first, at most `limit`.
+    pub async fn dead_callbacks(&self, after_seq: Option<i64>, limit: usize) -> Result<Vec<PendingCallback>> {
+        match &*self.backend {
+            Backend::Sqlite(store) => store.dead_callbacks(after_seq, limit).await,
+        }
+    }
+
+    /// Puts dead callbacks back in the queue, due at `now_ms` with their attempts reset, with
+    /// the audit row in the same transaction; answers how many went back.
+    pub async fn replay_callbacks(&self, which: CallbackReplay, now_ms: i64, audit: AuditEntry) -> Result<u64> {
+        match &*self.backend {
+            Backend::Sqlite(store) => store.replay_callbacks(which, now_ms, audit).await,
         }
     }
 }

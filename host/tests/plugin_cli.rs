@@ -84,6 +84,20 @@ async fn the_shipped_button_limit_fixtures_all_pass_against_the_component() {
     );
 }
 
+/// Every policy we ship passes its own fixtures as the built component, the way
+/// `wasp plugin test` runs them.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_shipped_policy_passes_its_fixtures_against_the_component() {
+    for (name, _) in wasp::demo::SHIPPED_POLICIES {
+        let folder = workspace_root().join("plugins").join(name).join("fixtures");
+        let files = fixtures::fixture_files(&folder).unwrap();
+        assert!(!files.is_empty(), "{name} has no fixtures");
+        let report = fixtures::test_component(&plugin(name), &folder).await.unwrap();
+        assert_eq!(report.rows.len(), files.len(), "{name}");
+        assert_eq!(report.failed(), 0, "{name}:\n{}", report.render());
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn wrong_fixtures_fail_and_say_why() {
     let folder = tempfile::tempdir().unwrap();

@@ -234,6 +234,13 @@ pub const ROUTES: &[Route] = &[
     route(Verb::Post, "/v1/tokens", Scope::Admin, Some("token.create")),
     route(Verb::Delete, "/v1/tokens/{id}", Scope::Admin, Some("token.revoke")),
     route(Verb::Get, "/v1/audit", Scope::Admin, None),
+    route(Verb::Get, "/v1/callbacks/dead", Scope::Admin, None),
+    route(
+        Verb::Post,
+        "/v1/callbacks/dead/replay",
+        Scope::Admin,
+        Some("callback.replay"),
+    ),
 ];
 
 /// The routes outside `/v1`, served without a token.
@@ -256,6 +263,17 @@ pub fn route_for(method: &Method, path: &str) -> Option<&'static Route> {
 pub struct Caller {
     pub token_id: Arc<str>,
     pub scopes: Scopes,
+    /// The token's callback defaults, for messages that name no `callback_url`.
+    pub callback: TokenCallbacks,
+}
+
+/// What the API knows of a token's callbacks without reading the store.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TokenCallbacks {
+    /// The default callback URL.
+    pub url: Option<Arc<str>>,
+    /// Whether the token has a signing secret (callbacks need one).
+    pub signed: bool,
 }
 
 /// Set on a response by a handler that wrote its audit row in the same transaction as the
@@ -272,6 +290,7 @@ struct LiveToken {
     id: Arc<str>,
     digest: [u8; 32],
     scopes: Scopes,
+    callback: TokenCallbacks,
 }
 
 /// The tokens that may call the API, in memory: the bootstrap token and every stored token
@@ -290,6 +309,7 @@ impl Tokens {
                 id: Arc::from(BOOTSTRAP_TOKEN_ID),
                 digest: token_digest(secret),
                 scopes: Scopes::of(&[Scope::Admin]),
+                callback: TokenCallbacks::default(),
             })
             .into_iter()
             .collect();
@@ -333,12 +353,22 @@ impl Tokens {
         found.map(|token| Caller {
             token_id: token.id.clone(),
             scopes: token.scopes,
+            callback: token.callback.clone(),
         })
     }
 
     pub fn insert(&self, token: &ApiToken) {
         let token = live_token(token);
         self.change(|live| live.push(token));
+    }
+
+    /// Sets the callback defaults of the live token `id` (the bootstrap token's come from config).
+    pub fn set_callback(&self, id: &str, callback: TokenCallbacks) {
+        self.change(|live| {
+            for token in live.iter_mut().filter(|token| &*token.id == id) {
+                token.callback = callback.clone();
+            }
+        });
     }
 
     pub fn remove(&self, id: &str) {
@@ -362,6 +392,7 @@ fn live_token(token: &ApiToken) -> LiveToken {
         id: Arc::from(token.id.as_str()),
         digest: token.digest,
         scopes: Scopes::of(&scopes),
+        callback: TokenCallbacks::default(),
     }
 }
 
@@ -514,7 +545,13 @@ mod tests {
                 {
                     Scope::MessagesRead
                 }
-                (_, path) if path.starts_with("/v1/tokens") || path.starts_with("/v1/audit") => Scope::Admin,
+                (_, path)
+                    if path.starts_with("/v1/tokens")
+                        || path.starts_with("/v1/audit")
+                        || path.starts_with("/v1/callbacks") =>
+                {
+                    Scope::Admin
+                }
                 (verb, path) => panic!("no expectation for {verb:?} {path}: add one"),
             };
             assert_eq!(route.scope, expected, "{:?} {}", route.verb, route.path);

@@ -6,7 +6,7 @@
 //! opaque cursor; `POST /v1/messages/{id}/cancel` stops a message not sent yet.
 
 use axum::{
-    Json,
+    Extension, Json,
     extract::{Path, Query, State, rejection::QueryRejection},
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::{ApiState, error::ApiError, error::StrictJson, format_time};
+use super::{ApiState, auth::Caller, error::ApiError, error::StrictJson, format_time};
 use crate::{
     message::{Category, Content, MessageId, PhoneNumber, Priority, Submission},
     store::{AcceptOutcome, CancelOutcome, MessageFilter, MessageSummary, MessageView, NewMessage},
@@ -47,6 +47,14 @@ pub struct SendRequest {
     /// RFC 3339; not sent by then, the message ends `expired`.
     #[serde(default)]
     pub expires_at: Option<String>,
+    /// The body is encrypted at rest, never kept by the simulator, and purged once read or
+    /// after `store.sensitive_ttl_ms`; each send is audited.
+    #[serde(default)]
+    pub sensitive: bool,
+    /// Every state change is POSTed here, signed (https, or http to loopback); without it,
+    /// the token's default callback URL, if any.
+    #[serde(default)]
+    pub callback_url: Option<String>,
 }
 
 /// `POST /v1/messages/batch`: `{"messages": [...]}`, each item a `POST /v1/messages` body.
@@ -63,6 +71,9 @@ struct Canonical<'a> {
     priority: Priority,
     tags: &'a [String],
     content: &'a Content,
+    /// Left out when false, so the hashes of plain messages stay as they were.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    sensitive: bool,
 }
 
 impl SendRequest {
@@ -135,29 +146,62 @@ impl SendRequest {
 
 /// Identifies what was asked, so a reused idempotency key with another request is caught.
 pub fn request_hash(submission: &Submission) -> String {
+    request_hash_of(submission, false)
+}
+
+/// [`request_hash`] of a message that may be sensitive.
+fn request_hash_of(submission: &Submission, sensitive: bool) -> String {
     let canonical = Canonical {
         to: submission.to.as_str(),
         category: submission.category,
         priority: submission.priority,
         tags: &submission.tags,
         content: &submission.content,
+        sensitive,
     };
     let bytes = serde_json::to_vec(&canonical).unwrap_or_default();
     hex::encode(Sha256::digest(bytes))
 }
 
-/// A request checked and ready to be stored.
-fn prepare(request: SendRequest, shards: u16, now_ms: i64) -> Result<NewMessage, ApiError> {
+/// A request checked and ready to be stored. `can_seal`: an encryption key is active, so a
+/// sensitive message can be stored.
+fn prepare(request: SendRequest, shards: u16, now_ms: i64, can_seal: bool) -> Result<NewMessage, ApiError> {
     let expires_at_ms = request.deadline_ms(now_ms)?;
+    let sensitive = request.sensitive;
+    if sensitive && !can_seal {
+        return Err(ApiError::invalid(
+            "sensitive",
+            "no encryption key configured (store.encryption_keys and store.active_key_id), so a sensitive message cannot be stored",
+        ));
+    }
     let submission = request.validate()?;
     Ok(NewMessage {
         id: MessageId::new(),
         shard: submission.to.shard(shards),
-        request_hash: request_hash(&submission),
+        request_hash: request_hash_of(&submission, sensitive),
         at_ms: now_ms,
         submission,
         expires_at_ms,
+        sensitive,
     })
+}
+
+/// Stores messages; sensitive ones are audited on behalf of the caller in the same write.
+async fn store_messages(
+    state: &ApiState,
+    caller: &Caller,
+    messages: Vec<NewMessage>,
+    callbacks: Vec<crate::store::CallbackTarget>,
+) -> crate::store::Result<Vec<AcceptOutcome>> {
+    let sensitive = messages.iter().any(|message| message.sensitive);
+    if !callbacks.is_empty() {
+        let audited_by = sensitive.then_some(&*caller.token_id);
+        state.store.accept_with_callbacks(messages, audited_by, callbacks).await
+    } else if sensitive {
+        state.store.accept_audited(messages, &caller.token_id).await
+    } else {
+        state.store.accept(messages).await
+    }
 }
 
 /// 429 with `Retry-After` when the dispatcher's backlog is full.
@@ -190,15 +234,19 @@ fn key_reused(id: MessageId, field: String) -> ApiError {
 
 pub async fn send(
     State(state): State<ApiState>,
-    StrictJson(request): StrictJson<SendRequest>,
+    Extension(caller): Extension<Caller>,
+    StrictJson(mut request): StrictJson<SendRequest>,
 ) -> Result<Response, ApiError> {
     if let Some(response) = backlog_full(&state) {
         return Ok(response);
     }
-    let message = prepare(request, state.shards, crate::store::now_ms())?;
-    let outcome = state
-        .store
-        .accept(vec![message])
+    let callback = super::callbacks::resolve(&caller, request.callback_url.take())?;
+    let message = prepare(request, state.shards, crate::store::now_ms(), state.store.can_seal())?;
+    let callbacks = callback
+        .map(|callback| callback.target(message.id))
+        .into_iter()
+        .collect();
+    let outcome = store_messages(&state, &caller, vec![message], callbacks)
         .await
         .map_err(|error| ApiError::internal("accepting a message", &error))?;
     match outcome.into_iter().next() {
@@ -219,6 +267,7 @@ pub async fn send(
 /// right shape or holds more than [`MAX_BATCH_MESSAGES`] items.
 pub async fn send_batch(
     State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
     StrictJson(batch): StrictJson<BatchRequest>,
 ) -> Result<Response, ApiError> {
     if batch.messages.is_empty() || batch.messages.len() > MAX_BATCH_MESSAGES {
@@ -231,8 +280,10 @@ pub async fn send_batch(
         return Ok(response);
     }
     let now_ms = crate::store::now_ms();
+    let can_seal = state.store.can_seal();
     let mut results: Vec<Result<usize, ApiError>> = Vec::with_capacity(batch.messages.len());
     let mut messages = Vec::with_capacity(batch.messages.len());
+    let mut callbacks = Vec::new();
     for (index, item) in batch.messages.into_iter().enumerate() {
         let prepared = serde_path_to_error::deserialize::<_, SendRequest>(item)
             .map_err(|error| {
@@ -240,7 +291,14 @@ pub async fn send_batch(
                 let field = if path == "." { String::new() } else { format!(".{path}") };
                 ApiError::invalid(format!("messages[{index}]{field}"), error.into_inner().to_string())
             })
-            .and_then(|request| prepare(request, state.shards, now_ms))
+            .and_then(|mut request| {
+                let callback = super::callbacks::resolve(&caller, request.callback_url.take())?;
+                let message = prepare(request, state.shards, now_ms, can_seal)?;
+                if let Some(callback) = callback {
+                    callbacks.push(callback.target(message.id));
+                }
+                Ok(message)
+            })
             .map_err(|mut error| {
                 if let Some(field) = &error.field
                     && !field.starts_with("messages[")
@@ -257,9 +315,7 @@ pub async fn send_batch(
     let outcomes = if messages.is_empty() {
         Vec::new()
     } else {
-        state
-            .store
-            .accept(messages)
+        store_messages(&state, &caller, messages, callbacks)
             .await
             .map_err(|error| ApiError::internal("accepting a batch", &error))?
     };
@@ -347,6 +403,9 @@ pub fn view_json(view: &MessageView) -> Value {
         "updated_at": format_time(view.updated_at_ms),
         "due_at": view.status.is_pending().then(|| format_time(view.due_at_ms)),
         "content": view.content,
+        "sensitive": view.sensitive,
+        "purged": view.purged,
+        "content_error": view.unreadable,
         "upstream": view.content_sent.as_ref().map(|content| json!({
             "content": content,
             "rewritten_by": view.rewritten_by,

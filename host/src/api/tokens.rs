@@ -15,11 +15,11 @@ use serde_json::{Value, json};
 
 use super::{
     ApiState,
-    auth::{AuditTarget, AuditWritten, BOOTSTRAP_TOKEN_ID, Caller, Scope, entry},
+    auth::{AuditTarget, AuditWritten, BOOTSTRAP_TOKEN_ID, Caller, Scope, TokenCallbacks, entry},
     error::{ApiError, StrictJson},
     format_time, token_digest,
 };
-use crate::store::{ApiToken, TokenOutcome, TokenWrite};
+use crate::store::{ApiToken, TokenCallback, TokenOutcome, TokenWrite};
 
 /// Characters a token's name may have.
 pub const MAX_TOKEN_NAME_CHARS: usize = 100;
@@ -33,14 +33,24 @@ pub const SECRET_PREFIX: &str = "wasp_";
 pub struct CreateRequest {
     pub name: String,
     pub scopes: Vec<Scope>,
+    /// Where messages sent with this token call back when they name no `callback_url`.
+    #[serde(default)]
+    pub callback_url: Option<String>,
 }
+
+/// What every callback signing secret starts with.
+pub const CALLBACK_SECRET_PREFIX: &str = "whsec_";
 
 /// A fresh secret: the prefix and 32 random bytes, base64url.
 fn new_secret() -> String {
+    random_secret(SECRET_PREFIX)
+}
+
+fn random_secret(prefix: &str) -> String {
     let mut bytes = [0u8; SECRET_BYTES];
     rand::rng().fill_bytes(&mut bytes);
     format!(
-        "{SECRET_PREFIX}{}",
+        "{prefix}{}",
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
     )
 }
@@ -70,6 +80,9 @@ pub async fn create(
     if request.scopes.is_empty() {
         return Err(ApiError::invalid("scopes", "name at least one scope"));
     }
+    if let Some(url) = &request.callback_url {
+        crate::callbacks::check_url(url).map_err(|error| ApiError::invalid("callback_url", error))?;
+    }
     let mut scopes: Vec<String> = Vec::new();
     for scope in &request.scopes {
         if !scopes.iter().any(|known| known == scope.as_str()) {
@@ -85,19 +98,34 @@ pub async fn create(
         created_at_ms: crate::store::now_ms(),
         revoked_at_ms: None,
     };
-    // The audit row is written in the same transaction as the token.
+    let callback = TokenCallback {
+        token_id: token.id.clone(),
+        url: request.callback_url,
+        secret: random_secret(CALLBACK_SECRET_PREFIX),
+    };
+    // The audit row and the callback defaults are written in the same transaction as the token.
     state
         .store
-        .token_write(
-            TokenWrite::Create(token.clone()),
+        .create_token_with_callback(
+            token.clone(),
+            callback.clone(),
             entry(&caller, "token.create", Some(token.id.clone()), "ok"),
         )
         .await
         .map_err(|error| ApiError::internal("creating a token", &error))?;
     state.tokens.insert(&token);
+    state.tokens.set_callback(
+        &token.id,
+        TokenCallbacks {
+            url: callback.url.as_deref().map(Into::into),
+            signed: true,
+        },
+    );
     tracing::info!(token_id = %token.id, by = %caller.token_id, "token created");
     let mut body = token_json(&token);
     body["token"] = Value::String(secret);
+    body["callback_url"] = callback.url.map_or(Value::Null, Value::String);
+    body["callback_secret"] = Value::String(callback.secret);
     if let Some(object) = body.as_object_mut() {
         object.remove("revoked_at");
     }
@@ -113,9 +141,27 @@ pub async fn list(State(state): State<ApiState>) -> Result<Json<Value>, ApiError
         .tokens()
         .await
         .map_err(|error| ApiError::internal("listing tokens", &error))?;
-    Ok(Json(
-        json!({"tokens": tokens.iter().map(token_json).collect::<Vec<_>>()}),
-    ))
+    let urls: std::collections::HashMap<String, Option<String>> = state
+        .store
+        .token_callbacks()
+        .await
+        .map_err(|error| ApiError::internal("listing tokens", &error))?
+        .into_iter()
+        .map(|callback| (callback.token_id, callback.url))
+        .collect();
+    let listed: Vec<Value> = tokens
+        .iter()
+        .map(|token| {
+            let mut body = token_json(token);
+            body["callback_url"] = urls
+                .get(&token.id)
+                .cloned()
+                .flatten()
+                .map_or(Value::Null, Value::String);
+            body
+        })
+        .collect();
+    Ok(Json(json!({"tokens": listed})))
 }
 
 /// Revokes a token: `204`, also when it was revoked already; `404` for an unknown id.

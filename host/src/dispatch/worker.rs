@@ -49,6 +49,8 @@ struct Outgoing {
     attempts: u32,
     /// Not sent by then: `expired`.
     deadline_ms: Option<i64>,
+    /// Marked as such upstream (in `biz_opaque_callback_data`), so a simulator keeps no copy.
+    sensitive: bool,
 }
 
 /// Messages a batch of transitions takes out of the queue (sent or ended).
@@ -96,7 +98,7 @@ impl Worker {
         })
         .await;
         // The batch (and its in-flight permits) lives until its sends are recorded.
-        let (transitions, outgoing, _batch) = match judged {
+        let (mut transitions, outgoing, batch) = match judged {
             Ok(judged) => judged,
             Err(error) => {
                 // The leases run out and the messages are claimed again.
@@ -104,6 +106,7 @@ impl Worker {
                 return;
             }
         };
+        mark_sensitive(&batch, &mut transitions);
         let ended = leaving_queue(&transitions);
         if let Err(error) = self.store.record(transitions).await {
             // Nothing was sent; the leases run out and the messages are claimed again.
@@ -365,7 +368,11 @@ impl Worker {
             Channel::Whatsapp => self
                 .outbound
                 .cloud_api
-                .send(&message.to, &message.content, &message.id.to_string())
+                .send(
+                    &message.to,
+                    &message.content,
+                    &crate::message::callback_reference(message.id, message.sensitive),
+                )
                 .await
                 .map(Sent::Whatsapp)
                 .map_err(Failure::CloudApi),
@@ -484,6 +491,20 @@ fn judge(
     let mut outgoing = Vec::with_capacity(batch.len());
     for claimed in batch {
         let message = &claimed.message;
+        // A sensitive body that cannot be decrypted (its key is gone) is never sent.
+        if let Some(error) = &message.unreadable {
+            transitions.push(Transition {
+                id: message.id,
+                status: Status::Failed,
+                at_ms: now,
+                cause: format!("failed: {error}"),
+                changes: Changes {
+                    reason: Some(error.clone()),
+                    ..Changes::default()
+                },
+            });
+            continue;
+        }
         let deadline_ms = deadline(message, ttl_ms);
         if deadline_ms.is_some_and(|deadline| deadline <= now) {
             transitions.push(expired(message.id, now));
@@ -577,9 +598,29 @@ fn judge(
             priority: ready.priority,
             attempts: message.attempts,
             deadline_ms,
+            sensitive: message.sensitive,
         });
     }
     (transitions, outgoing)
+}
+
+/// Marks the transitions of sensitive messages, so the store seals the body sent they carry.
+/// Costs nothing for a batch without one.
+fn mark_sensitive(batch: &[Claimed], transitions: &mut [Transition]) {
+    if !batch.iter().any(|claimed| claimed.message.sensitive) {
+        return;
+    }
+    let sensitive: std::collections::HashSet<MessageId> = batch
+        .iter()
+        .filter(|claimed| claimed.message.sensitive)
+        .map(|claimed| claimed.message.id)
+        .collect();
+    for transition in transitions
+        .iter_mut()
+        .filter(|transition| sensitive.contains(&transition.id))
+    {
+        transition.changes.sensitive = true;
+    }
 }
 
 /// Turns a chain's outcome into history; returns the envelope when the message goes on.

@@ -4,7 +4,7 @@
 //! Hot paths are multi-row statements: `INSERT … VALUES (…),(…)` and
 //! `WITH v(…) AS (VALUES …) UPDATE … FROM v`, never one statement per message.
 
-use std::{collections::HashMap, str::FromStr, time::Duration};
+use std::{collections::HashMap, str::FromStr, sync::Arc, time::Duration};
 
 use sqlx::{
     Connection, QueryBuilder, Row, Sqlite, SqliteConnection, Transaction,
@@ -14,8 +14,8 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use super::{
-    AcceptOutcome, Changes, Error, HistoryEntry, MessageView, NewMessage, PendingMessage, Result, StateEntry,
-    StateWrite, StatusReport, StatusUpdate, Transition,
+    AcceptOutcome, Changes, Error, HistoryEntry, MessageView, NewMessage, PendingMessage, Result, Sealing, StateEntry,
+    StateWrite, StatusReport, StatusUpdate, Transition, sealing,
 };
 use crate::message::{Content, MessageId, PhoneNumber, Status, Wamid};
 
@@ -25,6 +25,7 @@ const WRITER_QUEUE: usize = 4_096;
 const READERS: u32 = 4;
 
 mod audit;
+mod callbacks;
 mod contacts;
 mod facts;
 mod listing;
@@ -37,12 +38,27 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 pub struct SqliteStore {
     writer: mpsc::Sender<WriteOp>,
     readers: SqlitePool,
+    /// Keys for sensitive bodies: sealed before a write reaches the writer, opened after a
+    /// read, so neither costs the group-commit writer nor plain messages anything.
+    sealing: Arc<Sealing>,
 }
 
 type Reply<T> = oneshot::Sender<Result<T>>;
 
 enum WriteOp {
-    Accept(Vec<NewMessage>, Reply<Vec<AcceptOutcome>>),
+    /// The messages, the sealed body of each sensitive one (by position), and the token on
+    /// whose behalf (sensitive sends are audited).
+    Accept(
+        Vec<NewMessage>,
+        Vec<Option<String>>,
+        Option<String>,
+        Reply<Vec<AcceptOutcome>>,
+    ),
+    PurgeSensitive {
+        now_ms: i64,
+        ttl_ms: i64,
+        reply: Reply<super::SensitivePurge>,
+    },
     Record(Vec<Transition>, Reply<()>),
     Statuses(Vec<StatusUpdate>, Reply<StatusReport>),
     Claim {
@@ -55,19 +71,45 @@ enum WriteOp {
     State(Vec<StateWrite>, Reply<()>),
     Plugin(Vec<super::PluginWrite>, Reply<()>),
     Contact(Vec<super::ContactWrite>, Reply<()>),
-    FallBack(MessageId, Box<NewMessage>, Reply<super::FallBackOutcome>),
+    /// The original, the follow-up and its sealed body (when the original is sensitive).
+    FallBack(
+        MessageId,
+        Box<NewMessage>,
+        Vec<Option<String>>,
+        Reply<super::FallBackOutcome>,
+    ),
     SenderNumber(super::SenderNumber, Reply<()>),
     Token(super::TokenWrite, super::AuditEntry, Reply<super::TokenOutcome>),
     Audit(Vec<super::AuditEntry>, Reply<()>),
     AuditedContact(Vec<super::ContactWrite>, super::AuditEntry, Reply<()>),
     AuditedSenderNumber(super::SenderNumber, super::AuditEntry, Reply<()>),
     Cancel(MessageId, i64, Reply<super::CancelOutcome>),
+    /// An `Accept` (messages, sealed bodies, auditing token) whose messages of `targets` are
+    /// subscribed to callbacks in the same transaction.
+    AcceptWithCallbacks(Box<AcceptCallbacks>, Reply<Vec<AcceptOutcome>>),
+    TokenWithCallback(
+        Box<(super::ApiToken, super::TokenCallback, super::AuditEntry)>,
+        Reply<super::TokenOutcome>,
+    ),
+    Callbacks(Vec<super::CallbackOutcome>, Reply<()>),
+    ReplayCallbacks(super::CallbackReplay, i64, super::AuditEntry, Reply<u64>),
+}
+
+struct AcceptCallbacks {
+    messages: Vec<NewMessage>,
+    sealed: Vec<Option<String>>,
+    token_id: Option<String>,
+    targets: Vec<super::CallbackTarget>,
 }
 
 impl WriteOp {
     fn rows(&self) -> usize {
         match self {
-            WriteOp::Accept(messages, _) => messages.len(),
+            WriteOp::Accept(messages, ..) => messages.len(),
+            WriteOp::AcceptWithCallbacks(accept, _) => accept.messages.len() + accept.targets.len(),
+            WriteOp::Callbacks(outcomes, _) => outcomes.len(),
+            WriteOp::TokenWithCallback(..) | WriteOp::ReplayCallbacks(..) => 2,
+            WriteOp::PurgeSensitive { .. } => ROWS_PER_STATEMENT,
             WriteOp::Record(transitions, _) => transitions.len(),
             WriteOp::Statuses(updates, _) => updates.len(),
             WriteOp::Claim { limit, .. } => *limit,
@@ -93,6 +135,7 @@ enum Output {
     FallBack(super::FallBackOutcome),
     Token(super::TokenOutcome),
     Cancel(super::CancelOutcome),
+    Purge(super::SensitivePurge),
 }
 
 fn database(operation: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
@@ -100,7 +143,7 @@ fn database(operation: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
 }
 
 impl SqliteStore {
-    pub async fn open(url: &str, write_batch_rows: usize) -> Result<Self> {
+    pub async fn open(url: &str, write_batch_rows: usize, sealing: Sealing) -> Result<Self> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(database("parse url"))?
             .create_if_missing(true)
@@ -134,7 +177,62 @@ impl SqliteStore {
         Ok(Self {
             writer: sender,
             readers,
+            sealing: Arc::new(sealing),
         })
+    }
+
+    pub fn can_seal(&self) -> bool {
+        self.sealing.keyring.can_seal()
+    }
+
+    /// Opens the sealed bodies of sensitive messages as read. A body that cannot be opened
+    /// marks its message unreadable (with why) instead of failing the read.
+    fn open_sealed(&self, message: &mut PendingMessage) {
+        let Some(sealed) = message.sealed.take() else {
+            return;
+        };
+        let (content, content_sent) = *sealed;
+        let opened = self
+            .sealing
+            .open_content(message.id, "content", &content)
+            .and_then(|content| {
+                let sent = content_sent
+                    .map(|text| self.sealing.open_content(message.id, "content_sent", &text))
+                    .transpose()?;
+                Ok((content, sent))
+            });
+        match opened {
+            Ok((content, content_sent)) => {
+                message.content = content;
+                message.content_sent = content_sent;
+            }
+            Err(error) => {
+                tracing::warn!(message_id = %message.id, %error, "a sensitive body cannot be decrypted");
+                message.unreadable = Some(format!("the sensitive body cannot be decrypted: {error}"));
+            }
+        }
+    }
+
+    /// Seals what a sensitive message's transitions store as `content_sent`.
+    fn seal_transitions(&self, transitions: &mut [Transition]) {
+        for transition in transitions.iter_mut().filter(|transition| transition.changes.sensitive) {
+            let Some((content, _)) = &transition.changes.content_sent else {
+                continue;
+            };
+            match self.sealing.seal_content(transition.id, "content_sent", content) {
+                Ok(sealed) => transition.changes.sealed_content_sent = Some(sealed),
+                // Never stored in the clear: the body sent is left unrecorded.
+                Err(error) => {
+                    tracing::warn!(message_id = %transition.id, %error, "the body sent of a sensitive message is not recorded")
+                }
+            }
+        }
+    }
+
+    pub async fn purge_sensitive(&self, now_ms: i64) -> Result<super::SensitivePurge> {
+        let ttl_ms = self.sealing.ttl_ms();
+        self.submit(|reply| WriteOp::PurgeSensitive { now_ms, ttl_ms, reply })
+            .await
     }
 
     async fn submit<T>(&self, make: impl FnOnce(Reply<T>) -> WriteOp) -> Result<T> {
@@ -143,11 +241,65 @@ impl SqliteStore {
         answer.await.map_err(|_| Error::WriterGone)?
     }
 
-    pub async fn accept(&self, messages: Vec<NewMessage>) -> Result<Vec<AcceptOutcome>> {
-        self.submit(|reply| WriteOp::Accept(messages, reply)).await
+    pub async fn accept(&self, mut messages: Vec<NewMessage>, token_id: Option<String>) -> Result<Vec<AcceptOutcome>> {
+        let sealed = self.seal_bodies(&mut messages)?;
+        self.submit(|reply| WriteOp::Accept(messages, sealed, token_id, reply))
+            .await
     }
 
-    pub async fn record(&self, transitions: Vec<Transition>) -> Result<()> {
+    /// [`SqliteStore::accept`], subscribing the messages of `targets` to callbacks in the same write.
+    pub async fn accept_with_callbacks(
+        &self,
+        mut messages: Vec<NewMessage>,
+        token_id: Option<String>,
+        targets: Vec<super::CallbackTarget>,
+    ) -> Result<Vec<AcceptOutcome>> {
+        let sealed = self.seal_bodies(&mut messages)?;
+        let accept = Box::new(AcceptCallbacks {
+            messages,
+            sealed,
+            token_id,
+            targets,
+        });
+        self.submit(|reply| WriteOp::AcceptWithCallbacks(accept, reply)).await
+    }
+
+    /// The sealed body of each sensitive message, by position (empty when none is sensitive).
+    /// A sensitive message's request hash is keyed too: its plain sha256 would give a short
+    /// body (a one-time code) away to anyone who tries every value.
+    fn seal_bodies(&self, messages: &mut [NewMessage]) -> Result<Vec<Option<String>>> {
+        let mut sealed = Vec::new();
+        if messages.iter().any(|message| message.sensitive) {
+            sealed.reserve(messages.len());
+            for message in messages.iter_mut() {
+                if message.sensitive {
+                    let keyed = self.sealing.keyring.keyed_digest(&message.request_hash);
+                    message.request_hash = keyed.map_err(|error| Error::Sealing {
+                        operation: "accept messages",
+                        id: message.id,
+                        source: error,
+                    })?;
+                }
+                sealed.push(if message.sensitive {
+                    Some(
+                        self.sealing
+                            .seal_content(message.id, "content", &message.submission.content)
+                            .map_err(|error| Error::Sealing {
+                                operation: "accept messages",
+                                id: message.id,
+                                source: error,
+                            })?,
+                    )
+                } else {
+                    None
+                });
+            }
+        }
+        Ok(sealed)
+    }
+
+    pub async fn record(&self, mut transitions: Vec<Transition>) -> Result<()> {
+        self.seal_transitions(&mut transitions);
         self.submit(|reply| WriteOp::Record(transitions, reply)).await
     }
 
@@ -156,13 +308,25 @@ impl SqliteStore {
     }
 
     pub async fn claim_due(&self, now_ms: i64, limit: usize, lease_until_ms: i64) -> Result<Vec<PendingMessage>> {
-        self.submit(|reply| WriteOp::Claim {
-            now_ms,
-            limit,
-            lease_until_ms,
-            reply,
-        })
-        .await
+        let mut claimed = self
+            .submit(|reply| WriteOp::Claim {
+                now_ms,
+                limit,
+                lease_until_ms,
+                reply,
+            })
+            .await?;
+        self.open_all(&mut claimed);
+        Ok(claimed)
+    }
+
+    /// Opens the sensitive bodies among `messages` and caps their deadline at the TTL.
+    fn open_all(&self, messages: &mut [PendingMessage]) {
+        for message in messages.iter_mut().filter(|message| message.sensitive) {
+            self.open_sealed(message);
+            let purge_at = message.created_at_ms.saturating_add(self.sealing.ttl_ms());
+            message.expires_at_ms = Some(message.expires_at_ms.map_or(purge_at, |own| own.min(purge_at)));
+        }
     }
 
     pub async fn release_leases(&self) -> Result<u64> {
@@ -271,6 +435,7 @@ impl SqliteStore {
                 found.push(pending_from_row(&row, OPERATION)?);
             }
         }
+        self.open_all(&mut found);
         Ok(found)
     }
 
@@ -305,8 +470,18 @@ impl SqliteStore {
         .map_err(database("next due"))
     }
 
-    pub async fn fall_back(&self, original: MessageId, follow_up: NewMessage) -> Result<super::FallBackOutcome> {
-        self.submit(|reply| WriteOp::FallBack(original, Box::new(follow_up), reply))
+    pub async fn fall_back(&self, original: MessageId, mut follow_up: NewMessage) -> Result<super::FallBackOutcome> {
+        // The fallback of a sensitive message carries the same body: it is sensitive too.
+        let sensitive: Option<bool> = sqlx::query_scalar("SELECT sensitive FROM messages WHERE id = ?")
+            .bind(original.0)
+            .fetch_optional(&self.readers)
+            .await
+            .map_err(database("fall back"))?;
+        if sensitive == Some(true) {
+            follow_up.sensitive = true;
+        }
+        let sealed = self.seal_bodies(std::slice::from_mut(&mut follow_up))?;
+        self.submit(|reply| WriteOp::FallBack(original, Box::new(follow_up), sealed, reply))
             .await
     }
 
@@ -367,6 +542,46 @@ impl SqliteStore {
         audit::read(&self.readers, filter).await
     }
 
+    pub async fn create_token_with_callback(
+        &self,
+        token: super::ApiToken,
+        callback: super::TokenCallback,
+        audit: super::AuditEntry,
+    ) -> Result<super::TokenOutcome> {
+        self.submit(|reply| WriteOp::TokenWithCallback(Box::new((token, callback, audit)), reply))
+            .await
+    }
+
+    pub async fn token_callbacks(&self) -> Result<Vec<super::TokenCallback>> {
+        callbacks::token_callbacks(&self.readers).await
+    }
+
+    pub async fn due_callbacks(&self, now_ms: i64, limit: usize) -> Result<Vec<super::PendingCallback>> {
+        callbacks::due(&self.readers, now_ms, limit).await
+    }
+
+    pub async fn next_callback_due_ms(&self) -> Result<Option<i64>> {
+        callbacks::next_due(&self.readers).await
+    }
+
+    pub async fn record_callbacks(&self, outcomes: Vec<super::CallbackOutcome>) -> Result<()> {
+        self.submit(|reply| WriteOp::Callbacks(outcomes, reply)).await
+    }
+
+    pub async fn dead_callbacks(&self, after_seq: Option<i64>, limit: usize) -> Result<Vec<super::PendingCallback>> {
+        callbacks::dead(&self.readers, after_seq, limit).await
+    }
+
+    pub async fn replay_callbacks(
+        &self,
+        which: super::CallbackReplay,
+        now_ms: i64,
+        audit: super::AuditEntry,
+    ) -> Result<u64> {
+        self.submit(|reply| WriteOp::ReplayCallbacks(which, now_ms, audit, reply))
+            .await
+    }
+
     pub async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1")
             .execute(&self.readers)
@@ -399,7 +614,9 @@ impl SqliteStore {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        let pending = pending_from_row(&row, OPERATION)?;
+        let mut pending = pending_from_row(&row, OPERATION)?;
+        self.open_sealed(&mut pending);
+        let shown = !pending.purged && pending.unreadable.is_none();
         Ok(Some(MessageView {
             id: pending.id,
             to: pending.to,
@@ -409,9 +626,12 @@ impl SqliteStore {
             shard: pending.shard,
             tags: pending.tags,
             status: pending.status,
-            content: pending.content,
-            content_sent: pending.content_sent,
+            content: shown.then_some(pending.content),
+            content_sent: pending.content_sent.filter(|_| shown),
             rewritten_by: pending.rewritten_by,
+            sensitive: pending.sensitive,
+            purged: pending.purged,
+            unreadable: pending.unreadable,
             wamid: row
                 .try_get::<Option<String>, _>("wamid")
                 .map_err(database(OPERATION))?
@@ -474,7 +694,9 @@ fn answer(op: WriteOp, output: Result<Output>) {
         }
     }
     match (op, output) {
-        (WriteOp::Accept(_, reply), Ok(Output::Accept(outcomes))) => send(reply, Ok(outcomes)),
+        (WriteOp::Accept(.., reply), Ok(Output::Accept(outcomes))) => send(reply, Ok(outcomes)),
+        (WriteOp::PurgeSensitive { reply, .. }, Ok(Output::Purge(purge))) => send(reply, Ok(purge)),
+        (WriteOp::PurgeSensitive { reply, .. }, Err(error)) => send(reply, Err(error)),
         (WriteOp::Record(_, reply), Ok(Output::Unit))
         | (WriteOp::State(_, reply), Ok(Output::Unit))
         | (WriteOp::Plugin(_, reply), Ok(Output::Unit))
@@ -494,9 +716,17 @@ fn answer(op: WriteOp, output: Result<Output>) {
         | (WriteOp::AuditedSenderNumber(.., reply), Err(error)) => send(reply, Err(error)),
         (WriteOp::Cancel(.., reply), Ok(Output::Cancel(outcome))) => send(reply, Ok(outcome)),
         (WriteOp::Cancel(.., reply), Err(error)) => send(reply, Err(error)),
+        (WriteOp::AcceptWithCallbacks(_, reply), Ok(Output::Accept(outcomes))) => send(reply, Ok(outcomes)),
+        (WriteOp::AcceptWithCallbacks(_, reply), Err(error)) => send(reply, Err(error)),
+        (WriteOp::TokenWithCallback(_, reply), Ok(Output::Token(outcome))) => send(reply, Ok(outcome)),
+        (WriteOp::TokenWithCallback(_, reply), Err(error)) => send(reply, Err(error)),
+        (WriteOp::Callbacks(_, reply), Ok(Output::Unit)) => send(reply, Ok(())),
+        (WriteOp::Callbacks(_, reply), Err(error)) => send(reply, Err(error)),
+        (WriteOp::ReplayCallbacks(.., reply), Ok(Output::Count(count))) => send(reply, Ok(count)),
+        (WriteOp::ReplayCallbacks(.., reply), Err(error)) => send(reply, Err(error)),
         (WriteOp::FallBack(.., reply), Err(error)) => send(reply, Err(error)),
         (WriteOp::SenderNumber(_, reply), Err(error)) => send(reply, Err(error)),
-        (WriteOp::Accept(_, reply), Err(error)) => send(reply, Err(error)),
+        (WriteOp::Accept(.., reply), Err(error)) => send(reply, Err(error)),
         (WriteOp::Record(_, reply), Err(error))
         | (WriteOp::State(_, reply), Err(error))
         | (WriteOp::Plugin(_, reply), Err(error))
@@ -513,7 +743,16 @@ async fn execute(connection: &mut SqliteConnection, ops: &[WriteOp]) -> Result<V
     let mut outputs = Vec::with_capacity(ops.len());
     for op in ops {
         let output = match op {
-            WriteOp::Accept(messages, _) => Output::Accept(insert_messages(&mut transaction, messages).await?),
+            WriteOp::Accept(messages, sealed, token_id, _) => {
+                let outcomes = insert_sealed(&mut transaction, messages, sealed).await?;
+                if let Some(token_id) = token_id {
+                    audit_sensitive_sends(&mut transaction, messages, &outcomes, token_id).await?;
+                }
+                Output::Accept(outcomes)
+            }
+            WriteOp::PurgeSensitive { now_ms, ttl_ms, .. } => {
+                Output::Purge(purge_expired_sensitive(&mut transaction, *now_ms, *ttl_ms).await?)
+            }
             WriteOp::Record(transitions, _) => {
                 apply_transitions(&mut transaction, transitions).await?;
                 Output::Unit
@@ -544,8 +783,8 @@ async fn execute(connection: &mut SqliteConnection, ops: &[WriteOp]) -> Result<V
                 contacts::write(&mut transaction, writes).await?;
                 Output::Unit
             }
-            WriteOp::FallBack(original, follow_up, _) => {
-                Output::FallBack(facts::fall_back(&mut transaction, *original, follow_up).await?)
+            WriteOp::FallBack(original, follow_up, sealed, _) => {
+                Output::FallBack(facts::fall_back(&mut transaction, *original, follow_up, sealed).await?)
             }
             WriteOp::SenderNumber(number, _) => {
                 facts::put_sender_number(&mut transaction, number).await?;
@@ -566,7 +805,32 @@ async fn execute(connection: &mut SqliteConnection, ops: &[WriteOp]) -> Result<V
                 audit::insert(&mut transaction, std::slice::from_ref(entry)).await?;
                 Output::Unit
             }
-            WriteOp::Cancel(id, now_ms, _) => Output::Cancel(listing::cancel(&mut transaction, *id, *now_ms).await?),
+            WriteOp::Cancel(id, now_ms, _) => {
+                let outcome = listing::cancel(&mut transaction, *id, *now_ms).await?;
+                if outcome == super::CancelOutcome::Cancelled {
+                    callbacks::enqueue_latest(&mut transaction, *id).await?;
+                }
+                Output::Cancel(outcome)
+            }
+            WriteOp::AcceptWithCallbacks(accept, _) => {
+                let outcomes = insert_sealed(&mut transaction, &accept.messages, &accept.sealed).await?;
+                if let Some(token_id) = &accept.token_id {
+                    audit_sensitive_sends(&mut transaction, &accept.messages, &outcomes, token_id).await?;
+                }
+                callbacks::subscribe(&mut transaction, &accept.messages, &outcomes, &accept.targets).await?;
+                Output::Accept(outcomes)
+            }
+            WriteOp::TokenWithCallback(write, _) => {
+                let (token, callback, entry) = &**write;
+                Output::Token(callbacks::create_token(&mut transaction, token, callback, entry).await?)
+            }
+            WriteOp::Callbacks(outcomes, _) => {
+                callbacks::record(&mut transaction, outcomes).await?;
+                Output::Unit
+            }
+            WriteOp::ReplayCallbacks(which, now_ms, entry, _) => {
+                Output::Count(callbacks::replay(&mut transaction, which, *now_ms, entry).await?)
+            }
         };
         outputs.push(output);
     }
@@ -574,17 +838,31 @@ async fn execute(connection: &mut SqliteConnection, ops: &[WriteOp]) -> Result<V
     Ok(outputs)
 }
 
-async fn insert_messages(
+/// Inserts messages; `sealed[i]` is the sealed body of `messages[i]` when it is sensitive
+/// (an empty `sealed`: none is). A sensitive message without its sealed body is refused:
+/// a body is never stored in the clear.
+async fn insert_sealed(
     transaction: &mut Transaction<'_, Sqlite>,
     messages: &[NewMessage],
+    sealed: &[Option<String>],
 ) -> Result<Vec<AcceptOutcome>> {
     const OPERATION: &str = "accept messages";
     let mut encoded = Vec::with_capacity(messages.len());
-    for message in messages {
-        let content = serde_json::to_string(&message.submission.content).map_err(|error| Error::Corrupt {
-            operation: OPERATION,
-            detail: error.to_string(),
-        })?;
+    for (index, message) in messages.iter().enumerate() {
+        let content = if message.sensitive {
+            sealed.get(index).cloned().flatten().ok_or_else(|| Error::Corrupt {
+                operation: OPERATION,
+                detail: format!(
+                    "sensitive message {} reached the writer without its sealed body",
+                    message.id
+                ),
+            })?
+        } else {
+            serde_json::to_string(&message.submission.content).map_err(|error| Error::Corrupt {
+                operation: OPERATION,
+                detail: error.to_string(),
+            })?
+        };
         let tags = serde_json::to_string(&message.submission.tags).unwrap_or_else(|_| "[]".into());
         encoded.push((content, tags));
     }
@@ -595,7 +873,7 @@ async fn insert_messages(
     {
         let mut query = QueryBuilder::<Sqlite>::new(
             "INSERT INTO messages (id, idempotency_key, request_hash, recipient, category, priority, priority_rank, \
-             channel, shard, tags, status, content, due_at, created_at, updated_at, expires_at) ",
+             channel, shard, tags, status, content, due_at, created_at, updated_at, expires_at, sensitive) ",
         );
         query.push_values(chunk.iter().zip(encoded), |mut row, (message, (content, tags))| {
             let submission = &message.submission;
@@ -614,7 +892,8 @@ async fn insert_messages(
                 .push_bind(message.at_ms)
                 .push_bind(message.at_ms)
                 .push_bind(message.at_ms)
-                .push_bind(message.expires_at_ms);
+                .push_bind(message.expires_at_ms)
+                .push_bind(message.sensitive);
         });
         query.push(" ON CONFLICT (idempotency_key) DO NOTHING RETURNING id");
         for row in query
@@ -751,10 +1030,17 @@ fn merge(transitions: &[Transition]) -> Result<Vec<MergedChange>> {
         entry.at_ms = transition.at_ms;
         let changes = &transition.changes;
         if let Some((content, plugins)) = &changes.content_sent {
-            entry.content_sent = Some(serde_json::to_string(content).map_err(|error| Error::Corrupt {
-                operation: "record transitions",
-                detail: error.to_string(),
-            })?);
+            if changes.sensitive {
+                // Sealed by the store before the write, or not recorded at all: never in the clear.
+                if let Some(sealed) = &changes.sealed_content_sent {
+                    entry.content_sent = Some(sealed.clone());
+                }
+            } else {
+                entry.content_sent = Some(serde_json::to_string(content).map_err(|error| Error::Corrupt {
+                    operation: "record transitions",
+                    detail: error.to_string(),
+                })?);
+            }
             entry.rewritten_by = Some(serde_json::to_string(plugins).unwrap_or_else(|_| "[]".into()));
         }
         if let Some(wamid) = &changes.wamid {
@@ -776,6 +1062,7 @@ fn merge(transitions: &[Transition]) -> Result<Vec<MergedChange>> {
 
 async fn apply_transitions(transaction: &mut Transaction<'_, Sqlite>, transitions: &[Transition]) -> Result<()> {
     let merged = merge(transitions)?;
+    let mut subscribed = callbacks::Subscriptions::new();
     for chunk in merged.chunks(ROWS_PER_STATEMENT) {
         let mut query = QueryBuilder::<Sqlite>::new(
             "WITH v (id, status, at, content_sent, rewritten_by, wamid, due_at, reason, error_code, attempts, \
@@ -811,13 +1098,25 @@ async fn apply_transitions(transaction: &mut Transaction<'_, Sqlite>, transition
                lease_until = CASE WHEN v.status = 'sending' THEN messages.lease_until ELSE NULL END \
              FROM v WHERE messages.id = v.id",
         );
-        query
+        // Which messages want callbacks: read back from the same statement, no extra one.
+        query.push(" RETURNING messages.id, messages.recipient, messages.callback_url, messages.callback_token");
+        for row in query
             .build()
-            .execute(&mut **transaction)
+            .fetch_all(&mut **transaction)
             .await
-            .map_err(database("record transitions"))?;
+            .map_err(database("record transitions"))?
+        {
+            let url: Option<String> = row.try_get("callback_url").map_err(database("record transitions"))?;
+            let token: Option<String> = row.try_get("callback_token").map_err(database("record transitions"))?;
+            if let (Some(url), Some(token)) = (url, token) {
+                let id: Uuid = row.try_get("id").map_err(database("record transitions"))?;
+                let recipient: Option<String> = row.try_get("recipient").map_err(database("record transitions"))?;
+                subscribed.insert(MessageId(id), (recipient, url, token));
+            }
+        }
     }
     insert_history(transaction, transitions).await?;
+    callbacks::enqueue(transaction, transitions, &subscribed).await?;
 
     // Sends Meta accepted count toward the contact's and the account's send facts.
     let sent: Vec<MessageId> = merged
@@ -877,12 +1176,15 @@ async fn apply_status_updates(
 ) -> Result<StatusReport> {
     const OPERATION: &str = "apply statuses";
     let mut current: HashMap<String, (MessageId, Status, String)> = HashMap::with_capacity(updates.len());
+    // Sensitive messages whose body is still there: purged once read.
+    let mut sensitive: std::collections::HashSet<MessageId> = std::collections::HashSet::new();
     let mut wamids: Vec<&str> = updates.iter().map(|update| update.wamid.0.as_str()).collect();
     wamids.sort_unstable();
     wamids.dedup();
     for chunk in wamids.chunks(ROWS_PER_STATEMENT) {
-        let mut query =
-            QueryBuilder::<Sqlite>::new("SELECT id, status, wamid, recipient FROM messages WHERE wamid IN (");
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "SELECT id, status, wamid, recipient, sensitive, purged_at FROM messages WHERE wamid IN (",
+        );
         let mut list = query.separated(", ");
         for wamid in chunk {
             list.push_bind(*wamid);
@@ -895,6 +1197,14 @@ async fn apply_status_updates(
             .map_err(database(OPERATION))?
         {
             let id: Uuid = row.try_get("id").map_err(database(OPERATION))?;
+            if row.try_get::<bool, _>("sensitive").map_err(database(OPERATION))?
+                && row
+                    .try_get::<Option<i64>, _>("purged_at")
+                    .map_err(database(OPERATION))?
+                    .is_none()
+            {
+                sensitive.insert(MessageId(id));
+            }
             current.insert(
                 row.try_get("wamid").map_err(database(OPERATION))?,
                 (
@@ -944,6 +1254,14 @@ async fn apply_status_updates(
     if !transitions.is_empty() {
         Box::pin(apply_transitions(transaction, &transitions)).await?;
     }
+    if !sensitive.is_empty() {
+        let read: Vec<(MessageId, i64)> = transitions
+            .iter()
+            .filter(|transition| transition.status == Status::Read && sensitive.contains(&transition.id))
+            .map(|transition| (transition.id, transition.at_ms))
+            .collect();
+        purge_bodies(transaction, &read, Status::Read).await?;
+    }
     report.held = orphans.len();
     let received_at = super::now_ms();
     for chunk in orphans.chunks(ROWS_PER_STATEMENT) {
@@ -957,7 +1275,12 @@ async fn apply_status_updates(
                 .push_bind(update.error_code)
                 .push_bind(update.error_title.as_deref())
                 .push_bind(received_at)
-                .push_bind(update.callback_data.as_deref());
+                .push_bind(
+                    update
+                        .callback_data
+                        .as_deref()
+                        .map(crate::message::callback_message_ref),
+                );
         });
         query
             .build()
@@ -1015,6 +1338,28 @@ fn pending_from_row(row: &SqliteRow, operation: &'static str) -> Result<PendingM
     let tags: String = row.try_get("tags").map_err(database(operation))?;
     let content: String = row.try_get("content").map_err(database(operation))?;
     let content_sent: Option<String> = row.try_get("content_sent").map_err(database(operation))?;
+    let sensitive: bool = row.try_get("sensitive").map_err(database(operation))?;
+    let purged = row
+        .try_get::<Option<i64>, _>("purged_at")
+        .map_err(database(operation))?
+        .is_some();
+    // A sensitive body stays sealed here (the store opens it outside the writer); a purged
+    // one is gone.
+    let (content, content_sent, sealed) = if purged {
+        (sealing::placeholder_content(), None, None)
+    } else if sensitive {
+        (
+            sealing::placeholder_content(),
+            None,
+            Some(Box::new((content, content_sent))),
+        )
+    } else {
+        (
+            parse_json::<Content>(&content, operation)?,
+            content_sent.map(|text| parse_json(&text, operation)).transpose()?,
+            None,
+        )
+    };
     let rewritten_by: Option<String> = row.try_get("rewritten_by").map_err(database(operation))?;
     let shard: i64 = row.try_get("shard").map_err(database(operation))?;
     let attempts: i64 = row.try_get("attempts").map_err(database(operation))?;
@@ -1030,8 +1375,12 @@ fn pending_from_row(row: &SqliteRow, operation: &'static str) -> Result<PendingM
         shard: u16::try_from(shard).unwrap_or_default(),
         tags: parse_json(&tags, operation)?,
         status: parse_text(row, "status", operation)?,
-        content: parse_json::<Content>(&content, operation)?,
-        content_sent: content_sent.map(|text| parse_json(&text, operation)).transpose()?,
+        content,
+        content_sent,
+        sensitive,
+        purged,
+        unreadable: None,
+        sealed,
         rewritten_by: rewritten_by
             .map(|text| parse_json(&text, operation))
             .transpose()?
@@ -1040,4 +1389,122 @@ fn pending_from_row(row: &SqliteRow, operation: &'static str) -> Result<PendingM
         created_at_ms: row.try_get("created_at").map_err(database(operation))?,
         expires_at_ms: row.try_get("expires_at").map_err(database(operation))?,
     })
+}
+
+/// Purges the bodies of sensitive messages: `content` and `content_sent` are emptied and
+/// `purged_at` set, with one history row each (in `status`, the status they are in). Bodies
+/// already purged are left alone.
+async fn purge_bodies(
+    transaction: &mut Transaction<'_, Sqlite>,
+    messages: &[(MessageId, i64)],
+    status: Status,
+) -> Result<()> {
+    const OPERATION: &str = "purge sensitive bodies";
+    let mut history = Vec::with_capacity(messages.len());
+    for chunk in messages.chunks(ROWS_PER_STATEMENT) {
+        let mut query = QueryBuilder::<Sqlite>::new("WITH v (id, at) AS (");
+        query.push_values(chunk, |mut row, (id, at_ms)| {
+            row.push_bind(id.0).push_bind(*at_ms);
+        });
+        query.push(
+            ") UPDATE messages SET content = '', content_sent = NULL, purged_at = v.at \
+             FROM v WHERE messages.id = v.id AND messages.sensitive = 1 AND messages.purged_at IS NULL \
+             RETURNING id, purged_at",
+        );
+        for row in query
+            .build()
+            .fetch_all(&mut **transaction)
+            .await
+            .map_err(database(OPERATION))?
+        {
+            let id: Uuid = row.try_get(0).map_err(database(OPERATION))?;
+            history.push(Transition {
+                id: MessageId(id),
+                status,
+                at_ms: row.try_get(1).map_err(database(OPERATION))?,
+                cause: super::PURGED_CAUSE.into(),
+                changes: Changes::default(),
+            });
+        }
+    }
+    insert_history(transaction, &history).await
+}
+
+/// The TTL sweep: every sensitive body accepted `ttl_ms` or more before `now_ms` is purged.
+/// A message among them not sent yet and not leased ends `expired` first, so it is never sent
+/// without its body; a leased one is left to its worker (whose deadline is capped at the
+/// TTL) and purged by a later sweep.
+async fn purge_expired_sensitive(
+    transaction: &mut Transaction<'_, Sqlite>,
+    now_ms: i64,
+    ttl_ms: i64,
+) -> Result<super::SensitivePurge> {
+    const OPERATION: &str = "purge expired sensitive bodies";
+    let rows = sqlx::query(
+        "SELECT id, status FROM messages \
+         WHERE sensitive = 1 AND purged_at IS NULL AND created_at <= ? \
+           AND NOT (status IN ('accepted', 'queued', 'deferred', 'sending') AND lease_until IS NOT NULL) \
+         LIMIT ?",
+    )
+    .bind(now_ms.saturating_sub(ttl_ms))
+    .bind(i64::try_from(super::SENSITIVE_PURGE_BATCH).unwrap_or(i64::MAX))
+    .fetch_all(&mut **transaction)
+    .await
+    .map_err(database(OPERATION))?;
+    let mut expiring = Vec::new();
+    let mut by_status: HashMap<Status, Vec<(MessageId, i64)>> = HashMap::new();
+    for row in &rows {
+        let id = MessageId(row.try_get("id").map_err(database(OPERATION))?);
+        let status: Status = parse_text(row, "status", OPERATION)?;
+        if status.is_pending() {
+            expiring.push(Transition {
+                id,
+                status: Status::Expired,
+                at_ms: now_ms,
+                cause: "expired: not sent within store.sensitive_ttl_ms, when its sensitive body is purged".into(),
+                changes: Changes {
+                    reason: Some("not sent before its sensitive body was purged".into()),
+                    ..Changes::default()
+                },
+            });
+            by_status.entry(Status::Expired).or_default().push((id, now_ms));
+        } else {
+            by_status.entry(status).or_default().push((id, now_ms));
+        }
+    }
+    if !expiring.is_empty() {
+        apply_transitions(transaction, &expiring).await?;
+    }
+    for (status, messages) in &by_status {
+        purge_bodies(transaction, messages, *status).await?;
+    }
+    Ok(super::SensitivePurge {
+        purged: u64::try_from(rows.len()).unwrap_or(u64::MAX),
+        expired: u64::try_from(expiring.len()).unwrap_or(u64::MAX),
+    })
+}
+
+/// One audit row per sensitive message accepted (not for a repeat of an earlier one).
+async fn audit_sensitive_sends(
+    transaction: &mut Transaction<'_, Sqlite>,
+    messages: &[NewMessage],
+    outcomes: &[AcceptOutcome],
+    token_id: &str,
+) -> Result<()> {
+    let entries: Vec<super::AuditEntry> = messages
+        .iter()
+        .zip(outcomes)
+        .filter(|(message, outcome)| message.sensitive && matches!(outcome, AcceptOutcome::Accepted { .. }))
+        .map(|(message, _)| super::AuditEntry {
+            at_ms: message.at_ms,
+            token_id: token_id.to_owned(),
+            action: super::SENSITIVE_SEND_ACTION.to_owned(),
+            target: Some(message.id.to_string()),
+            outcome: "ok".to_owned(),
+        })
+        .collect();
+    if entries.is_empty() {
+        return Ok(());
+    }
+    audit::insert(transaction, &entries).await
 }

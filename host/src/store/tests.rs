@@ -3,6 +3,8 @@
 use super::*;
 use crate::message::content::TextBody;
 
+mod sensitive;
+
 async fn fresh() -> (Store, tempfile::TempDir) {
     let directory = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}/wasp.db", directory.path().display());
@@ -34,6 +36,7 @@ fn new_message(submission: Submission, at_ms: i64) -> NewMessage {
         submission,
         at_ms,
         expires_at_ms: None,
+        sensitive: false,
     }
 }
 

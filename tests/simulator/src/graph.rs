@@ -2,8 +2,9 @@
 //! Cloud API answers it, and Meta-shaped errors for everything else under `/`.
 //!
 //! Order of checks follows Meta: token, path, body, then the configured faults. An
-//! accepted message is logged for `sent()`, counted in the webhook backlog and queued
-//! for the status scheduler. A send drawn for a reset (`reset_rate`) is not answered:
+//! accepted message is logged for `sent()` (a send wasp marks sensitive, by a suffix of its
+//! `biz_opaque_callback_data`, without its texts: see [`redacted`]), counted in the webhook
+//! backlog and queued for the status scheduler. A send drawn for a reset (`reset_rate`) is not answered:
 //! its connection is reset, before or after the message was accepted
 //! (`reset_after_accept`). Owns the handlers; calls `validate`, `error`, `wamid`,
 //! `wire`, `state`, `connection` and hands work to `webhook::schedule` over its channel.
@@ -22,6 +23,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde::Serialize;
 use serde_json::Value;
+use sha2::Digest as _;
 use tokio::time::Instant;
 
 use crate::config::SimulatorConfig;
@@ -183,15 +185,57 @@ async fn answer(
             tracing::debug!("status scheduler stopped; no statuses for this message");
         }
     }
+    // A sensitive send (wasp marks its callback data) is kept without its body.
+    let sensitive = value
+        .get("biz_opaque_callback_data")
+        .and_then(Value::as_str)
+        .is_some_and(|data| data.ends_with(SENSITIVE_CALLBACK_SUFFIX));
+    let body = if sensitive { redacted(value) } else { value };
     shared.sent.push(SentMessage {
         wamid,
         phone_number_id,
         to,
-        body: value,
+        body,
         time: SystemTime::now(),
     });
     CounterCells::add(&shared.counters.accepted, 1);
     Ok(json_response(encoded))
+}
+
+/// What wasp's `biz_opaque_callback_data` ends with for a sensitive message (the host's
+/// `message::SENSITIVE_CALLBACK_SUFFIX`). Meta keeps the field opaque; the simulator keeps no
+/// copy of such a body.
+pub const SENSITIVE_CALLBACK_SUFFIX: &str = ";sensitive";
+
+/// What stands in for each text of a redacted body.
+pub const REDACTED: &str = "[redacted]";
+
+/// A sensitive send as the sent log keeps it: the message object (the field named by
+/// `type`) with every string replaced by [`REDACTED`], `"redacted": true`, and
+/// `"redacted_sha256"`: the hex sha256 of those strings, sorted and joined by `\n` (for a text
+/// message, the sha256 of its body), so a test can check what arrived without it being kept.
+pub fn redacted(mut body: Value) -> Value {
+    let kind = body.get("type").and_then(Value::as_str).map(str::to_owned);
+    let mut texts = Vec::new();
+    if let Some(object) = kind.and_then(|kind| body.get_mut(kind.as_str())) {
+        redact_strings(object, &mut texts);
+    }
+    texts.sort_unstable();
+    let digest = hex::encode(sha2::Sha256::digest(texts.join("\n").as_bytes()));
+    if let Value::Object(fields) = &mut body {
+        fields.insert("redacted".into(), Value::Bool(true));
+        fields.insert("redacted_sha256".into(), Value::String(digest));
+    }
+    body
+}
+
+fn redact_strings(value: &mut Value, texts: &mut Vec<String>) {
+    match value {
+        Value::String(text) => texts.push(std::mem::replace(text, REDACTED.to_owned())),
+        Value::Array(items) => items.iter_mut().for_each(|item| redact_strings(item, texts)),
+        Value::Object(fields) => fields.values_mut().for_each(|item| redact_strings(item, texts)),
+        _ => {}
+    }
 }
 
 fn is_version(segment: &str) -> bool {
@@ -248,6 +292,19 @@ struct MessageAnswer<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sensitive_body_is_redacted_with_its_digest() {
+        let body = serde_json::json!({"messaging_product": "whatsapp", "to": "6591234567",
+            "biz_opaque_callback_data": "m;sensitive", "type": "text", "text": {"body": "code 808080"}});
+        let kept = redacted(body);
+        assert_eq!(kept["text"]["body"], REDACTED);
+        assert_eq!(kept["to"], "6591234567");
+        assert_eq!(kept["redacted"], true);
+        let digest = hex::encode(sha2::Sha256::digest(b"code 808080"));
+        assert_eq!(kept["redacted_sha256"], digest.as_str());
+        assert!(!kept.to_string().contains("808080"));
+    }
 
     #[test]
     fn versions_look_like_v_number() {

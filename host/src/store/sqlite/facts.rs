@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool, Transaction};
 
-use super::{ROWS_PER_STATEMENT, apply_transitions, database, insert_messages, parse_text};
+use super::{ROWS_PER_STATEMENT, apply_transitions, database, insert_sealed, parse_text};
 use crate::{
     message::{Category, MessageId, Quality, Status},
     store::{AcceptOutcome, Changes, Error, FallBackOutcome, NewMessage, Result, SendCounts, SenderNumber, Transition},
@@ -177,6 +177,7 @@ pub(super) async fn fall_back(
     transaction: &mut Transaction<'_, Sqlite>,
     original: MessageId,
     follow_up: &NewMessage,
+    sealed: &[Option<String>],
 ) -> Result<FallBackOutcome> {
     const OPERATION: &str = "fall back";
     let Some(row) = sqlx::query("SELECT status FROM messages WHERE id = ?")
@@ -191,7 +192,7 @@ pub(super) async fn fall_back(
     if !may_fall_back(status) {
         return Ok(FallBackOutcome::Skipped { status });
     }
-    let outcome = insert_messages(transaction, std::slice::from_ref(follow_up)).await?;
+    let outcome = insert_sealed(transaction, std::slice::from_ref(follow_up), sealed).await?;
     let id = match outcome.first() {
         Some(AcceptOutcome::Accepted { id } | AcceptOutcome::Duplicate { id } | AcceptOutcome::KeyReused { id }) => *id,
         None => {

@@ -269,6 +269,7 @@ mod tests {
             submission,
             at_ms,
             expires_at_ms: None,
+            sensitive: false,
         }
     }
 

@@ -185,6 +185,7 @@ mod tests {
             submission,
             at_ms,
             expires_at_ms: None,
+            sensitive: false,
         }
     }
 
