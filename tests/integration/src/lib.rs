@@ -293,15 +293,8 @@ impl TestHost {
 
     /// `POST /v1/messages/batch` with these items.
     pub async fn send_batch(&self, messages: &[Value]) -> anyhow::Result<(u16, Value)> {
-        let response = self
-            .client
-            .post(format!("{}/v1/messages/batch", self.url))
-            .bearer_auth(TOKEN)
-            .json(&serde_json::json!({"messages": messages}))
-            .send()
-            .await?;
-        let status = response.status().as_u16();
-        Ok((status, response.json().await.unwrap_or(Value::Null)))
+        let body = serde_json::json!({"messages": messages});
+        self.call(reqwest::Method::POST, "/v1/messages/batch", Some(body)).await
     }
 
     async fn wait_ready(&self) -> anyhow::Result<()> {
@@ -327,16 +320,35 @@ impl TestHost {
         matches!(self.child.try_wait(), Ok(None))
     }
 
-    pub async fn send(&self, body: &Value) -> anyhow::Result<(u16, Value)> {
-        let response = self
-            .client
-            .post(format!("{}/v1/messages", self.url))
-            .bearer_auth(TOKEN)
-            .json(body)
-            .send()
-            .await?;
+    /// `method path` with `token` (none: no `Authorization`) and an optional JSON body; answers
+    /// the status and the JSON body (`null` when it has none).
+    pub async fn call_as(
+        &self,
+        token: Option<&str>,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<(u16, Value)> {
+        let mut request = self.client.request(method, format!("{}{path}", self.url));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await?;
         let status = response.status().as_u16();
         Ok((status, response.json().await.unwrap_or(Value::Null)))
+    }
+
+    /// [`TestHost::call_as`] with the admin token.
+    pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> anyhow::Result<(u16, Value)> {
+        self.call_as(Some(TOKEN), method, path, body).await
+    }
+
+    pub async fn send(&self, body: &Value) -> anyhow::Result<(u16, Value)> {
+        self.call(reqwest::Method::POST, "/v1/messages", Some(body.clone()))
+            .await
     }
 
     pub async fn message(&self, id: &str) -> anyhow::Result<Value> {

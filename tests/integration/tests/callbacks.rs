@@ -16,7 +16,7 @@ use std::{
 
 use axum::{Router, body::Bytes, extract::State, http::HeaderMap, http::StatusCode, routing::post};
 use serde_json::{Value, json};
-use wasp_integration::{HostOptions, TOKEN, TestHost, history_statuses, sign, text_message};
+use wasp_integration::{HostOptions, TestHost, history_statuses, sign, text_message};
 
 const SECRET: &str = "test-callback-secret";
 
@@ -127,36 +127,6 @@ fn statuses(received: &[Received]) -> Vec<String> {
         .collect()
 }
 
-async fn send_with(host: &TestHost, token: &str, body: &Value) -> anyhow::Result<(u16, Value)> {
-    let response = host
-        .client
-        .post(format!("{}/v1/messages", host.url))
-        .bearer_auth(token)
-        .json(body)
-        .send()
-        .await?;
-    let status = response.status().as_u16();
-    Ok((status, response.json().await.unwrap_or(Value::Null)))
-}
-
-async fn admin(
-    host: &TestHost,
-    method: reqwest::Method,
-    path: &str,
-    body: Option<Value>,
-) -> anyhow::Result<(u16, Value)> {
-    let mut request = host
-        .client
-        .request(method, format!("{}{path}", host.url))
-        .bearer_auth(TOKEN);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await?;
-    let status = response.status().as_u16();
-    Ok((status, response.json().await.unwrap_or(Value::Null)))
-}
-
 #[tokio::test]
 async fn every_state_change_is_posted_in_order_and_signed() -> anyhow::Result<()> {
     let (url, script) = receiver().await?;
@@ -256,7 +226,9 @@ async fn dead_callbacks_are_listed_and_a_replay_delivers_them() -> anyhow::Resul
     // Every callback fails twice and ends dead.
     let deadline = Instant::now() + Duration::from_secs(20);
     let dead = loop {
-        let (status, page) = admin(&host, reqwest::Method::GET, "/v1/callbacks/dead?limit=500", None).await?;
+        let (status, page) = host
+            .call(reqwest::Method::GET, "/v1/callbacks/dead?limit=500", None)
+            .await?;
         assert_eq!(status, 200, "{page}");
         let dead = page["callbacks"].as_array().unwrap().clone();
         if dead.len() == expected.len() {
@@ -282,7 +254,7 @@ async fn dead_callbacks_are_listed_and_a_replay_delivers_them() -> anyhow::Resul
             Some(cursor) => format!("/v1/callbacks/dead?limit=2&cursor={cursor}"),
             None => "/v1/callbacks/dead?limit=2".to_owned(),
         };
-        let (status, page) = admin(&host, reqwest::Method::GET, &path, None).await?;
+        let (status, page) = host.call(reqwest::Method::GET, &path, None).await?;
         assert_eq!(status, 200, "{page}");
         walked.extend(
             page["callbacks"]
@@ -300,28 +272,30 @@ async fn dead_callbacks_are_listed_and_a_replay_delivers_them() -> anyhow::Resul
         walked,
         dead.iter().map(|callback| callback["id"].clone()).collect::<Vec<_>>()
     );
-    let (status, body) = admin(&host, reqwest::Method::GET, "/v1/callbacks/dead?limit=0", None).await?;
+    let (status, body) = host
+        .call(reqwest::Method::GET, "/v1/callbacks/dead?limit=0", None)
+        .await?;
     assert_eq!((status, body["error"]["field"].clone()), (400, json!("limit")));
 
     // The receiver is fixed: replay one by id, then the rest.
     script.always_fail.store(false, Ordering::SeqCst);
     let first = dead[0]["id"].clone();
-    let (status, body) = admin(
-        &host,
-        reqwest::Method::POST,
-        "/v1/callbacks/dead/replay",
-        Some(json!({"ids": [first]})),
-    )
-    .await?;
+    let (status, body) = host
+        .call(
+            reqwest::Method::POST,
+            "/v1/callbacks/dead/replay",
+            Some(json!({"ids": [first]})),
+        )
+        .await?;
     assert_eq!((status, body["replayed"].clone()), (200, json!(1)), "{body}");
     wait_delivered(&script, &id, "accepted", Duration::from_secs(10)).await?;
-    let (status, body) = admin(
-        &host,
-        reqwest::Method::POST,
-        "/v1/callbacks/dead/replay",
-        Some(json!({"all": true})),
-    )
-    .await?;
+    let (status, body) = host
+        .call(
+            reqwest::Method::POST,
+            "/v1/callbacks/dead/replay",
+            Some(json!({"all": true})),
+        )
+        .await?;
     assert_eq!(
         (status, body["replayed"].clone()),
         (200, json!(expected.len() - 1)),
@@ -332,19 +306,17 @@ async fn dead_callbacks_are_listed_and_a_replay_delivers_them() -> anyhow::Resul
     for received in &got {
         assert_eq!(received.signature, sign(SECRET, &received.raw));
     }
-    let (_, page) = admin(&host, reqwest::Method::GET, "/v1/callbacks/dead", None).await?;
+    let (_, page) = host.call(reqwest::Method::GET, "/v1/callbacks/dead", None).await?;
     assert_eq!(page["callbacks"], json!([]));
-    let (status, body) = admin(
-        &host,
-        reqwest::Method::POST,
-        "/v1/callbacks/dead/replay",
-        Some(json!({})),
-    )
-    .await?;
+    let (status, body) = host
+        .call(reqwest::Method::POST, "/v1/callbacks/dead/replay", Some(json!({})))
+        .await?;
     assert_eq!((status, body["error"]["field"].clone()), (400, json!("ids")));
 
     // The replays are audited.
-    let (_, audit) = admin(&host, reqwest::Method::GET, "/v1/audit?action=callback.replay", None).await?;
+    let (_, audit) = host
+        .call(reqwest::Method::GET, "/v1/audit?action=callback.replay", None)
+        .await?;
     assert_eq!(audit["entries"].as_array().unwrap().len(), 3, "{audit:#}");
     Ok(())
 }
@@ -353,20 +325,20 @@ async fn dead_callbacks_are_listed_and_a_replay_delivers_them() -> anyhow::Resul
 async fn a_tokens_default_url_is_used_when_the_message_names_none() -> anyhow::Result<()> {
     let (url, script) = receiver().await?;
     let host = TestHost::start(options(8)).await?;
-    let (status, created) = admin(
-        &host,
-        reqwest::Method::POST,
-        "/v1/tokens",
-        Some(json!({"name": "shop", "scopes": ["messages:send"], "callback_url": url})),
-    )
-    .await?;
+    let (status, created) = host
+        .call(
+            reqwest::Method::POST,
+            "/v1/tokens",
+            Some(json!({"name": "shop", "scopes": ["messages:send"], "callback_url": url})),
+        )
+        .await?;
     assert_eq!(status, 201, "{created}");
     assert_eq!(created["callback_url"], url.as_str());
     let secret = created["callback_secret"].as_str().unwrap().to_owned();
     assert!(secret.starts_with("whsec_"));
     let token = created["token"].as_str().unwrap();
 
-    let (_, listed) = admin(&host, reqwest::Method::GET, "/v1/tokens", None).await?;
+    let (_, listed) = host.call(reqwest::Method::GET, "/v1/tokens", None).await?;
     let entry = listed["tokens"]
         .as_array()
         .unwrap()
@@ -377,7 +349,14 @@ async fn a_tokens_default_url_is_used_when_the_message_names_none() -> anyhow::R
     assert_eq!(entry["callback_url"], url.as_str());
     assert!(!listed.to_string().contains(&secret), "the secret is shown once");
 
-    let (status, body) = send_with(&host, token, &text_message("+6591230004", "hello")).await?;
+    let (status, body) = host
+        .call_as(
+            Some(token),
+            reqwest::Method::POST,
+            "/v1/messages",
+            Some(text_message("+6591230004", "hello")),
+        )
+        .await?;
     assert_eq!(status, 202, "{body}");
     let id = body["id"].as_str().unwrap().to_owned();
     let view = host.wait_for(&id, "read", Duration::from_secs(20)).await?;
@@ -418,13 +397,13 @@ async fn a_bad_callback_url_is_refused_naming_the_field() -> anyhow::Result<()> 
         body["results"][1]["error"]["field"], "messages[1].callback_url",
         "{body}"
     );
-    let (status, body) = admin(
-        &host,
-        reqwest::Method::POST,
-        "/v1/tokens",
-        Some(json!({"name": "bad", "scopes": ["messages:send"], "callback_url": "http://example.com/"})),
-    )
-    .await?;
+    let (status, body) = host
+        .call(
+            reqwest::Method::POST,
+            "/v1/tokens",
+            Some(json!({"name": "bad", "scopes": ["messages:send"], "callback_url": "http://example.com/"})),
+        )
+        .await?;
     assert_eq!(
         (status, body["error"]["field"].clone()),
         (400, json!("callback_url")),

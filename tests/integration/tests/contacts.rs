@@ -6,30 +6,17 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use wasp_integration::{APP_SECRET, HostOptions, TOKEN, TestHost};
+use wasp_integration::{APP_SECRET, HostOptions, TestHost};
 use wasp_simulator::Inbound;
 
 async fn contact(host: &TestHost, wa_id: &str) -> anyhow::Result<(u16, Value)> {
-    let response = host
-        .client
-        .get(format!("{}/v1/contacts/{wa_id}", host.url))
-        .bearer_auth(TOKEN)
-        .send()
-        .await?;
-    let status = response.status().as_u16();
-    Ok((status, response.json().await.unwrap_or(Value::Null)))
+    host.call(reqwest::Method::GET, &format!("/v1/contacts/{wa_id}"), None)
+        .await
 }
 
 async fn put_contact(host: &TestHost, wa_id: &str, body: Value) -> anyhow::Result<(u16, Value)> {
-    let response = host
-        .client
-        .put(format!("{}/v1/contacts/{wa_id}", host.url))
-        .bearer_auth(TOKEN)
-        .json(&body)
-        .send()
-        .await?;
-    let status = response.status().as_u16();
-    Ok((status, response.json().await.unwrap_or(Value::Null)))
+    host.call(reqwest::Method::PUT, &format!("/v1/contacts/{wa_id}"), Some(body))
+        .await
 }
 
 #[tokio::test]

@@ -6,36 +6,14 @@
 
 use std::time::Duration;
 
+use reqwest::Method;
 use serde_json::{Value, json};
-use wasp_integration::{APP_SECRET, ChainEntry, HostOptions, TOKEN, TestHost, buttons_message, text_message};
-
-async fn get(host: &TestHost, path: &str) -> anyhow::Result<(u16, Value)> {
-    let response = host
-        .client
-        .get(format!("{}{path}", host.url))
-        .bearer_auth(TOKEN)
-        .send()
-        .await?;
-    let status = response.status().as_u16();
-    Ok((status, response.json().await.unwrap_or(Value::Null)))
-}
-
-async fn put(host: &TestHost, path: &str, body: Value) -> anyhow::Result<(u16, Value)> {
-    let response = host
-        .client
-        .put(format!("{}{path}", host.url))
-        .bearer_auth(TOKEN)
-        .json(&body)
-        .send()
-        .await?;
-    let status = response.status().as_u16();
-    Ok((status, response.json().await.unwrap_or(Value::Null)))
-}
+use wasp_integration::{APP_SECRET, ChainEntry, HostOptions, TestHost, buttons_message, text_message};
 
 #[tokio::test]
 async fn sends_are_counted_per_contact_and_category() -> anyhow::Result<()> {
     let host = TestHost::start(HostOptions::default()).await?;
-    assert_eq!(get(&host, "/v1/contacts/6591234567").await?.0, 404);
+    assert_eq!(host.call(Method::GET, "/v1/contacts/6591234567", None).await?.0, 404);
     let mut marketing = text_message("+6591234567", "New arrivals");
     marketing["category"] = "marketing".into();
     let mut ids = Vec::new();
@@ -47,7 +25,7 @@ async fn sends_are_counted_per_contact_and_category() -> anyhow::Result<()> {
     for id in &ids {
         host.wait_for(id, "read", Duration::from_secs(20)).await?;
     }
-    let (status, contact) = get(&host, "/v1/contacts/+6591234567").await?;
+    let (status, contact) = host.call(Method::GET, "/v1/contacts/+6591234567", None).await?;
     assert_eq!(status, 200, "{contact}");
     let facts = &contact["facts"];
     assert_eq!(facts["sent_24h"]["utility"], 1, "{contact}");
@@ -55,7 +33,7 @@ async fn sends_are_counted_per_contact_and_category() -> anyhow::Result<()> {
     assert_eq!(facts["sent_7d"]["marketing"], 1, "{contact}");
     assert_eq!(facts["interactions"], 0, "sending is not an interaction");
     // Delivered and read statuses are not sends.
-    let (_, senders) = get(&host, "/v1/senders").await?;
+    let (_, senders) = host.call(Method::GET, "/v1/senders", None).await?;
     assert_eq!(senders["sent_24h"], 2, "{senders}");
     Ok(())
 }
@@ -67,7 +45,7 @@ async fn tier_and_quality_come_from_meta_and_from_the_operator() -> anyhow::Resu
         ..HostOptions::default()
     })
     .await?;
-    let (status, senders) = get(&host, "/v1/senders").await?;
+    let (status, senders) = host.call(Method::GET, "/v1/senders", None).await?;
     assert_eq!(status, 200);
     assert_eq!(
         senders["tier_limit"], 250,
@@ -78,7 +56,7 @@ async fn tier_and_quality_come_from_meta_and_from_the_operator() -> anyhow::Resu
     let upgrade =
         std::fs::read(wasp_integration::meta_webhooks_dir()?.join("meta-docs--phone-number-quality-update.json"))?;
     assert_eq!(host.post_webhook(&upgrade, Some(APP_SECRET)).await?, 200);
-    let (_, senders) = get(&host, "/v1/senders").await?;
+    let (_, senders) = host.call(Method::GET, "/v1/senders", None).await?;
     assert_eq!(senders["tier_limit"], Value::Null, "TIER_UNLIMITED: {senders}");
     assert_eq!(senders["numbers"][0]["phone_number"], "15550783881");
     assert_eq!(senders["numbers"][0]["last_event"], "THROUGHPUT_UPGRADE");
@@ -88,19 +66,20 @@ async fn tier_and_quality_come_from_meta_and_from_the_operator() -> anyhow::Resu
             "display_phone_number": "15550783881", "event": "FLAGGED", "current_limit": "TIER_1K"}}]}]});
     let body = serde_json::to_vec(&flagged)?;
     assert_eq!(host.post_webhook(&body, Some(APP_SECRET)).await?, 200);
-    let (_, senders) = get(&host, "/v1/senders").await?;
+    let (_, senders) = host.call(Method::GET, "/v1/senders", None).await?;
     assert_eq!(
         (senders["tier_limit"].clone(), senders["quality"].clone()),
         (json!(1000), json!("red")),
         "{senders}"
     );
 
-    let (status, senders) = put(
-        &host,
-        "/v1/senders/15550783881",
-        json!({"tier_limit": 10000, "quality": "green"}),
-    )
-    .await?;
+    let (status, senders) = host
+        .call(
+            Method::PUT,
+            "/v1/senders/15550783881",
+            Some(json!({"tier_limit": 10000, "quality": "green"})),
+        )
+        .await?;
     assert_eq!(status, 200, "{senders}");
     assert_eq!(senders["numbers"][0]["source"], "admin");
     assert_eq!(
@@ -125,7 +104,7 @@ async fn tier_and_quality_come_from_meta_and_from_the_operator() -> anyhow::Resu
             "phone_number",
         ),
     ] {
-        let (status, error) = put(&host, path, body).await?;
+        let (status, error) = host.call(Method::PUT, path, Some(body)).await?;
         assert_eq!(status, 400, "{error}");
         assert_eq!(error["error"]["field"], field, "{error}");
     }
@@ -139,7 +118,9 @@ async fn a_plugin_turned_off_leaves_the_chain_and_comes_back_with_its_config() -
         ..HostOptions::default()
     })
     .await?;
-    let (status, plugin) = put(&host, "/v1/plugins/button-limit", json!({"enabled": false})).await?;
+    let (status, plugin) = host
+        .call(Method::PUT, "/v1/plugins/button-limit", Some(json!({"enabled": false})))
+        .await?;
     assert_eq!(status, 200, "{plugin}");
     assert_eq!(plugin["enabled"], false);
 
@@ -152,7 +133,9 @@ async fn a_plugin_turned_off_leaves_the_chain_and_comes_back_with_its_config() -
         "{plain}"
     );
 
-    let (status, plugin) = put(&host, "/v1/plugins/button-limit", json!({"enabled": true})).await?;
+    let (status, plugin) = host
+        .call(Method::PUT, "/v1/plugins/button-limit", Some(json!({"enabled": true})))
+        .await?;
     assert_eq!(status, 200, "{plugin}");
     assert_eq!(plugin["config"]["list_button_label"], "Pick one");
     let (_, answer) = host.send(&buttons_message("+6591234567", 5, None)).await?;
@@ -170,7 +153,7 @@ async fn a_plugin_turned_off_leaves_the_chain_and_comes_back_with_its_config() -
 #[tokio::test]
 async fn shard_backlogs_are_listed_and_bad_limits_named() -> anyhow::Result<()> {
     let host = TestHost::start(HostOptions::default()).await?;
-    let (status, shards) = get(&host, "/v1/shards").await?;
+    let (status, shards) = host.call(Method::GET, "/v1/shards", None).await?;
     assert_eq!(status, 200, "{shards}");
     assert_eq!(shards["shards_total"], 256);
     assert_eq!(shards["backlog"], 0, "{shards}");
@@ -181,7 +164,7 @@ async fn shard_backlogs_are_listed_and_bad_limits_named() -> anyhow::Result<()> 
         ("?limit=x", "limit"),
         ("?colour=red", "colour"),
     ] {
-        let (status, error) = get(&host, &format!("/v1/shards{query}")).await?;
+        let (status, error) = host.call(Method::GET, &format!("/v1/shards{query}"), None).await?;
         assert_eq!(status, 400, "{query}: {error}");
         assert_eq!(error["error"]["field"], field, "{query}: {error}");
     }

@@ -18,14 +18,8 @@ const PHONE_NUMBER_ID: &str = "100000000000001";
 
 /// `GET /v1/messages?{query}`.
 async fn list(host: &TestHost, query: &str) -> anyhow::Result<(u16, Value)> {
-    let response = host
-        .client
-        .get(format!("{}/v1/messages?{query}", host.url))
-        .bearer_auth(TOKEN)
-        .send()
-        .await?;
-    let status = response.status().as_u16();
-    Ok((status, response.json().await.unwrap_or(Value::Null)))
+    host.call(reqwest::Method::GET, &format!("/v1/messages?{query}"), None)
+        .await
 }
 
 /// Every message `query` lists, following `next_cursor` page by page with `limit`; also
@@ -60,14 +54,8 @@ fn ids(messages: &[Value]) -> Vec<String> {
 }
 
 async fn cancel(host: &TestHost, id: &str) -> anyhow::Result<(u16, Value)> {
-    let response = host
-        .client
-        .post(format!("{}/v1/messages/{id}/cancel", host.url))
-        .bearer_auth(TOKEN)
-        .send()
-        .await?;
-    let status = response.status().as_u16();
-    Ok((status, response.json().await.unwrap_or(Value::Null)))
+    host.call(reqwest::Method::POST, &format!("/v1/messages/{id}/cancel"), None)
+        .await
 }
 
 /// The message ids the simulated Cloud API accepted (each send carries its id as

@@ -24,24 +24,6 @@ async fn upload(host: &TestHost, name: &str, bytes: Vec<u8>) -> anyhow::Result<(
     Ok((status, response.json().await.unwrap_or(Value::Null)))
 }
 
-async fn call(
-    host: &TestHost,
-    method: reqwest::Method,
-    path: &str,
-    body: Option<Value>,
-) -> anyhow::Result<(u16, Value)> {
-    let mut request = host
-        .client
-        .request(method, format!("{}{path}", host.url))
-        .bearer_auth(TOKEN);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await?;
-    let status = response.status().as_u16();
-    Ok((status, response.json().await.unwrap_or(Value::Null)))
-}
-
 #[tokio::test]
 async fn uploads_are_validated_and_named() -> anyhow::Result<()> {
     let host = TestHost::start(HostOptions::default()).await?;
@@ -81,10 +63,10 @@ async fn uploads_are_validated_and_named() -> anyhow::Result<()> {
     // The same bytes again: the same version, nothing new.
     let (_, again) = upload(&host, "limits", bytes).await?;
     assert_eq!(again["version"], answer["version"]);
-    let (_, view) = call(&host, reqwest::Method::GET, "/v1/plugins/limits", None).await?;
+    let (_, view) = host.call(reqwest::Method::GET, "/v1/plugins/limits", None).await?;
     assert_eq!(view["versions"].as_array().unwrap().len(), 1);
     assert_eq!(view["live_version"], Value::Null);
-    let (status, _) = call(&host, reqwest::Method::GET, "/v1/plugins/nothing", None).await?;
+    let (status, _) = host.call(reqwest::Method::GET, "/v1/plugins/nothing", None).await?;
     assert_eq!(status, 404);
     Ok(())
 }
@@ -97,37 +79,37 @@ async fn activate_configure_shadow_and_roll_back_without_a_restart() -> anyhow::
     let (_, hostile) = upload(&host, "limits", std::fs::read(plugin("hostile")?)?).await?;
     let allow_version = hostile["version"].as_str().unwrap().to_owned();
 
-    let (status, view) = call(
-        &host,
-        reqwest::Method::POST,
-        "/v1/plugins/limits/activate",
-        Some(json!({"version": limits_version})),
-    )
-    .await?;
+    let (status, view) = host
+        .call(
+            reqwest::Method::POST,
+            "/v1/plugins/limits/activate",
+            Some(json!({"version": limits_version})),
+        )
+        .await?;
     assert_eq!(status, 200, "{view}");
     assert_eq!(view["live_version"], limits_version.as_str());
 
     // A config the plugin's own init refuses is refused with its reason; the old one stays.
-    let (status, refused) = call(
-        &host,
-        reqwest::Method::PUT,
-        "/v1/plugins/limits",
-        Some(json!({"config": {"max_rows": 11}})),
-    )
-    .await?;
+    let (status, refused) = host
+        .call(
+            reqwest::Method::PUT,
+            "/v1/plugins/limits",
+            Some(json!({"config": {"max_rows": 11}})),
+        )
+        .await?;
     assert_eq!(status, 422, "{refused}");
     assert_eq!(refused["error"]["field"], "config");
     assert!(
         refused["error"]["message"].as_str().unwrap().contains("max_rows"),
         "{refused}"
     );
-    let (status, view) = call(
-        &host,
-        reqwest::Method::PUT,
-        "/v1/plugins/limits",
-        Some(json!({"config": {"list_button_label": "Options"}, "failure": "closed"})),
-    )
-    .await?;
+    let (status, view) = host
+        .call(
+            reqwest::Method::PUT,
+            "/v1/plugins/limits",
+            Some(json!({"config": {"list_button_label": "Options"}, "failure": "closed"})),
+        )
+        .await?;
     assert_eq!(status, 200, "{view}");
     assert_eq!(view["config"]["list_button_label"], "Options");
 
@@ -140,13 +122,13 @@ async fn activate_configure_shadow_and_roll_back_without_a_restart() -> anyhow::
 
     // Shadow: another version, with its own config (it allows everything), runs beside the
     // live one on the same messages; its verdicts are recorded, never acted on.
-    let (status, view) = call(
-        &host,
-        reqwest::Method::POST,
-        "/v1/plugins/limits/shadow",
-        Some(json!({"version": allow_version, "config": {"mode": "allow"}})),
-    )
-    .await?;
+    let (status, view) = host
+        .call(
+            reqwest::Method::POST,
+            "/v1/plugins/limits/shadow",
+            Some(json!({"version": allow_version, "config": {"mode": "allow"}})),
+        )
+        .await?;
     assert_eq!(status, 200, "{view}");
     assert_eq!(view["shadow_version"], allow_version.as_str());
     let (_, five) = host.send(&buttons_message("+6591234568", 5, None)).await?;
@@ -168,13 +150,13 @@ async fn activate_configure_shadow_and_roll_back_without_a_restart() -> anyhow::
     assert_eq!(disagreement["shadow"], "allow");
 
     // Activate the other version: from now on it judges, with no restart.
-    let (status, view) = call(
-        &host,
-        reqwest::Method::POST,
-        "/v1/plugins/limits/activate",
-        Some(json!({"version": allow_version, "config": {"mode": "allow"}})),
-    )
-    .await?;
+    let (status, view) = host
+        .call(
+            reqwest::Method::POST,
+            "/v1/plugins/limits/activate",
+            Some(json!({"version": allow_version, "config": {"mode": "allow"}})),
+        )
+        .await?;
     assert_eq!(status, 200, "{view}");
     assert_eq!(view["shadow_version"], Value::Null);
     let (_, unchanged) = host.send(&buttons_message("+6591234569", 5, None)).await?;
@@ -185,25 +167,29 @@ async fn activate_configure_shadow_and_roll_back_without_a_restart() -> anyhow::
     );
 
     // Roll back: the earlier version with the config it ran with.
-    let (status, view) = call(&host, reqwest::Method::POST, "/v1/plugins/limits/rollback", None).await?;
+    let (status, view) = host
+        .call(reqwest::Method::POST, "/v1/plugins/limits/rollback", None)
+        .await?;
     assert_eq!(status, 200, "{view}");
     assert_eq!(view["live_version"], limits_version.as_str());
     assert_eq!(view["config"], json!({"list_button_label": "Options"}), "{view:#}");
     let (_, again) = host.send(&buttons_message("+6591234570", 5, None)).await?;
     host.wait_for(again["id"].as_str().unwrap(), "read", WAIT).await?;
-    let (status, _) = call(&host, reqwest::Method::POST, "/v1/plugins/limits/rollback", None).await?;
+    let (status, _) = host
+        .call(reqwest::Method::POST, "/v1/plugins/limits/rollback", None)
+        .await?;
     assert_eq!(status, 409, "nothing earlier is left");
 
-    let (_, list) = call(&host, reqwest::Method::GET, "/v1/plugins", None).await?;
+    let (_, list) = host.call(reqwest::Method::GET, "/v1/plugins", None).await?;
     let listed = &list["plugins"][0];
     assert_eq!(listed["name"], "limits");
     assert!(listed["stats"]["calls"].as_u64().unwrap() >= 2, "{listed}");
     assert!(listed["stats"]["p99_us"].as_u64().unwrap() >= listed["stats"]["p50_us"].as_u64().unwrap());
     assert_eq!(listed["versions"].as_array().unwrap().len(), 2);
 
-    let (status, _) = call(&host, reqwest::Method::DELETE, "/v1/plugins/limits", None).await?;
+    let (status, _) = host.call(reqwest::Method::DELETE, "/v1/plugins/limits", None).await?;
     assert_eq!(status, 204);
-    let (_, list) = call(&host, reqwest::Method::GET, "/v1/plugins", None).await?;
+    let (_, list) = host.call(reqwest::Method::GET, "/v1/plugins", None).await?;
     assert!(list["plugins"].as_array().unwrap().is_empty());
     Ok(())
 }
@@ -211,7 +197,9 @@ async fn activate_configure_shadow_and_roll_back_without_a_restart() -> anyhow::
 async fn wait_for_shadow(host: &TestHost, compared: u64) -> anyhow::Result<Value> {
     let deadline = std::time::Instant::now() + WAIT;
     loop {
-        let (status, report) = call(host, reqwest::Method::GET, "/v1/plugins/limits/shadow", None).await?;
+        let (status, report) = host
+            .call(reqwest::Method::GET, "/v1/plugins/limits/shadow", None)
+            .await?;
         anyhow::ensure!(status == 200, "shadow report: {report}");
         if report["compared"].as_u64().unwrap_or_default() >= compared {
             return Ok(report);
@@ -238,7 +226,7 @@ async fn a_plugin_that_keeps_faulting_is_quarantined_until_activated_again() -> 
             .await?;
         host.wait_for(answer["id"].as_str().unwrap(), "rejected", WAIT).await?;
     }
-    let (_, view) = call(&host, reqwest::Method::GET, "/v1/plugins/hostile", None).await?;
+    let (_, view) = host.call(reqwest::Method::GET, "/v1/plugins/hostile", None).await?;
     assert_eq!(view["quarantined"], true, "{view}");
     assert_eq!(view["stats"]["faults"], 3);
     // Skipped while quarantined: messages go out.
@@ -246,13 +234,13 @@ async fn a_plugin_that_keeps_faulting_is_quarantined_until_activated_again() -> 
     host.wait_for(answer["id"].as_str().unwrap(), "read", WAIT).await?;
     // Activating a version (here with a config that behaves) lifts the quarantine.
     let version = view["live_version"].as_str().unwrap().to_owned();
-    let (status, view) = call(
-        &host,
-        reqwest::Method::POST,
-        "/v1/plugins/hostile/activate",
-        Some(json!({"version": version, "config": {"mode": "reject"}})),
-    )
-    .await?;
+    let (status, view) = host
+        .call(
+            reqwest::Method::POST,
+            "/v1/plugins/hostile/activate",
+            Some(json!({"version": version, "config": {"mode": "reject"}})),
+        )
+        .await?;
     assert_eq!(status, 200, "{view}");
     assert_eq!(view["quarantined"], false);
     let (_, answer) = host.send(&text_message("+6591234567", "judged again")).await?;
@@ -293,7 +281,7 @@ async fn delivered_status_sets_a_timer_whose_follow_up_is_sent() -> anyhow::Resu
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // The plugin's own counter shows in its view.
-    let (_, view) = call(&host, reqwest::Method::GET, "/v1/plugins/reminder", None).await?;
+    let (_, view) = host.call(reqwest::Method::GET, "/v1/plugins/reminder", None).await?;
     assert_eq!(view["counters"]["reminders_sent"], 1, "{view}");
     // An untagged message sets no timer.
     let (_, plain) = host.send(&text_message("+6591234568", "no reminder")).await?;
@@ -310,8 +298,7 @@ async fn swapping_versions_under_load_drops_nothing_and_judges_nothing_twice() -
     let (_, allow) = upload(&host, "limits", std::fs::read(plugin("hostile")?)?).await?;
     let limits_version = limits["version"].as_str().unwrap().to_owned();
     let allow_version = allow["version"].as_str().unwrap().to_owned();
-    call(
-        &host,
+    host.call(
         reqwest::Method::POST,
         "/v1/plugins/limits/activate",
         Some(json!({"version": limits_version})),
@@ -332,13 +319,13 @@ async fn swapping_versions_under_load_drops_nothing_and_judges_nothing_twice() -
         } else {
             (&limits_version, json!({}))
         };
-        let (status, view) = call(
-            &host,
-            reqwest::Method::POST,
-            "/v1/plugins/limits/activate",
-            Some(json!({"version": version, "config": config})),
-        )
-        .await?;
+        let (status, view) = host
+            .call(
+                reqwest::Method::POST,
+                "/v1/plugins/limits/activate",
+                Some(json!({"version": version, "config": config})),
+            )
+            .await?;
         assert_eq!(status, 200, "{view}");
     }
     let mut upstream = 0;
@@ -405,7 +392,7 @@ async fn a_timer_set_before_a_crash_fires_after_the_restart() -> anyhow::Result<
     let id = answer["id"].as_str().unwrap().to_owned();
     let deadline = std::time::Instant::now() + WAIT;
     loop {
-        let (_, view) = call(&host, reqwest::Method::GET, "/v1/plugins/reminder", None).await?;
+        let (_, view) = host.call(reqwest::Method::GET, "/v1/plugins/reminder", None).await?;
         if view["pending_timers"] == 1 {
             break;
         }
@@ -428,7 +415,7 @@ async fn a_timer_set_before_a_crash_fires_after_the_restart() -> anyhow::Result<
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let (_, view) = call(&host, reqwest::Method::GET, "/v1/plugins/reminder", None).await?;
+    let (_, view) = host.call(reqwest::Method::GET, "/v1/plugins/reminder", None).await?;
     assert_eq!(view["pending_timers"], 0);
     Ok(())
 }

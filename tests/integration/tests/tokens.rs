@@ -11,35 +11,16 @@ use serde_json::{Value, json};
 use wasp::api::auth::{PUBLIC_ROUTES, ROUTES, Scope};
 use wasp_integration::{HostOptions, TOKEN, TestHost, plugin, text_message};
 
-async fn call(
-    host: &TestHost,
-    method: Method,
-    path: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> anyhow::Result<(u16, Value)> {
-    let mut request = host.client.request(method, format!("{}{path}", host.url));
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await?;
-    let status = response.status().as_u16();
-    Ok((status, response.json().await.unwrap_or(Value::Null)))
-}
-
 /// Creates a token with the bootstrap token; answers (id, secret).
 async fn create_token(host: &TestHost, name: &str, scopes: &[&str]) -> anyhow::Result<(String, String)> {
-    let (status, body) = call(
-        host,
-        Method::POST,
-        "/v1/tokens",
-        Some(TOKEN),
-        Some(json!({"name": name, "scopes": scopes})),
-    )
-    .await?;
+    let (status, body) = host
+        .call_as(
+            Some(TOKEN),
+            Method::POST,
+            "/v1/tokens",
+            Some(json!({"name": name, "scopes": scopes})),
+        )
+        .await?;
     anyhow::ensure!(status == 201, "creating token {name}: {status} {body}");
     Ok((
         body["id"].as_str().unwrap().to_owned(),
@@ -66,62 +47,71 @@ async fn a_send_token_sends_and_nothing_else_and_a_revoked_token_stops() -> anyh
     assert!(secret.starts_with("wasp_"), "{secret}");
     assert!(id.starts_with("tok_"), "{id}");
 
-    let (status, body) = call(
-        &host,
-        Method::POST,
-        "/v1/messages",
-        Some(&secret),
-        Some(text_message("+6591234567", "hi")),
-    )
-    .await?;
+    let (status, body) = host
+        .call_as(
+            Some(&secret),
+            Method::POST,
+            "/v1/messages",
+            Some(text_message("+6591234567", "hi")),
+        )
+        .await?;
     assert_eq!(status, 202, "{body}");
 
-    let (status, body) = call(&host, Method::GET, "/v1/plugins", Some(&secret), None).await?;
+    let (status, body) = host.call_as(Some(&secret), Method::GET, "/v1/plugins", None).await?;
     assert_eq!(status, 403, "{body}");
     assert_eq!(body["error"]["code"], "forbidden");
     assert!(
         body["error"]["message"].as_str().unwrap().contains("plugins:read"),
         "{body}"
     );
-    let (status, body) = call(
-        &host,
-        Method::POST,
-        "/v1/tokens",
-        Some(&secret),
-        Some(json!({"name": "escalate", "scopes": ["admin"]})),
-    )
-    .await?;
+    let (status, body) = host
+        .call_as(
+            Some(&secret),
+            Method::POST,
+            "/v1/tokens",
+            Some(json!({"name": "escalate", "scopes": ["admin"]})),
+        )
+        .await?;
     assert_eq!(status, 403, "{body}");
     assert!(body["error"]["message"].as_str().unwrap().contains("admin"), "{body}");
 
     // Revoked: 401 at once; revoking again is fine, an unknown id is not.
-    let (status, _) = call(&host, Method::DELETE, &format!("/v1/tokens/{id}"), Some(TOKEN), None).await?;
+    let (status, _) = host
+        .call_as(Some(TOKEN), Method::DELETE, &format!("/v1/tokens/{id}"), None)
+        .await?;
     assert_eq!(status, 204);
-    let (status, body) = call(
-        &host,
-        Method::POST,
-        "/v1/messages",
-        Some(&secret),
-        Some(text_message("+6591234567", "again")),
-    )
-    .await?;
+    let (status, body) = host
+        .call_as(
+            Some(&secret),
+            Method::POST,
+            "/v1/messages",
+            Some(text_message("+6591234567", "again")),
+        )
+        .await?;
     assert_eq!(status, 401, "{body}");
     assert_eq!(body["error"]["code"], "unauthorized");
-    let (status, _) = call(&host, Method::DELETE, &format!("/v1/tokens/{id}"), Some(TOKEN), None).await?;
+    let (status, _) = host
+        .call_as(Some(TOKEN), Method::DELETE, &format!("/v1/tokens/{id}"), None)
+        .await?;
     assert_eq!(status, 204, "revoking twice is idempotent");
-    let (status, body) = call(&host, Method::DELETE, "/v1/tokens/tok_unknown", Some(TOKEN), None).await?;
+    let (status, body) = host
+        .call_as(Some(TOKEN), Method::DELETE, "/v1/tokens/tok_unknown", None)
+        .await?;
     assert_eq!(status, 404, "{body}");
 
     // Tokens outlive a restart, revocations too; the bootstrap token keeps working.
     let (_, kept) = create_token(&host, "kept", &["plugins:read"]).await?;
     let mut host = host;
     host.restart().await?;
-    assert_eq!(call(&host, Method::GET, "/v1/plugins", Some(&kept), None).await?.0, 200);
     assert_eq!(
-        call(&host, Method::GET, "/v1/plugins", Some(&secret), None).await?.0,
+        host.call_as(Some(&kept), Method::GET, "/v1/plugins", None).await?.0,
+        200
+    );
+    assert_eq!(
+        host.call_as(Some(&secret), Method::GET, "/v1/plugins", None).await?.0,
         401
     );
-    assert_eq!(call(&host, Method::GET, "/v1/tokens", Some(TOKEN), None).await?.0, 200);
+    assert_eq!(host.call_as(Some(TOKEN), Method::GET, "/v1/tokens", None).await?.0, 200);
     Ok(())
 }
 
@@ -129,7 +119,7 @@ async fn a_send_token_sends_and_nothing_else_and_a_revoked_token_stops() -> anyh
 async fn listing_tokens_never_shows_a_secret() -> anyhow::Result<()> {
     let host = TestHost::start(HostOptions::default()).await?;
     let (id, secret) = create_token(&host, "reader", &["messages:read", "plugins:read"]).await?;
-    let (status, body) = call(&host, Method::GET, "/v1/tokens", Some(TOKEN), None).await?;
+    let (status, body) = host.call_as(Some(TOKEN), Method::GET, "/v1/tokens", None).await?;
     assert_eq!(status, 200);
     let text = body.to_string();
     assert!(!text.contains(&secret), "{text}");
@@ -143,33 +133,33 @@ async fn listing_tokens_never_shows_a_secret() -> anyhow::Result<()> {
     assert!(listed["created_at"].is_string());
 
     // Bad requests name their field.
-    let (status, body) = call(
-        &host,
-        Method::POST,
-        "/v1/tokens",
-        Some(TOKEN),
-        Some(json!({"name": "x", "scopes": ["messages:send", "messages:delete"]})),
-    )
-    .await?;
+    let (status, body) = host
+        .call_as(
+            Some(TOKEN),
+            Method::POST,
+            "/v1/tokens",
+            Some(json!({"name": "x", "scopes": ["messages:send", "messages:delete"]})),
+        )
+        .await?;
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"]["field"], "scopes[1]");
-    let (status, body) = call(
-        &host,
-        Method::POST,
-        "/v1/tokens",
-        Some(TOKEN),
-        Some(json!({"name": "", "scopes": ["admin"]})),
-    )
-    .await?;
+    let (status, body) = host
+        .call_as(
+            Some(TOKEN),
+            Method::POST,
+            "/v1/tokens",
+            Some(json!({"name": "", "scopes": ["admin"]})),
+        )
+        .await?;
     assert_eq!((status, body["error"]["field"].clone()), (400, json!("name")));
-    let (status, body) = call(
-        &host,
-        Method::POST,
-        "/v1/tokens",
-        Some(TOKEN),
-        Some(json!({"name": "x", "scopes": []})),
-    )
-    .await?;
+    let (status, body) = host
+        .call_as(
+            Some(TOKEN),
+            Method::POST,
+            "/v1/tokens",
+            Some(json!({"name": "x", "scopes": []})),
+        )
+        .await?;
     assert_eq!((status, body["error"]["field"].clone()), (400, json!("scopes")));
     Ok(())
 }
@@ -203,13 +193,17 @@ async fn every_route_needs_a_token_and_its_scope() -> anyhow::Result<()> {
         let label = format!("{} {}", route.verb.as_str(), route.path);
         assert!(route.path.starts_with("/v1/"), "{label}");
 
-        let (status, body) = call(&host, method(route), &path, None, None).await?;
+        let (status, body) = host.call_as(None, method(route), &path, None).await?;
         assert_eq!(status, 401, "{label} without a token: {body}");
         assert_eq!(body["error"]["code"], "unauthorized", "{label}");
-        let (status, _) = call(&host, method(route), &path, Some("wasp_not-a-token"), None).await?;
+        let (status, _) = host
+            .call_as(Some("wasp_not-a-token"), method(route), &path, None)
+            .await?;
         assert_eq!(status, 401, "{label} with a wrong token");
 
-        let (status, body) = call(&host, method(route), &path, Some(&lacking[&route.scope]), None).await?;
+        let (status, body) = host
+            .call_as(Some(&lacking[&route.scope]), method(route), &path, None)
+            .await?;
         assert_eq!(status, 403, "{label} without scope {}: {body}", route.scope);
         assert_eq!(body["error"]["code"], "forbidden", "{label}");
         assert!(
@@ -220,7 +214,9 @@ async fn every_route_needs_a_token_and_its_scope() -> anyhow::Result<()> {
             "{label}: {body}"
         );
 
-        let (status, body) = call(&host, method(route), &path, Some(&holding[&route.scope]), None).await?;
+        let (status, body) = host
+            .call_as(Some(&holding[&route.scope]), method(route), &path, None)
+            .await?;
         assert!(
             status != 401 && status != 403,
             "{label} with scope {}: {status} {body}",
@@ -232,18 +228,21 @@ async fn every_route_needs_a_token_and_its_scope() -> anyhow::Result<()> {
 
     // Health checks need no token (webhooks have their own checks); an unknown /v1 path is a 404.
     for (verb, path) in PUBLIC_ROUTES.iter().filter(|(_, path)| path.ends_with("z")) {
-        let (status, _) = call(&host, verb.method(), path, None, None).await?;
+        let (status, _) = host.call_as(None, verb.method(), path, None).await?;
         assert_eq!(status, 200, "{} {path}", verb.as_str());
     }
     assert_eq!(
-        call(&host, Method::GET, "/v1/nothing-here", Some(TOKEN), None).await?.0,
+        host.call_as(Some(TOKEN), Method::GET, "/v1/nothing-here", None)
+            .await?
+            .0,
         404
     );
     Ok(())
 }
 
 async fn audit(host: &TestHost, query: &str) -> anyhow::Result<(u16, Value)> {
-    call(host, Method::GET, &format!("/v1/audit{query}"), Some(TOKEN), None).await
+    host.call_as(Some(TOKEN), Method::GET, &format!("/v1/audit{query}"), None)
+        .await
 }
 
 #[tokio::test]
@@ -261,51 +260,51 @@ async fn admin_actions_are_audited_with_who_what_and_how_it_ended() -> anyhow::R
         .await?;
     assert_eq!(response.status().as_u16(), 201);
     let version = response.json::<Value>().await?["version"].as_str().unwrap().to_owned();
-    let (status, body) = call(
-        &host,
-        Method::POST,
-        "/v1/plugins/limits/activate",
-        Some(&operator),
-        Some(json!({"version": version})),
-    )
-    .await?;
+    let (status, body) = host
+        .call_as(
+            Some(&operator),
+            Method::POST,
+            "/v1/plugins/limits/activate",
+            Some(json!({"version": version})),
+        )
+        .await?;
     assert_eq!(status, 200, "{body}");
-    let (status, _) = call(
-        &host,
-        Method::POST,
-        "/v1/plugins/limits/activate",
-        Some(&operator),
-        Some(json!({"version": "0".repeat(64)})),
-    )
-    .await?;
+    let (status, _) = host
+        .call_as(
+            Some(&operator),
+            Method::POST,
+            "/v1/plugins/limits/activate",
+            Some(json!({"version": "0".repeat(64)})),
+        )
+        .await?;
     assert_eq!(status, 404);
     // Refused for want of a scope: audited too.
-    let (status, _) = call(
-        &host,
-        Method::PUT,
-        "/v1/contacts/6591234567",
-        Some(&operator),
-        Some(json!({"opted_out": true})),
-    )
-    .await?;
+    let (status, _) = host
+        .call_as(
+            Some(&operator),
+            Method::PUT,
+            "/v1/contacts/6591234567",
+            Some(json!({"opted_out": true})),
+        )
+        .await?;
     assert_eq!(status, 403);
-    let (status, _) = call(
-        &host,
-        Method::PUT,
-        "/v1/contacts/+6591234567",
-        Some(TOKEN),
-        Some(json!({"opted_out": true})),
-    )
-    .await?;
+    let (status, _) = host
+        .call_as(
+            Some(TOKEN),
+            Method::PUT,
+            "/v1/contacts/+6591234567",
+            Some(json!({"opted_out": true})),
+        )
+        .await?;
     assert_eq!(status, 200);
-    let (status, _) = call(
-        &host,
-        Method::PUT,
-        "/v1/senders/6590000000",
-        Some(TOKEN),
-        Some(json!({"tier_limit": 1000, "quality": "green"})),
-    )
-    .await?;
+    let (status, _) = host
+        .call_as(
+            Some(TOKEN),
+            Method::PUT,
+            "/v1/senders/6590000000",
+            Some(json!({"tier_limit": 1000, "quality": "green"})),
+        )
+        .await?;
     assert_eq!(status, 200);
 
     let (status, body) = audit(&host, "?action=plugin.activate").await?;
@@ -461,11 +460,10 @@ async fn the_token_commands_create_list_and_revoke() -> anyhow::Result<()> {
     let revoked = wasp_token(&host, TOKEN, &["revoke", &id])?;
     assert!(revoked.status.success(), "{}", String::from_utf8_lossy(&revoked.stderr));
     assert_eq!(
-        call(
-            &host,
+        host.call_as(
+            Some(&secret),
             Method::GET,
             "/v1/messages/0190c2a8-0000-7000-8000-000000000000",
-            Some(&secret),
             None
         )
         .await?
