@@ -9,10 +9,12 @@ pub mod callbacks;
 pub mod contacts;
 pub mod error;
 pub mod messages;
+pub mod openapi;
 pub mod plugins;
 pub mod regions;
 pub mod senders;
 pub mod shards;
+pub mod templates;
 pub mod tokens;
 pub mod webhook;
 
@@ -26,7 +28,6 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{MethodRouter, delete, get, post, put},
 };
-use serde_json::json;
 use sha2::{Digest, Sha256};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
@@ -50,6 +51,11 @@ pub struct ApiState {
     pub verify_token: Option<String>,
     /// Inbound texts that opt a contact out or back in.
     pub opt_keywords: Arc<webhook::OptKeywords>,
+    /// Where each template stands, for the check at submit and for listing.
+    pub templates: Arc<crate::templates::Registry>,
+    /// How new template versions are reviewed; `None` when no business account is
+    /// configured (templates are then not managed).
+    pub template_review: Option<crate::templates::Review>,
 }
 
 pub fn router(state: ApiState, max_body_bytes: usize) -> Router {
@@ -79,7 +85,9 @@ pub fn router_with_limits(state: ApiState, max_body_bytes: usize, max_batch_body
         .route("/webhooks/whatsapp", get(webhook::handshake).post(webhook::receive))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/openapi.json", get(openapi::serve))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
@@ -110,6 +118,11 @@ fn handler(route: &auth::Route, max_batch_body_bytes: usize) -> Option<MethodRou
         (Delete, "/v1/plugins/{name}/shadow") => delete(plugins::stop_shadow),
         (Get, "/v1/contacts/{wa_id}") => get(contacts::get),
         (Put, "/v1/contacts/{wa_id}") => put(contacts::put),
+        (Get, "/v1/templates") => get(templates::list),
+        (Post, "/v1/templates") => post(templates::create),
+        (Post, "/v1/templates/lint") => post(templates::lint_only),
+        (Get, "/v1/templates/{name}") => get(templates::get),
+        (Post, "/v1/templates/{name}/{language}/review") => post(templates::review),
         (Get, "/v1/regions") => get(regions::list),
         (Get, "/v1/shards") => get(shards::list),
         (Get, "/v1/senders") => get(senders::list),
@@ -128,29 +141,78 @@ pub fn token_digest(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
-async fn healthz() -> Json<serde_json::Value> {
-    Json(json!({"status": "ok"}))
+/// `{"status": ...}` of the health checks.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// `ok`, `ready`, or `store unavailable`.
+    pub status: &'static str,
 }
 
+/// A plugin in the live chain.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ReadyPlugin {
+    pub name: String,
+    pub version: String,
+}
+
+/// `GET /readyz` when ready. Fields in alphabetical order: the order they had on the wire when
+/// built with `json!`, kept.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Readiness {
+    pub plugins: Vec<ReadyPlugin>,
+    pub status: &'static str,
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, description = "Alive", body = Health)))]
+async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+/// Readiness: the store answers; lists the live chain.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "health",
+    responses(
+        (status = 200, description = "Ready", body = Readiness),
+        (status = 503, description = "The store does not answer (`{\"status\": \"store unavailable\"}`)", body = Health),
+    )
+)]
 async fn readyz(State(state): State<ApiState>) -> Response {
     match state.store.ping().await {
-        Ok(()) => Json(json!({
-            "status": "ready",
-            "plugins": state.policies.chain().plugins().map(|plugin| json!({
-                "name": &*plugin.name,
-                "version": plugin.version,
-            })).collect::<Vec<_>>(),
-        }))
+        Ok(()) => Json(Readiness {
+            plugins: state
+                .policies
+                .chain()
+                .plugins()
+                .map(|plugin| ReadyPlugin {
+                    name: plugin.name.to_string(),
+                    version: plugin.version.to_string(),
+                })
+                .collect(),
+            status: "ready",
+        })
         .into_response(),
         Err(error) => {
             tracing::warn!(%error, "not ready: store does not answer");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({"status": "store unavailable"})),
+                Json(Health {
+                    status: "store unavailable",
+                }),
             )
                 .into_response()
         }
     }
+}
+
+async fn method_not_allowed(method: axum::http::Method) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("this route does not answer {method}"),
+    )
 }
 
 async fn not_found() -> ApiError {

@@ -104,7 +104,40 @@ pub async fn start(config: Config, shutdown: impl Future<Output = ()> + Send + '
     crate::callbacks::Deliverer::new(store.clone(), config.callbacks.clone())
         .context("building the callback client")?
         .spawn();
+    let business_account = config.channel.cloud_api.business_account_id.clone();
+    let templates = Arc::new(
+        crate::templates::Registry::load(business_account.is_some() && config.templates.check_at_submit, &store)
+            .await
+            .context("loading the templates")?,
+    );
+    match &business_account {
+        Some(business_account_id) => {
+            let endpoint = crate::templates::sync::TemplateEndpoint {
+                base: format!(
+                    "{}/{}",
+                    config.channel.cloud_api.endpoints()[0].trim_end_matches('/'),
+                    config.channel.cloud_api.api_version
+                ),
+                business_account_id: business_account_id.clone(),
+                access_token: config.channel.cloud_api.access_token.clone(),
+                request_timeout: std::time::Duration::from_millis(config.channel.cloud_api.request_timeout_ms),
+            };
+            let submitter = crate::templates::sync::Submitter::new(
+                store.clone(),
+                templates.clone(),
+                endpoint,
+                std::time::Duration::from_millis(config.templates.sync_interval_ms),
+                std::time::Duration::from_millis(config.templates.full_sync_interval_ms),
+            )?;
+            tokio::spawn(submitter.run());
+        }
+        None => tracing::info!(
+            "no channel.cloud_api.business_account_id: templates are not managed and messages naming one are not checked"
+        ),
+    }
     let state = ApiState {
+        templates,
+        template_review: business_account.is_some().then_some(config.templates.review),
         regions,
         senders,
         store,

@@ -101,6 +101,26 @@ pub fn check_url(text: &str) -> Result<(), String> {
         .host_str()
         .filter(|host| !host.is_empty())
         .ok_or_else(|| "has no host".to_owned())?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("must not carry credentials; callbacks are signed instead".into());
+    }
+    // Cloud metadata services and the like live on link-local addresses: never a callback.
+    let address = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<std::net::IpAddr>()
+        .ok();
+    if let Some(address) = address {
+        let forbidden = address.is_unspecified()
+            || address.is_multicast()
+            || match address {
+                std::net::IpAddr::V4(v4) => v4.is_link_local() || v4.is_broadcast(),
+                std::net::IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) == 0xfe80,
+            };
+        if forbidden {
+            return Err(format!("{address} is a link-local, unspecified or multicast address"));
+        }
+    }
     match url.scheme() {
         "https" => Ok(()),
         "http" => {
@@ -518,6 +538,12 @@ mod tests {
         assert!(check_url("http://hooks.example.com/wasp").is_err());
         assert!(check_url("ftp://example.com").is_err());
         assert!(check_url("not a url").is_err());
+        // Metadata services, credentials in the URL, and addresses that are no one host.
+        assert!(check_url("https://169.254.169.254/latest/meta-data").is_err());
+        assert!(check_url("https://[fe80::1]/hook").is_err());
+        assert!(check_url("https://0.0.0.0/hook").is_err());
+        assert!(check_url("https://224.0.0.1/hook").is_err());
+        assert!(check_url("https://user:pass@hooks.example.com/wasp").is_err());
     }
 
     #[test]

@@ -114,6 +114,7 @@ pub struct Config {
     pub contacts: ContactsConfig,
     pub log: LogConfig,
     pub callbacks: crate::callbacks::CallbackConfig,
+    pub templates: crate::templates::TemplatesConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -251,7 +252,7 @@ impl Default for PolicyConfig {
 }
 
 /// What happens to a message when its plugin faults.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FailurePolicy {
     /// The message is rejected with the fault as its reason.
@@ -318,6 +319,9 @@ pub struct CloudApiConfig {
     /// to one of them. Empty: `phone_number_id` alone.
     pub phone_number_ids: Vec<String>,
     pub access_token: Option<String>,
+    /// The WhatsApp Business Account that owns the templates (`/{id}/message_templates`).
+    /// Unset: templates are not managed and messages naming one are not checked.
+    pub business_account_id: Option<String>,
     pub request_timeout_ms: u64,
     /// How often an endpoint taken out of rotation is probed to bring it back.
     pub probe_interval_ms: u64,
@@ -361,6 +365,7 @@ impl Default for CloudApiConfig {
             api_version: DEFAULT_CLOUD_API_VERSION.to_owned(),
             phone_number_id: DEFAULT_PHONE_NUMBER_ID.to_owned(),
             access_token: None,
+            business_account_id: None,
             request_timeout_ms: DEFAULT_REQUEST_TIMEOUT_MS,
             base_urls: Vec::new(),
             probe_interval_ms: DEFAULT_PROBE_INTERVAL_MS,
@@ -553,6 +558,14 @@ impl Config {
             )));
         }
         self.callbacks.validate().map_err(Error::Invalid)?;
+        self.templates.validate().map_err(Error::Invalid)?;
+        if let Some(id) = &self.channel.cloud_api.business_account_id
+            && (id.is_empty() || !id.bytes().all(|byte| byte.is_ascii_digit()))
+        {
+            return Err(Error::Invalid(format!(
+                "channel.cloud_api.business_account_id {id:?} is not a business account id (digits)"
+            )));
+        }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err(Error::Invalid(format!(
                 "log.format {:?}: expected \"text\" or \"json\"",

@@ -38,6 +38,7 @@ pub const SHIPPED_POLICIES: &[(&str, &str)] = &[
     ("send-window", "send_window.wasm"),
     ("button-limit", "button_limit.wasm"),
     ("fallback", "fallback.wasm"),
+    ("template-lint", "template_lint.wasm"),
 ];
 
 /// The plugin chain the demo runs: every policy we ship, each with its default config.
@@ -84,6 +85,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
             delivered_after_ms: 1_000,
             read_after_ms: 2_000,
             read_ratio: 1.0,
+            enforce_templates: true,
             ..SimulatorConfig::default()
         },
         simulator_listener,
@@ -102,6 +104,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
     config.policy.plugins = demo_chain(&options.plugins_dir)?;
     config.channel.cloud_api.base_url = simulator.base_url();
     config.channel.cloud_api.access_token = Some(cloud_api_token);
+    config.channel.cloud_api.business_account_id = Some(DEMO_BUSINESS_ACCOUNT_ID.into());
     // The SMS fallback goes to the simulator's Twilio-compatible API.
     config.channel.sms.base_url = simulator.base_url();
     config.channel.sms.account_sid = DEMO_SMS_ACCOUNT_SID.into();
@@ -116,6 +119,9 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
     simulator.shutdown().await;
     served
 }
+
+/// The business account whose templates the demo manages at the simulator.
+const DEMO_BUSINESS_ACCOUNT_ID: &str = "102290129340398";
 
 /// Numbers the banner's example may go to, one per region of the world.
 const EXAMPLE_RECIPIENTS: &[&str] = &["+6591234567", "+4915112345678", "+12125550100", "+5511912345678"];
@@ -159,6 +165,11 @@ fn print_banner(url: &str, token: &str, simulator_url: &str, data_dir: &Path) {
          \nTurn a policy off (or back on with true):\n\
          \n  curl -s -X PUT {url}/v1/plugins/send-window -H 'Authorization: Bearer {token}' \\\
          \n    -H 'Content-Type: application/json' -d '{{\"enabled\": false}}'\n\
+         \nDefine a template (linted by the template-lint plugin, then reviewed by the simulator as Meta would):\n\
+         \n  curl -s -X POST {url}/v1/templates -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' \\\
+         \n    -d '{{\"name\":\"order_shipped\",\"language\":\"en\",\"category\":\"UTILITY\",\"components\":[{{\"type\":\"BODY\",\"text\":\"Hi {{{{1}}}}, your order has shipped.\",\"example\":{{\"body_text\":[[\"Ada\"]]}}}}]}}'\n\
+         \n  curl -s {url}/v1/templates -H 'Authorization: Bearer {token}'\n\
+         \nEvery route is in {url}/openapi.json.\
          \nCtrl-C stops the demo.\n",
         data = data_dir.display(),
         policies = policies.join(", "),

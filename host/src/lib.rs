@@ -21,3 +21,4 @@ pub mod regions;
 pub mod senders;
 pub mod store;
 pub mod telemetry;
+pub mod templates;

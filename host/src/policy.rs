@@ -4,7 +4,8 @@
 //! rewrite is what the next plugin sees; defers take the latest time. A faulting plugin
 //! rejects the message (fail closed) or is skipped (fail open), as its binding says; a
 //! quarantined plugin is skipped. A shadow version runs beside the live one on the same
-//! input; its verdict is recorded, never acted on.
+//! input; its verdict is recorded, never acted on. Template checks (`on-template`, contract
+//! 0.2.0) run on every live plugin of the chain that has them; see [`Chain::lint_template`].
 //! May call the store (plugin versions, bindings, state, timers, shadow verdicts).
 
 pub mod bindings;
@@ -15,7 +16,7 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-pub use bindings::{Envelope, wit};
+pub use bindings::{Contract, Envelope, wit};
 pub use plugin::{Fault, Limits, LoadedPlugin, StatsSnapshot};
 pub use plugin::{InstanceState, describe_trap};
 pub use runtime::{PluginStatus, PolicyRuntime, SettingsPatch, Uploaded};
@@ -26,11 +27,17 @@ use crate::{
     store::{self, ShadowRecord},
 };
 
+/// The `check` of the finding a plugin that faulted in `on-template` leaves.
+pub const FAULT_CHECK: &str = "plugin-fault";
+/// The `check` of the finding that says a quarantined plugin's template checks did not run.
+pub const QUARANTINED_CHECK: &str = "plugin-quarantined";
+
 /// How often the epoch advances; call deadlines are counted in these ticks.
 pub const EPOCH_TICK_MS: u64 = 2;
 /// Largest plugin component accepted.
 pub const MAX_COMPONENT_BYTES: usize = 32 * 1024 * 1024;
-/// The exports the `wasp:policy@0.1.0` world requires.
+/// The message and event hooks every contract version has: what a binding may call (a
+/// template check is not bound: it runs on every plugin whose contract has it).
 pub const HOOKS: &[&str] = &["on-submit", "on-dispatch", "on-event"];
 
 #[derive(Debug, thiserror::Error)]
@@ -56,7 +63,7 @@ pub enum Error {
     NotComponent { name: String, reason: String },
     #[error("plugin {name}: does not compile: {reason}")]
     DoesNotCompile { name: String, reason: String },
-    #[error("plugin {name}: does not implement wasp:policy@0.1.0: {reason}")]
+    #[error("plugin {name}: does not implement a wasp:policy world this host speaks (0.1.0, 0.2.0): {reason}")]
     WorldMismatch { name: String, reason: String },
     #[error("plugin {name}: init refused the config: {reason}")]
     ConfigRefused { name: String, reason: String },
@@ -260,6 +267,65 @@ impl Chain {
             }
         }
         all
+    }
+
+    /// Runs `on-template` on every live plugin of the chain whose contract has it (0.2.0 and
+    /// later; older plugins are skipped), in chain order, under the same sandbox as every
+    /// other hook. Each finding names its plugin. A plugin that faults gives one finding
+    /// (`check` [`FAULT_CHECK`], naming the plugin and the fault): an `error` when the plugin
+    /// fails closed, a `warning` when it fails open. A quarantined plugin is not called; a
+    /// `warning` ([`QUARANTINED_CHECK`]) says its checks did not run. Shadow versions are not
+    /// asked: a lint has no verdict to compare.
+    pub fn lint_template(
+        &self,
+        definition: &crate::templates::TemplateDefinition,
+    ) -> Vec<crate::templates::LintFinding> {
+        use crate::templates::{LintFinding, Severity};
+        let template = bindings::template_to_wit(definition);
+        let mut findings = Vec::new();
+        for entry in &self.entries {
+            let plugin = &entry.live;
+            if !plugin.contract().has_templates() {
+                continue;
+            }
+            let version = &plugin.version[..plugin.version.len().min(12)];
+            if plugin.is_quarantined() {
+                findings.push(LintFinding {
+                    plugin: plugin.name.to_string(),
+                    check: QUARANTINED_CHECK.to_owned(),
+                    severity: Severity::Warning,
+                    field: String::new(),
+                    message: format!(
+                        "plugin {}@{version} is quarantined; its template checks did not run",
+                        plugin.name
+                    ),
+                });
+                continue;
+            }
+            let outcome = plugin.call(|bindings, store| {
+                bindings
+                    .call_on_template(store, &template)
+                    .unwrap_or_else(|| Ok(Vec::new()))
+            });
+            match outcome {
+                Ok(found) => findings.extend(
+                    found
+                        .into_iter()
+                        .map(|finding| bindings::finding_from_wit(&plugin.name, finding)),
+                ),
+                Err(fault) => findings.push(LintFinding {
+                    plugin: plugin.name.to_string(),
+                    check: FAULT_CHECK.to_owned(),
+                    severity: match plugin.failure {
+                        FailurePolicy::Closed => Severity::Error,
+                        FailurePolicy::Open => Severity::Warning,
+                    },
+                    field: String::new(),
+                    message: format!("plugin {}@{version} faulted in on-template: {fault}", plugin.name),
+                }),
+            }
+        }
+        findings
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -15,6 +15,7 @@ use serde::Serialize;
 use crate::message::{
     Category, Channel, Content, MessageId, PhoneNumber, Priority, Quality, Status, Submission, Wamid,
 };
+use crate::templates::{LintFinding, TemplateStatus};
 
 pub use sealing::{Keyring, SealError, Sealing};
 pub use sqlite::SqliteStore;
@@ -332,7 +333,7 @@ pub struct Contact {
 }
 
 /// Attributes set over the admin API.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ContactAttributes {
     /// IANA time zone; overrides the zone derived from the number.
@@ -552,6 +553,57 @@ pub struct AuditEntry {
     pub target: Option<String>,
     /// `ok`, or the error code the API answered.
     pub outcome: String,
+}
+
+/// One stored version of a template.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TemplateVersion {
+    pub name: String,
+    pub language: String,
+    pub version: u32,
+    pub category: Category,
+    /// The Cloud API's creation body as the business gave it (or as Meta listed it).
+    pub definition: serde_json::Value,
+    pub status: TemplateStatus,
+    pub reason: Option<String>,
+    /// Meta's template id, once created there.
+    pub meta_id: Option<String>,
+    /// Meta's quality rating of the template (`GREEN`, `YELLOW`, `RED`), once known.
+    pub quality: Option<String>,
+    /// Lint warnings kept with the version.
+    pub findings: Vec<LintFinding>,
+    /// The token that created it (`meta` for templates imported from the Cloud API).
+    pub created_by: String,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+/// A change to the stored templates.
+#[derive(Debug, Clone)]
+pub enum TemplateWrite {
+    /// A new version of (name, language), numbered after its newest.
+    Create(Box<TemplateVersion>),
+    /// One version moves to `status`, if it stands in one of `from` (empty: whatever it is).
+    Status {
+        name: String,
+        language: String,
+        version: u32,
+        from: Vec<TemplateStatus>,
+        status: TemplateStatus,
+        reason: Option<String>,
+        meta_id: Option<String>,
+        at_ms: i64,
+    },
+    /// What the Cloud API says of the template with `meta_id` (its newest version here):
+    /// each `Some` field is set.
+    Meta {
+        meta_id: String,
+        status: Option<TemplateStatus>,
+        reason: Option<String>,
+        quality: Option<String>,
+        category: Option<Category>,
+        at_ms: i64,
+    },
 }
 
 /// An audit row as read back.
@@ -888,6 +940,40 @@ impl Store {
     pub async fn audit_log(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>> {
         match &*self.backend {
             Backend::Sqlite(store) => store.audit_log(filter).await,
+        }
+    }
+
+    /// Applies a template change, with its audit row when there is one, in one transaction.
+    /// Answers the version as it stands after the write, or `None` when nothing matched (an
+    /// unknown version or meta id, or a version no longer in `from`).
+    pub async fn template_write(
+        &self,
+        write: TemplateWrite,
+        audit: Option<AuditEntry>,
+    ) -> Result<Option<TemplateVersion>> {
+        match &*self.backend {
+            Backend::Sqlite(store) => store.template_write(write, audit).await,
+        }
+    }
+
+    /// Every version of every template, by name, language and version.
+    pub async fn template_versions(&self) -> Result<Vec<TemplateVersion>> {
+        match &*self.backend {
+            Backend::Sqlite(store) => store.template_versions(None).await,
+        }
+    }
+
+    /// The versions of the templates named `name`, by language and version.
+    pub async fn template_versions_named(&self, name: &str) -> Result<Vec<TemplateVersion>> {
+        match &*self.backend {
+            Backend::Sqlite(store) => store.template_versions(Some(name)).await,
+        }
+    }
+
+    /// Versions standing in `status`, oldest change first, at most `limit`.
+    pub async fn templates_in(&self, status: TemplateStatus, limit: usize) -> Result<Vec<TemplateVersion>> {
+        match &*self.backend {
+            Backend::Sqlite(store) => store.templates_in(status, limit).await,
         }
     }
 

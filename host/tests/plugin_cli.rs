@@ -98,6 +98,74 @@ async fn every_shipped_policy_passes_its_fixtures_against_the_component() {
     }
 }
 
+/// Template fixtures (`on-template`) take Meta's definition and compare findings in any order;
+/// a missing or extra finding fails and says which; a 0.1.0 component has no template hook.
+#[tokio::test(flavor = "multi_thread")]
+async fn template_fixtures_compare_findings_and_say_why() {
+    let folder = tempfile::tempdir().unwrap();
+    let template = json!({"name": "order_update", "language": "en_US", "category": "UTILITY",
+        "components": [{"type": "HEADER", "format": "TEXT", "text": "H".repeat(61)},
+                       {"type": "BODY", "text": "Your order has shipped."},
+                       {"type": "FOOTER", "text": "F".repeat(61)}]});
+    write_fixtures(
+        folder.path(),
+        &[
+            (
+                "a-any-order.json",
+                json!({"template": template, "expect": {"findings": [
+                    {"check": "body-length", "severity": "error", "field": "components[2].text"},
+                    {"check": "body-length", "severity": "error", "field": "components[0].text"}]}}),
+            ),
+            (
+                "b-one-missing.json",
+                json!({"template": template, "expect": {"findings": [
+                    {"check": "body-length", "severity": "error", "field": "components[0].text"}]}}),
+            ),
+            (
+                "c-not-meta.json",
+                json!({"template": {"name": "x"}, "expect": {"findings": []}}),
+            ),
+        ],
+    );
+    let report = fixtures::test_component(&plugin("template-lint"), folder.path())
+        .await
+        .unwrap();
+    let outcome: Vec<(&str, &str, bool)> = report
+        .rows
+        .iter()
+        .map(|row| (row.file.as_str(), row.hook.as_str(), row.passed))
+        .collect();
+    assert_eq!(
+        outcome,
+        [
+            ("a-any-order.json", "on-template", true),
+            ("b-one-missing.json", "on-template", false),
+            ("c-not-meta.json", "-", false),
+        ],
+        "{}",
+        report.render()
+    );
+    let rendered = report.render();
+    assert!(
+        rendered.contains("error body-length at components[2].text"),
+        "{rendered}"
+    );
+    assert!(
+        rendered.contains("not a template definition in Meta's format"),
+        "{rendered}"
+    );
+
+    let legacy = fixtures::test_component(&plugin("legacy-v0-1"), folder.path())
+        .await
+        .unwrap();
+    assert_eq!(legacy.failed(), 3, "{}", legacy.render());
+    assert!(
+        legacy.render().contains("which this component does not export"),
+        "{}",
+        legacy.render()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn wrong_fixtures_fail_and_say_why() {
     let folder = tempfile::tempdir().unwrap();
@@ -226,10 +294,11 @@ async fn the_build_check_loads_a_component_as_the_host_does() {
             "init(config)",
             "on-submit(message, context)",
             "on-dispatch(message, context)",
-            "on-event(event, context)"
+            "on-event(event, context)",
+            "on-template(template)"
         ]
     );
-    assert!(report.imports.iter().any(|import| import == "wasp:policy/host@0.1.0"));
+    assert!(report.imports.iter().any(|import| import == "wasp:policy/host@0.2.0"));
     assert!(report.render().contains("init accepted {}"));
 
     let refused = build::validate(&host, &path, json!({"max_buttons": 9}))

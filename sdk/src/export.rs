@@ -6,7 +6,9 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::thread::LocalKey;
 
-use crate::{Action, Context, Event, Message, NOT_INITIALISED, Policy, Verdict, log};
+use crate::{
+    Action, Context, Event, LintFinding, Message, NOT_INITIALISED, Policy, Severity, TemplateDefinition, Verdict, log,
+};
 
 /// The slot holding a plugin instance's policy once `init` has succeeded.
 ///
@@ -76,8 +78,24 @@ impl<P: Policy> Instance<P> {
     }
 }
 
+impl<P: Policy> Instance<P> {
+    /// Forwards `on-template`. Before `init` the template cannot be judged, so the answer is
+    /// one `error` finding (check `sdk`) saying [`NOT_INITIALISED`].
+    pub fn on_template(slot: &'static LocalKey<Self>, template: &TemplateDefinition) -> Vec<LintFinding> {
+        match Self::current_in(slot) {
+            Some(policy) => policy.on_template(template),
+            None => vec![LintFinding {
+                check: "sdk".to_string(),
+                severity: Severity::Error,
+                field: String::new(),
+                message: NOT_INITIALISED.to_string(),
+            }],
+        }
+    }
+}
+
 /// The text of the `wasp-sdk-version` custom section: `wasp-sdk=<version>;wasp:policy=<version>`.
-const VERSION_STAMP_TEXT: &str = concat!("wasp-sdk=", env!("CARGO_PKG_VERSION"), ";wasp:policy=", "0.1.0");
+const VERSION_STAMP_TEXT: &str = concat!("wasp-sdk=", env!("CARGO_PKG_VERSION"), ";wasp:policy=", "0.2.0");
 
 /// Length of [`VERSION_STAMP`] in bytes.
 pub const VERSION_STAMP_LENGTH: usize = VERSION_STAMP_TEXT.len();
@@ -160,6 +178,25 @@ mod tests {
         assert_eq!(refused, Err("refused".to_string()));
         let verdict = Instance::on_submit(&SLOT, message(), &Context::default());
         assert_eq!(verdict, Verdict::Reject(NOT_INITIALISED.to_string()));
+    }
+
+    thread_local! {
+        static UNINITIALISED: Instance<Echo> = const { Instance::new() };
+    }
+
+    #[test]
+    fn on_template_before_init_is_one_error_finding_and_defaults_to_none_after() {
+        let template = TemplateDefinition::from_meta_json(&serde_json::json!({
+            "name": "hello", "language": "en", "category": "UTILITY",
+            "components": [{"type": "BODY", "text": "Hello there"}]
+        }))
+        .expect("a valid definition");
+        let findings = Instance::on_template(&UNINITIALISED, &template);
+        assert_eq!(findings.len(), 1);
+        assert_eq!(findings[0].severity, Severity::Error);
+        assert_eq!(findings[0].message, NOT_INITIALISED);
+        UNINITIALISED.with(|slot| slot.init("ready")).expect("init");
+        assert_eq!(Instance::on_template(&UNINITIALISED, &template), Vec::new());
     }
 
     #[test]

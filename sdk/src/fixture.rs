@@ -19,12 +19,16 @@
 //! ```
 //!
 //! - `description` (optional): what the case shows.
-//! - `hook` (optional): `on-submit`, `on-dispatch` or `on-event`, spelled as the export.
-//!   Defaults to `on-submit` with a `message`, `on-event` with an `event`.
+//! - `hook` (optional): `on-submit`, `on-dispatch`, `on-event` or `on-template`, spelled as
+//!   the export. Defaults to `on-submit` with a `message`, `on-event` with an `event`,
+//!   `on-template` with a `template`.
 //! - `config` (optional): the plugin's config as JSON; passed to `init` as its compact
 //!   JSON text, or `""` when left out or `null`.
-//! - `message` (for `on-submit`/`on-dispatch`) or `event` (for `on-event`).
-//! - `context` (optional): any subset of the context; the rest is [`Context::default`].
+//! - `message` (for `on-submit`/`on-dispatch`), `event` (for `on-event`) or `template`
+//!   (for `on-template`: a definition in Meta's creation format, read as
+//!   [`TemplateDefinition::from_meta_json`] does).
+//! - `context` (optional, not with `template`): any subset of the context; the rest is
+//!   [`Context::default`].
 //! - `state` (optional): the plugin's key/value state before the call, as an object of
 //!   text values (`{"key": "value"}`), without TTLs. Nothing else is in the state: each
 //!   fixture starts from an empty one.
@@ -32,7 +36,9 @@
 //!   `reject`, optionally narrowed by `reason` (reject: exact text), `content` (rewrite:
 //!   the rewritten content), `message` (rewrite: the whole rewritten message), `until_ms`
 //!   (defer) or `channel` (reroute). For `on-event`, `actions` is the exact list of actions.
-//!   With either, `state` (optional) lists keys the state must hold after the call: a text
+//!   For `on-template`, `findings` is the list of findings, each `{"check", "severity",
+//!   "field"}` (`severity` is `error` or `warning`), compared in any order; the message text
+//!   is not compared, so it is not given. `[]` expects none. With any hook, `state` (optional) lists keys the state must hold after the call: a text
 //!   value is the exact value, `null` means the key is absent. Keys not listed are not
 //!   checked.
 //!
@@ -51,7 +57,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::{Action, Channel, Content, Context, Event, Message, Policy, Verdict};
+use crate::{
+    Action, Channel, Content, Context, Event, LintFinding, Message, Policy, Severity, TemplateDefinition, Verdict,
+};
 use json::{ActionJson, ChannelJson, ContentJson, ContextJson, EventJson, MessageJson};
 
 /// One policy case, parsed.
@@ -78,6 +86,36 @@ pub enum Call {
     OnSubmit(Message),
     OnDispatch(Message),
     OnEvent(Event),
+    OnTemplate(TemplateDefinition),
+}
+
+/// A finding a template fixture expects: everything but the message text.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ExpectedFinding {
+    pub check: String,
+    /// `error` or `warning`.
+    pub severity: String,
+    pub field: String,
+}
+
+impl ExpectedFinding {
+    fn of(finding: &LintFinding) -> ExpectedFinding {
+        ExpectedFinding {
+            check: finding.check.clone(),
+            severity: match finding.severity {
+                Severity::Error => "error",
+                Severity::Warning => "warning",
+            }
+            .to_string(),
+            field: finding.field.clone(),
+        }
+    }
+}
+
+impl fmt::Display for ExpectedFinding {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(formatter, "{} {} at {:?}", self.severity, self.check, self.field)
+    }
 }
 
 /// What a fixture expects back. `None` fields are not checked.
@@ -101,6 +139,8 @@ pub enum Expectation {
         reason: Option<String>,
     },
     Actions(Vec<Action>),
+    /// The findings of `on-template`, in any order.
+    Findings(Vec<ExpectedFinding>),
 }
 
 /// Why a fixture could not be read or did not hold.
@@ -182,7 +222,9 @@ struct FixtureJson {
     #[serde(default)]
     event: Option<EventJson>,
     #[serde(default)]
-    context: ContextJson,
+    template: Option<serde_json::Value>,
+    #[serde(default)]
+    context: Option<ContextJson>,
     #[serde(default)]
     state: BTreeMap<String, String>,
     expect: ExpectJson,
@@ -197,6 +239,8 @@ enum HookJson {
     Dispatch,
     #[serde(rename = "on-event")]
     Event,
+    #[serde(rename = "on-template")]
+    Template,
 }
 
 #[derive(Clone, Copy, Deserialize)]
@@ -227,7 +271,24 @@ struct ExpectJson {
     #[serde(default)]
     actions: Option<Vec<ActionJson>>,
     #[serde(default)]
+    findings: Option<Vec<FindingJson>>,
+    #[serde(default)]
     state: BTreeMap<String, Option<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FindingJson {
+    check: String,
+    severity: SeverityJson,
+    field: String,
+}
+
+#[derive(Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum SeverityJson {
+    Error,
+    Warning,
 }
 
 impl Fixture {
@@ -256,28 +317,45 @@ impl Fixture {
             reason: reason.to_string(),
         };
 
-        let hook = match (parsed.hook, &parsed.message, &parsed.event) {
-            (Some(hook), _, _) => hook,
-            (None, Some(_), None) => HookJson::Submit,
-            (None, None, Some(_)) => HookJson::Event,
-            (None, _, _) => return Err(invalid("give either `message` or `event`")),
+        let hook = match (parsed.hook, &parsed.message, &parsed.event, &parsed.template) {
+            (Some(hook), _, _, _) => hook,
+            (None, Some(_), None, None) => HookJson::Submit,
+            (None, None, Some(_), None) => HookJson::Event,
+            (None, None, None, Some(_)) => HookJson::Template,
+            (None, _, _, _) => return Err(invalid("give one of `message`, `event` or `template`")),
         };
-        let call = match (hook, parsed.message, parsed.event) {
-            (HookJson::Submit, Some(message), None) => Call::OnSubmit(message.into()),
-            (HookJson::Dispatch, Some(message), None) => Call::OnDispatch(message.into()),
-            (HookJson::Event, None, Some(event)) => Call::OnEvent(event.into()),
-            (HookJson::Event, _, _) => {
-                return Err(invalid("hook `on-event` takes an `event` and no `message`"));
+        let call = match (hook, parsed.message, parsed.event, parsed.template) {
+            (HookJson::Submit, Some(message), None, None) => Call::OnSubmit(message.into()),
+            (HookJson::Dispatch, Some(message), None, None) => Call::OnDispatch(message.into()),
+            (HookJson::Event, None, Some(event), None) => Call::OnEvent(event.into()),
+            (HookJson::Template, None, None, Some(template)) => {
+                if parsed.context.is_some() {
+                    return Err(invalid("hook `on-template` takes no `context`"));
+                }
+                Call::OnTemplate(
+                    TemplateDefinition::from_meta_json(&template)
+                        .map_err(|reason| invalid(&format!("`template` is {reason}")))?,
+                )
             }
-            (_, _, _) => {
+            (HookJson::Event, _, _, _) => {
                 return Err(invalid(
-                    "hooks `on-submit` and `on-dispatch` take a `message` and no `event`",
+                    "hook `on-event` takes an `event` and no `message` or `template`",
+                ));
+            }
+            (HookJson::Template, _, _, _) => {
+                return Err(invalid(
+                    "hook `on-template` takes a `template` and no `message` or `event`",
+                ));
+            }
+            (_, _, _, _) => {
+                return Err(invalid(
+                    "hooks `on-submit` and `on-dispatch` take a `message` and no `event` or `template`",
                 ));
             }
         };
         let mut expect = parsed.expect;
         let expected_state = std::mem::take(&mut expect.state);
-        let expectation = expectation(expect, matches!(hook, HookJson::Event)).map_err(|reason| invalid(&reason))?;
+        let expectation = expectation(expect, hook).map_err(|reason| invalid(&reason))?;
         let config = match parsed.config {
             None | Some(serde_json::Value::Null) => String::new(),
             Some(value) => value.to_string(),
@@ -287,7 +365,7 @@ impl Fixture {
             description: parsed.description,
             config,
             call,
-            context: parsed.context.into(),
+            context: parsed.context.unwrap_or_default().into(),
             state: parsed.state,
             expectation,
             expected_state,
@@ -345,6 +423,15 @@ impl Fixture {
                 return match &self.expectation {
                     Expectation::Actions(expected) if *expected == actions => self.check_state(),
                     _ => Err(mismatch(format!("actions {actions:?}"))),
+                };
+            }
+            Call::OnTemplate(template) => {
+                let findings = policy.on_template(template);
+                let mut got: Vec<ExpectedFinding> = findings.iter().map(ExpectedFinding::of).collect();
+                got.sort();
+                return match &self.expectation {
+                    Expectation::Findings(expected) if *expected == got => self.check_state(),
+                    _ => Err(mismatch(describe_findings(&got))),
                 };
             }
         };
@@ -434,11 +521,20 @@ impl Expectation {
             Expectation::Reject { reason: None } => "reject".to_string(),
             Expectation::Reject { reason: Some(reason) } => format!("reject {reason:?}"),
             Expectation::Actions(actions) => format!("actions {actions:?}"),
+            Expectation::Findings(findings) => describe_findings(findings),
         }
     }
 }
 
-fn expectation(expect: ExpectJson, on_event: bool) -> Result<Expectation, String> {
+fn describe_findings(findings: &[ExpectedFinding]) -> String {
+    if findings.is_empty() {
+        return "no findings".to_string();
+    }
+    let listed: Vec<String> = findings.iter().map(ToString::to_string).collect();
+    format!("findings [{}]", listed.join("; "))
+}
+
+fn expectation(expect: ExpectJson, hook: HookJson) -> Result<Expectation, String> {
     let ExpectJson {
         verdict,
         reason,
@@ -447,9 +543,41 @@ fn expectation(expect: ExpectJson, on_event: bool) -> Result<Expectation, String
         until_ms,
         channel,
         actions,
+        findings,
         state: _,
     } = expect;
-    if on_event {
+    if let HookJson::Template = hook {
+        let others = verdict.is_some()
+            || actions.is_some()
+            || reason.is_some()
+            || content.is_some()
+            || message.is_some()
+            || until_ms.is_some()
+            || channel.is_some();
+        return match findings {
+            Some(findings) if !others => {
+                let mut expected: Vec<ExpectedFinding> = findings
+                    .into_iter()
+                    .map(|finding| ExpectedFinding {
+                        check: finding.check,
+                        severity: match finding.severity {
+                            SeverityJson::Error => "error",
+                            SeverityJson::Warning => "warning",
+                        }
+                        .to_string(),
+                        field: finding.field,
+                    })
+                    .collect();
+                expected.sort();
+                Ok(Expectation::Findings(expected))
+            }
+            _ => Err("`on-template` expects `findings` (and `state`), nothing else".to_string()),
+        };
+    }
+    if findings.is_some() {
+        return Err("`findings` belongs to `on-template` fixtures".to_string());
+    }
+    if let HookJson::Event = hook {
         return match (verdict, actions) {
             (None, Some(actions)) => Ok(Expectation::Actions(json::convert_all(actions))),
             _ => Err("`on-event` expects `actions` and no `verdict`".to_string()),

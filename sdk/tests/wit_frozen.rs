@@ -61,3 +61,33 @@ fn released_wit_v0_1_0_is_unchanged() {
          in a new version folder instead of editing this one."
     );
 }
+
+/// The text of `interface <name> { ... }` in `text`, up to its closing brace at the start
+/// of a line.
+fn interface_block<'a>(text: &'a str, name: &str) -> &'a str {
+    let start = text
+        .find(&format!("interface {name} {{"))
+        .unwrap_or_else(|| panic!("no interface {name}"));
+    let end = text[start..].find("\n}\n").expect("the interface closes") + start;
+    &text[start..end]
+}
+
+/// The host shares one set of Rust types between 0.1.0 and 0.2.0 (component type checking is
+/// structural): that holds only while 0.2.0's `types` and `host` are 0.1.0's, word for word.
+#[test]
+fn wit_v0_2_0_keeps_the_types_and_host_of_v0_1_0() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("wit");
+    let read = |version: &str| {
+        std::fs::read_to_string(root.join(version).join("policy.wit")).expect("the contract file reads")
+    };
+    let (old, new) = (read("v0.1.0"), read("v0.2.0"));
+    for interface in ["types", "host"] {
+        assert_eq!(
+            interface_block(&old, interface),
+            interface_block(&new, interface),
+            "interface {interface} differs between 0.1.0 and 0.2.0"
+        );
+    }
+    assert!(new.contains("package wasp:policy@0.2.0;"));
+    assert!(new.contains("export on-template: func(template: template-definition) -> list<lint-finding>;"));
+}

@@ -29,7 +29,7 @@ use crate::store::{ApiToken, AuditEntry};
 pub const BOOTSTRAP_TOKEN_ID: &str = "bootstrap";
 
 /// What a token may do. `admin` implies every other scope.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum Scope {
     #[serde(rename = "messages:send")]
     MessagesSend,
@@ -221,6 +221,21 @@ pub const ROUTES: &[Route] = &[
         Scope::ContactsWrite,
         Some("contact.put"),
     ),
+    route(Verb::Get, "/v1/templates", Scope::MessagesRead, None),
+    route(
+        Verb::Post,
+        "/v1/templates",
+        Scope::TemplatesWrite,
+        Some("template.create"),
+    ),
+    route(Verb::Post, "/v1/templates/lint", Scope::TemplatesWrite, None),
+    route(Verb::Get, "/v1/templates/{name}", Scope::MessagesRead, None),
+    route(
+        Verb::Post,
+        "/v1/templates/{name}/{language}/review",
+        Scope::TemplatesWrite,
+        Some("template.review"),
+    ),
     route(Verb::Get, "/v1/regions", Scope::MessagesRead, None),
     route(Verb::Get, "/v1/shards", Scope::MessagesRead, None),
     route(Verb::Get, "/v1/senders", Scope::MessagesRead, None),
@@ -249,6 +264,7 @@ pub const PUBLIC_ROUTES: &[(Verb, &str)] = &[
     (Verb::Post, "/webhooks/whatsapp"),
     (Verb::Get, "/healthz"),
     (Verb::Get, "/readyz"),
+    (Verb::Get, "/openapi.json"),
 ];
 
 /// The table entry for a matched route.
@@ -552,11 +568,15 @@ mod tests {
                 {
                     Scope::Admin
                 }
+                (Verb::Get, path) if path.starts_with("/v1/templates") => Scope::MessagesRead,
+                (_, path) if path.starts_with("/v1/templates") => Scope::TemplatesWrite,
                 (verb, path) => panic!("no expectation for {verb:?} {path}: add one"),
             };
             assert_eq!(route.scope, expected, "{:?} {}", route.verb, route.path);
             // Every change other than sending is an audited admin action.
-            let is_change = route.verb != Verb::Get && route.scope != Scope::MessagesSend;
+            // (A lint changes nothing: it only runs the checks.)
+            let is_change =
+                route.verb != Verb::Get && route.scope != Scope::MessagesSend && route.path != "/v1/templates/lint";
             assert_eq!(route.audit.is_some(), is_change, "{:?} {}", route.verb, route.path);
         }
     }

@@ -10,13 +10,13 @@ use axum::{
     extract::{Query, State},
     response::{IntoResponse, Response},
 };
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::{
     ApiState,
     auth::{AuditWritten, Caller, entry},
-    error::{ApiError, StrictJson},
+    error::{ApiError, ErrorBody, StrictJson},
     format_time,
 };
 use crate::{
@@ -71,25 +71,89 @@ pub fn resolve(caller: &Caller, requested: Option<String>) -> Result<Option<Call
     }))
 }
 
-fn dead_json(callback: &PendingCallback) -> Value {
-    json!({
-        "id": callback.delivery_id,
-        "seq": callback.seq,
-        "message_id": callback.message_id,
-        "status": callback.status.as_str(),
-        "at": format_time(callback.at_ms),
-        "url": callback.url,
-        "attempts": callback.attempts,
-        "last_error": callback.last_error,
-        "dead_at": callback.dead_at_ms.map(format_time),
-    })
+// The answers below list their fields in alphabetical order: the order they had on the wire
+// when they were built with `json!` (serde_json sorts object keys), kept byte for byte.
+
+/// A callback that gave up.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeadCallback {
+    /// When the state change it reports happened.
+    pub at: String,
+    pub attempts: u32,
+    pub dead_at: Option<String>,
+    /// The delivery id (`X-Wasp-Delivery`): what a replay names.
+    pub id: String,
+    pub last_error: Option<String>,
+    #[schema(value_type = String)]
+    pub message_id: MessageId,
+    /// Outbox order (`X-Wasp-Event-Seq`).
+    pub seq: i64,
+    /// The message status it reports.
+    pub status: &'static str,
+    pub url: String,
+}
+
+impl From<PendingCallback> for DeadCallback {
+    fn from(callback: PendingCallback) -> Self {
+        Self {
+            at: format_time(callback.at_ms),
+            attempts: callback.attempts,
+            dead_at: callback.dead_at_ms.map(format_time),
+            id: callback.delivery_id,
+            last_error: callback.last_error,
+            message_id: callback.message_id,
+            seq: callback.seq,
+            status: callback.status.as_str(),
+            url: callback.url,
+        }
+    }
+}
+
+/// The answer of `GET /v1/callbacks/dead`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeadPage {
+    pub callbacks: Vec<DeadCallback>,
+    /// Pass back as `cursor` for the next page; `null`: no more.
+    pub next_cursor: Option<String>,
+}
+
+/// The answer of `POST /v1/callbacks/dead/replay`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Replayed {
+    /// Callbacks put back in the queue.
+    pub replayed: u64,
+}
+
+/// The query as documented; the handler reads it as a map to name an unknown parameter.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DeadQuery {
+    /// 1 to 500; 50 when left out.
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<usize>,
+    /// The previous page's `next_cursor`.
+    pub cursor: Option<String>,
 }
 
 /// `GET /v1/callbacks/dead?limit=&cursor=`: oldest first; `next_cursor` until the end.
+#[utoipa::path(
+    get,
+    path = "/v1/callbacks/dead",
+    tag = "callbacks",
+    params(DeadQuery),
+    responses(
+        (status = 200, description = "A page of dead callbacks, oldest first", body = DeadPage),
+        (status = 400, description = "A parameter is invalid or unknown", body = ErrorBody),
+        (status = 401, description = "No valid bearer token", body = ErrorBody),
+        (status = 403, description = "The token lacks scope `admin`", body = ErrorBody),
+        (status = 503, description = "The store did not answer; safe to retry", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn dead(
     State(state): State<ApiState>,
     Query(parameters): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DeadPage>, ApiError> {
     if let Some(unknown) = parameters
         .keys()
         .find(|key| !matches!(key.as_str(), "limit" | "cursor"))
@@ -122,15 +186,17 @@ pub async fn dead(
     } else {
         None
     };
-    Ok(Json(json!({
-        "callbacks": page.iter().map(dead_json).collect::<Vec<_>>(),
-        "next_cursor": next_cursor,
-    })))
+    Ok(Json(DeadPage {
+        callbacks: page.into_iter().map(DeadCallback::from).collect(),
+        next_cursor,
+    }))
 }
 
-#[derive(Debug, Deserialize)]
+/// `{"ids": [...]}` or `{"all": true}`.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReplayRequest {
+    /// 1 to 1000 delivery ids.
     #[serde(default)]
     pub ids: Option<Vec<String>>,
     #[serde(default)]
@@ -138,6 +204,22 @@ pub struct ReplayRequest {
 }
 
 /// `POST /v1/callbacks/dead/replay`: `{"ids": [...]}` or `{"all": true}`; `{"replayed": n}`.
+#[utoipa::path(
+    post,
+    path = "/v1/callbacks/dead/replay",
+    tag = "callbacks",
+    request_body = ReplayRequest,
+    responses(
+        (status = 200, description = "Put back in the queue", body = Replayed),
+        (status = 400, description = "A field is invalid, or the body is not JSON", body = ErrorBody),
+        (status = 401, description = "No valid bearer token", body = ErrorBody),
+        (status = 403, description = "The token lacks scope `admin`", body = ErrorBody),
+        (status = 413, description = "The body is larger than this server accepts", body = ErrorBody),
+        (status = 415, description = "The body is not sent as JSON", body = ErrorBody),
+        (status = 503, description = "The store did not answer; safe to retry", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn replay(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
@@ -169,7 +251,7 @@ pub async fn replay(
         .await
         .map_err(|error| ApiError::internal("replaying callbacks", &error))?;
     tracing::info!(replayed, by = %caller.token_id, "dead callbacks replayed");
-    let mut response = Json(json!({"replayed": replayed})).into_response();
+    let mut response = Json(Replayed { replayed }).into_response();
     response.extensions_mut().insert(AuditWritten);
     Ok(response)
 }

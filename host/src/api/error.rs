@@ -4,12 +4,11 @@
 use axum::{
     Json,
     body::Bytes,
-    extract::{FromRequest, Request},
+    extract::{FromRequest, Request, rejection::BytesRejection},
     http::{StatusCode, header},
     response::{IntoResponse, Response},
 };
-use serde::de::DeserializeOwned;
-use serde_json::json;
+use serde::{Serialize, de::DeserializeOwned};
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -72,9 +71,44 @@ impl ApiError {
     }
 }
 
+/// The body of every error answer (and of each refused item of a batch).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// Fields in alphabetical order: the order the answer had when it was built with `json!`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Stable, for programs: `invalid_field`, `not_found`, `unauthorized`, ...
+    #[schema(example = "invalid_field")]
+    pub code: String,
+    /// The JSON path or parameter at fault, if one is.
+    #[schema(example = "to")]
+    pub field: Option<String>,
+    /// Every finding of the template checks; only with `lint_failed`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub findings: Option<Vec<crate::templates::LintFinding>>,
+    /// For people; may change.
+    pub message: String,
+}
+
+impl From<&ApiError> for ErrorBody {
+    fn from(error: &ApiError) -> Self {
+        Self {
+            error: ErrorDetail {
+                code: error.code.to_owned(),
+                field: error.field.clone(),
+                findings: None,
+                message: error.message.clone(),
+            },
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({"error": {"code": self.code, "message": self.message, "field": self.field}});
+        let body = ErrorBody::from(&self);
         let mut response = (self.status, Json(body)).into_response();
         response.extensions_mut().insert(ErrorCode(self.code));
         response
@@ -105,18 +139,55 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for StrictJson<T> {
                 "send the body as JSON with Content-Type: application/json",
             ));
         }
-        let bytes = Bytes::from_request(request, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "payload_too_large",
-                    "the body is larger than this server accepts",
-                )
-            } else {
-                ApiError::new(StatusCode::BAD_REQUEST, "unreadable_body", rejection.body_text())
-            }
-        })?;
+        let bytes = Bytes::from_request(request, state).await.map_err(body_rejection)?;
         parse_json(&bytes).map(StrictJson)
+    }
+}
+
+/// A query string read strictly (unknown keys refused where the type says so); a refusal
+/// takes the one error shape and names the parameter at fault.
+pub struct StrictQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> axum::extract::FromRequestParts<S> for StrictQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(StrictQuery(value)),
+            Err(rejection) => {
+                let text = rejection.body_text();
+                let detail = text
+                    .strip_prefix("Failed to deserialize query string: ")
+                    .unwrap_or(&text)
+                    .to_owned();
+                // The extractor names the parameter as `name: what is wrong`.
+                let field = detail
+                    .split_once(": ")
+                    .map(|(field, _)| field)
+                    .filter(|field| !field.is_empty() && !field.contains(' '))
+                    .map(str::to_owned);
+                Err(ApiError {
+                    status: StatusCode::BAD_REQUEST,
+                    code: "invalid_field",
+                    message: detail,
+                    field,
+                })
+            }
+        }
+    }
+}
+
+/// A body that could not be read (too large, cut off) as an error of the one shape; for
+/// handlers that take the raw bytes as `Result<Bytes, BytesRejection>`.
+pub fn body_rejection(rejection: BytesRejection) -> ApiError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "the body is larger than this server accepts",
+        )
+    } else {
+        ApiError::new(StatusCode::BAD_REQUEST, "unreadable_body", rejection.body_text())
     }
 }
 

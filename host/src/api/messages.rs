@@ -12,12 +12,18 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
+use utoipa::{IntoParams, ToSchema};
 
-use super::{ApiState, auth::Caller, error::ApiError, error::StrictJson, format_time};
+use super::{
+    ApiState,
+    auth::Caller,
+    error::{ApiError, ErrorBody, StrictJson},
+    format_time,
+};
 use crate::{
-    message::{Category, Content, MessageId, PhoneNumber, Priority, Submission},
+    message::{Category, Channel, Content, MessageId, PhoneNumber, Priority, Status, Submission, Wamid},
     store::{AcceptOutcome, CancelOutcome, MessageFilter, MessageSummary, MessageView, NewMessage},
 };
 
@@ -32,17 +38,26 @@ pub const MAX_LIST_LIMIT: usize = 500;
 /// The query parameters `GET /v1/messages` knows.
 const LIST_PARAMETERS: &[&str] = &["status", "category", "to", "tag", "since", "until", "limit", "cursor"];
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"to": "+6591234567", "category": "utility", "content": {"type": "text", "text": {"body": "Your order has shipped"}}}))]
 pub struct SendRequest {
+    /// E.164, such as `+6591234567`.
+    #[schema(value_type = String, required = true)]
     pub to: Option<String>,
+    /// Read as text, so an unknown one is refused naming the field.
+    #[schema(value_type = Category, required = true)]
     pub category: Option<String>,
+    /// The category's default when left out.
     #[serde(default)]
+    #[schema(value_type = Option<Priority>)]
     pub priority: Option<String>,
     #[serde(default)]
     pub idempotency_key: Option<String>,
     #[serde(default)]
     pub tags: Vec<String>,
+    /// A Cloud API message object: `{"type": "text", "text": {"body": ...}}`, a template, ...
+    #[schema(value_type = Object, required = true)]
     pub content: Option<Value>,
     /// RFC 3339; not sent by then, the message ends `expired`.
     #[serde(default)]
@@ -58,10 +73,164 @@ pub struct SendRequest {
 }
 
 /// `POST /v1/messages/batch`: `{"messages": [...]}`, each item a `POST /v1/messages` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchRequest {
+    /// Read one by one, so one bad item refuses only itself.
+    #[schema(value_type = Vec<SendRequest>)]
     pub messages: Vec<Value>,
+}
+
+// The answers below list their fields in alphabetical order: the order they had on the wire
+// when they were built with `json!` (serde_json sorts object keys), kept byte for byte.
+
+/// A message stored: the answer of `POST /v1/messages`, and an accepted item of a batch.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Accepted {
+    #[schema(value_type = String)]
+    pub id: MessageId,
+    /// Always `accepted`.
+    #[schema(example = "accepted")]
+    pub status: &'static str,
+}
+
+impl Accepted {
+    fn new(id: MessageId) -> Self {
+        Self { id, status: "accepted" }
+    }
+}
+
+/// One item's result in a batch answer, in the order sent.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum BatchResult {
+    Accepted(Accepted),
+    Refused(ErrorBody),
+}
+
+/// The answer of `POST /v1/messages/batch`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchAnswer {
+    pub accepted: usize,
+    pub rejected: usize,
+    pub results: Vec<BatchResult>,
+}
+
+/// A batch's `400`: every item refused (the batch answer), or the batch itself unreadable.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum BatchRefused {
+    AllRefused(BatchAnswer),
+    Error(ErrorBody),
+}
+
+/// The content as it went upstream, and the plugins that rewrote it on the way.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Upstream {
+    /// A JSON value, so its keys keep the sorted order they always had on the wire.
+    #[schema(value_type = Object)]
+    pub content: Value,
+    pub rewritten_by: Vec<String>,
+}
+
+/// One state change of a message.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HistoryItem {
+    /// RFC 3339, UTC, milliseconds.
+    pub at: String,
+    pub cause: String,
+    pub status: Status,
+}
+
+/// The answer of `GET /v1/messages/{id}`: the message, its content and its whole history.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MessageBody {
+    pub attempts: u32,
+    pub category: Category,
+    pub channel: Channel,
+    /// As submitted; `null` once a sensitive body was purged or when it cannot be read. A JSON
+    /// value, so its keys keep the sorted order they always had on the wire.
+    #[schema(value_type = Option<Object>)]
+    pub content: Option<Value>,
+    /// Why a sensitive body cannot be shown.
+    pub content_error: Option<String>,
+    pub created_at: String,
+    /// When a waiting message is due to go; `null` once it is not waiting.
+    pub due_at: Option<String>,
+    pub error_code: Option<i64>,
+    pub history: Vec<HistoryItem>,
+    #[schema(value_type = String)]
+    pub id: MessageId,
+    pub priority: Priority,
+    pub purged: bool,
+    pub reason: Option<String>,
+    pub sensitive: bool,
+    pub shard: u16,
+    pub status: Status,
+    pub tags: Vec<String>,
+    #[schema(value_type = String)]
+    pub to: PhoneNumber,
+    pub updated_at: String,
+    pub upstream: Option<Upstream>,
+    #[schema(value_type = Option<String>)]
+    pub wamid: Option<Wamid>,
+}
+
+/// One message of a `GET /v1/messages` page.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MessageSummaryBody {
+    pub category: Category,
+    pub channel: Channel,
+    pub created_at: String,
+    pub error_code: Option<i64>,
+    #[schema(value_type = String)]
+    pub id: MessageId,
+    pub priority: Priority,
+    pub reason: Option<String>,
+    pub status: Status,
+    pub tags: Vec<String>,
+    pub to: String,
+    pub updated_at: String,
+}
+
+/// The answer of `GET /v1/messages`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MessagePage {
+    pub messages: Vec<MessageSummaryBody>,
+    /// Pass back as `cursor` for the next page; `null`: no more.
+    pub next_cursor: Option<String>,
+}
+
+/// The answer of `POST /v1/messages/{id}/cancel`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Cancelled {
+    #[schema(value_type = String)]
+    pub id: MessageId,
+    /// Always `cancelled`.
+    #[schema(example = "cancelled")]
+    pub status: Status,
+}
+
+/// The query of `GET /v1/messages` as documented; the handler reads the pairs itself to name
+/// unknown and repeated parameters.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// One status or several, comma-separated; may be repeated.
+    pub status: Option<String>,
+    pub category: Option<String>,
+    /// E.164; the `+` may be left out.
+    pub to: Option<String>,
+    pub tag: Option<String>,
+    /// RFC 3339.
+    pub since: Option<String>,
+    /// RFC 3339, after `since`.
+    pub until: Option<String>,
+    /// 1 to 500; 50 when left out.
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<usize>,
+    /// The previous page's `next_cursor`.
+    pub cursor: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -165,7 +334,8 @@ fn request_hash_of(submission: &Submission, sensitive: bool) -> String {
 
 /// A request checked and ready to be stored. `can_seal`: an encryption key is active, so a
 /// sensitive message can be stored.
-fn prepare(request: SendRequest, shards: u16, now_ms: i64, can_seal: bool) -> Result<NewMessage, ApiError> {
+fn prepare(request: SendRequest, state: &ApiState, now_ms: i64, can_seal: bool) -> Result<NewMessage, ApiError> {
+    let shards = state.shards;
     let expires_at_ms = request.deadline_ms(now_ms)?;
     let sensitive = request.sensitive;
     if sensitive && !can_seal {
@@ -175,6 +345,20 @@ fn prepare(request: SendRequest, shards: u16, now_ms: i64, can_seal: bool) -> Re
         ));
     }
     let submission = request.validate()?;
+    if let Content::Template { template } = &submission.content {
+        // The Cloud API would refuse it (132001) after a trip through the queue: say so now.
+        state
+            .templates
+            .check(&template.name, &template.language.code)
+            .map_err(|refusal| {
+                ApiError::at(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "template_not_approved",
+                    refusal.reason,
+                    refusal.field,
+                )
+            })?;
+    }
     Ok(NewMessage {
         id: MessageId::new(),
         shard: submission.to.shard(shards),
@@ -232,6 +416,25 @@ fn key_reused(id: MessageId, field: String) -> ApiError {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/messages",
+    tag = "messages",
+    request_body = SendRequest,
+    responses(
+        (status = 202, description = "Stored durably; a repeat with the same idempotency key answers the same id", body = Accepted),
+        (status = 400, description = "A field is invalid, or the body is not JSON", body = ErrorBody),
+        (status = 401, description = "No valid bearer token", body = ErrorBody),
+        (status = 403, description = "The token lacks scope `messages:send`", body = ErrorBody),
+        (status = 409, description = "The idempotency key was used with a different request", body = ErrorBody),
+        (status = 413, description = "The body is larger than this server accepts", body = ErrorBody),
+        (status = 415, description = "The body is not sent as JSON", body = ErrorBody),
+        (status = 422, description = "The template is not approved", body = ErrorBody),
+        (status = 429, description = "The dispatcher's backlog is full; see `Retry-After`", body = ErrorBody),
+        (status = 503, description = "The store did not answer; safe to retry", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn send(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
@@ -241,7 +444,7 @@ pub async fn send(
         return Ok(response);
     }
     let callback = super::callbacks::resolve(&caller, request.callback_url.take())?;
-    let message = prepare(request, state.shards, crate::store::now_ms(), state.store.can_seal())?;
+    let message = prepare(request, &state, crate::store::now_ms(), state.store.can_seal())?;
     let callbacks = callback
         .map(|callback| callback.target(message.id))
         .into_iter()
@@ -265,6 +468,23 @@ pub async fn send(
 /// result per item, in order: `{"id", "status": "accepted"}` or `{"error": {...}}` naming the
 /// field as `messages[i].field`. The whole batch is refused only when it is not JSON of the
 /// right shape or holds more than [`MAX_BATCH_MESSAGES`] items.
+#[utoipa::path(
+    post,
+    path = "/v1/messages/batch",
+    tag = "messages",
+    request_body = BatchRequest,
+    responses(
+        (status = 202, description = "At least one item stored; a result per item", body = BatchAnswer),
+        (status = 400, description = "Every item refused (the batch answer), or the batch itself is invalid (an error)", body = BatchRefused),
+        (status = 401, description = "No valid bearer token", body = ErrorBody),
+        (status = 403, description = "The token lacks scope `messages:send`", body = ErrorBody),
+        (status = 413, description = "The body is larger than this server accepts for a batch", body = ErrorBody),
+        (status = 415, description = "The body is not sent as JSON", body = ErrorBody),
+        (status = 429, description = "The dispatcher's backlog is full; see `Retry-After`", body = ErrorBody),
+        (status = 503, description = "The store did not answer; safe to retry", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn send_batch(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
@@ -293,7 +513,7 @@ pub async fn send_batch(
             })
             .and_then(|mut request| {
                 let callback = super::callbacks::resolve(&caller, request.callback_url.take())?;
-                let message = prepare(request, state.shards, now_ms, can_seal)?;
+                let message = prepare(request, &state, now_ms, can_seal)?;
                 if let Some(callback) = callback {
                     callbacks.push(callback.target(message.id));
                 }
@@ -321,7 +541,7 @@ pub async fn send_batch(
     };
     let mut accepted_count = 0;
     let mut rejected_count = 0;
-    let items: Vec<Value> = results
+    let items: Vec<BatchResult> = results
         .into_iter()
         .enumerate()
         .map(|(index, result)| {
@@ -334,16 +554,19 @@ pub async fn send_batch(
             match outcome {
                 Ok(AcceptOutcome::Accepted { id }) => {
                     accepted_count += 1;
-                    json!({"id": id, "status": "accepted"})
+                    BatchResult::Accepted(Accepted::new(id))
                 }
-                Ok(AcceptOutcome::Duplicate { id }) => json!({"id": id, "status": "accepted"}),
+                Ok(AcceptOutcome::Duplicate { id }) => BatchResult::Accepted(Accepted::new(id)),
                 Ok(AcceptOutcome::KeyReused { id }) => {
                     rejected_count += 1;
-                    error_json(&key_reused(id, format!("messages[{index}].idempotency_key")))
+                    BatchResult::Refused(ErrorBody::from(&key_reused(
+                        id,
+                        format!("messages[{index}].idempotency_key"),
+                    )))
                 }
                 Err(error) => {
                     rejected_count += 1;
-                    error_json(&error)
+                    BatchResult::Refused(ErrorBody::from(&error))
                 }
             }
         })
@@ -357,22 +580,34 @@ pub async fn send_batch(
     } else {
         StatusCode::ACCEPTED
     };
-    Ok((
-        status,
-        Json(json!({"accepted": items.len() - rejected_count, "rejected": rejected_count, "results": items})),
-    )
-        .into_response())
-}
-
-fn error_json(error: &ApiError) -> Value {
-    json!({"error": {"code": error.code, "message": error.message, "field": error.field}})
+    let answer = BatchAnswer {
+        accepted: items.len() - rejected_count,
+        rejected: rejected_count,
+        results: items,
+    };
+    Ok((status, Json(answer)).into_response())
 }
 
 fn accepted(id: MessageId) -> Response {
-    (StatusCode::ACCEPTED, Json(json!({"id": id, "status": "accepted"}))).into_response()
+    (StatusCode::ACCEPTED, Json(Accepted::new(id))).into_response()
 }
 
-pub async fn get(State(state): State<ApiState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(
+    get,
+    path = "/v1/messages/{id}",
+    tag = "messages",
+    params(("id" = String, Path, description = "The message id (a UUID)")),
+    responses(
+        (status = 200, description = "The message with its content and history", body = MessageBody),
+        (status = 400, description = "The id is not a UUID", body = ErrorBody),
+        (status = 401, description = "No valid bearer token", body = ErrorBody),
+        (status = 403, description = "The token lacks scope `messages:read`", body = ErrorBody),
+        (status = 404, description = "No such message", body = ErrorBody),
+        (status = 503, description = "The store did not answer; safe to retry", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn get(State(state): State<ApiState>, Path(id): Path<String>) -> Result<Json<MessageBody>, ApiError> {
     let id: MessageId = id
         .parse()
         .map_err(|_| ApiError::invalid("id", "is not a message id (a UUID)"))?;
@@ -382,40 +617,52 @@ pub async fn get(State(state): State<ApiState>, Path(id): Path<String>) -> Resul
         .await
         .map_err(|error| ApiError::internal("reading a message", &error))?
         .ok_or_else(|| ApiError::not_found(format!("no message {id}")))?;
-    Ok(Json(view_json(&view)))
+    Ok(Json(MessageBody::from(view)))
 }
 
-pub fn view_json(view: &MessageView) -> Value {
-    json!({
-        "id": view.id,
-        "to": view.to,
-        "category": view.category,
-        "priority": view.priority,
-        "channel": view.channel,
-        "shard": view.shard,
-        "tags": view.tags,
-        "status": view.status,
-        "wamid": view.wamid,
-        "reason": view.reason,
-        "error_code": view.error_code,
-        "attempts": view.attempts,
-        "created_at": format_time(view.created_at_ms),
-        "updated_at": format_time(view.updated_at_ms),
-        "due_at": view.status.is_pending().then(|| format_time(view.due_at_ms)),
-        "content": view.content,
-        "sensitive": view.sensitive,
-        "purged": view.purged,
-        "content_error": view.unreadable,
-        "upstream": view.content_sent.as_ref().map(|content| json!({
-            "content": content,
-            "rewritten_by": view.rewritten_by,
-        })),
-        "history": view.history.iter().map(|entry| json!({
-            "status": entry.status,
-            "at": format_time(entry.at_ms),
-            "cause": entry.cause,
-        })).collect::<Vec<_>>(),
-    })
+/// Content as a JSON value (object keys sorted).
+fn content_value(content: &Content) -> Value {
+    // Content is plain data with string keys: this cannot fail.
+    serde_json::to_value(content).unwrap_or_default()
+}
+
+impl From<MessageView> for MessageBody {
+    fn from(view: MessageView) -> Self {
+        Self {
+            attempts: view.attempts,
+            category: view.category,
+            channel: view.channel,
+            content: view.content.as_ref().map(content_value),
+            content_error: view.unreadable,
+            created_at: format_time(view.created_at_ms),
+            due_at: view.status.is_pending().then(|| format_time(view.due_at_ms)),
+            error_code: view.error_code,
+            history: view
+                .history
+                .into_iter()
+                .map(|entry| HistoryItem {
+                    at: format_time(entry.at_ms),
+                    cause: entry.cause,
+                    status: entry.status,
+                })
+                .collect(),
+            id: view.id,
+            priority: view.priority,
+            purged: view.purged,
+            reason: view.reason,
+            sensitive: view.sensitive,
+            shard: view.shard,
+            status: view.status,
+            tags: view.tags,
+            to: view.to,
+            updated_at: format_time(view.updated_at_ms),
+            upstream: view.content_sent.as_ref().map(|content| Upstream {
+                content: content_value(content),
+                rewritten_by: view.rewritten_by,
+            }),
+            wamid: view.wamid,
+        }
+    }
 }
 
 /// An RFC 3339 time in a query string, in ms. A `+` in the offset arrives as a space (form
@@ -516,30 +763,46 @@ pub fn list_filter(pairs: Vec<(String, String)>) -> Result<MessageFilter, ApiErr
     Ok(filter)
 }
 
-fn summary_json(message: &MessageSummary) -> Value {
-    json!({
-        "id": message.id,
-        "to": message.to,
-        "category": message.category,
-        "priority": message.priority,
-        "channel": message.channel,
-        "status": message.status,
-        "tags": message.tags,
-        "reason": message.reason,
-        "error_code": message.error_code,
-        "created_at": format_time(message.created_at_ms),
-        "updated_at": format_time(message.updated_at_ms),
-    })
+impl From<MessageSummary> for MessageSummaryBody {
+    fn from(message: MessageSummary) -> Self {
+        Self {
+            category: message.category,
+            channel: message.channel,
+            created_at: format_time(message.created_at_ms),
+            error_code: message.error_code,
+            id: message.id,
+            priority: message.priority,
+            reason: message.reason,
+            status: message.status,
+            tags: message.tags,
+            to: message.to,
+            updated_at: format_time(message.updated_at_ms),
+        }
+    }
 }
 
 /// `GET /v1/messages`: `{"messages": [...], "next_cursor"}`, newest first. Pass `next_cursor`
 /// back as `cursor` for the next page; `null` means there is no more. A page may hold fewer
 /// than `limit` messages (even none) while `next_cursor` is set: each page looks at a bounded
 /// stretch of the store.
+#[utoipa::path(
+    get,
+    path = "/v1/messages",
+    tag = "messages",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of messages, newest first", body = MessagePage),
+        (status = 400, description = "A parameter is invalid, unknown or repeated", body = ErrorBody),
+        (status = 401, description = "No valid bearer token", body = ErrorBody),
+        (status = 403, description = "The token lacks scope `messages:read`", body = ErrorBody),
+        (status = 503, description = "The store did not answer; safe to retry", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn list(
     State(state): State<ApiState>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<MessagePage>, ApiError> {
     let Query(pairs) =
         query.map_err(|rejection| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", rejection.body_text()))?;
     let filter = list_filter(pairs)?;
@@ -548,16 +811,32 @@ pub async fn list(
         .list_messages(&filter)
         .await
         .map_err(|error| ApiError::internal("listing messages", &error))?;
-    Ok(Json(json!({
-        "messages": page.messages.iter().map(summary_json).collect::<Vec<_>>(),
-        "next_cursor": page.next_cursor.map(|id| id.0.simple().to_string()),
-    })))
+    Ok(Json(MessagePage {
+        messages: page.messages.into_iter().map(MessageSummaryBody::from).collect(),
+        next_cursor: page.next_cursor.map(|id| id.0.simple().to_string()),
+    }))
 }
 
 /// `POST /v1/messages/{id}/cancel`: a message not yet sent (accepted, queued or deferred, and
 /// not in a dispatch worker's hands) ends `cancelled` and is never sent; otherwise `409`
 /// naming its status, and nothing changes.
-pub async fn cancel(State(state): State<ApiState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(
+    post,
+    path = "/v1/messages/{id}/cancel",
+    tag = "messages",
+    params(("id" = String, Path, description = "The message id (a UUID)")),
+    responses(
+        (status = 200, description = "Cancelled: it will never be sent", body = Cancelled),
+        (status = 400, description = "The id is not a UUID", body = ErrorBody),
+        (status = 401, description = "No valid bearer token", body = ErrorBody),
+        (status = 403, description = "The token lacks scope `messages:send`", body = ErrorBody),
+        (status = 404, description = "No such message", body = ErrorBody),
+        (status = 409, description = "Too late: the message is sent, or being sent", body = ErrorBody),
+        (status = 503, description = "The store did not answer; safe to retry", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn cancel(State(state): State<ApiState>, Path(id): Path<String>) -> Result<Json<Cancelled>, ApiError> {
     let id: MessageId = id
         .parse()
         .map_err(|_| ApiError::invalid("id", "is not a message id (a UUID)"))?;
@@ -569,7 +848,10 @@ pub async fn cancel(State(state): State<ApiState>, Path(id): Path<String>) -> Re
     match outcome {
         CancelOutcome::Cancelled => {
             state.dispatch.left_backlog(1);
-            Ok(Json(json!({"id": id, "status": crate::message::Status::Cancelled})))
+            Ok(Json(Cancelled {
+                id,
+                status: Status::Cancelled,
+            }))
         }
         CancelOutcome::TooLate { status, leased } => {
             let message = if leased {

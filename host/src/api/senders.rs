@@ -7,27 +7,66 @@ use axum::{
     extract::{Path, State},
     response::{IntoResponse as _, Response},
 };
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::{
     ApiState,
     auth::{self, AuditWritten, Caller},
-    error::ApiError,
-    error::StrictJson,
+    error::{ApiError, ErrorBody, StrictJson},
     format_time,
 };
 use crate::{message::Quality, store::SenderNumber};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SenderRequest {
-    /// Business-initiated conversations per 24 h; `null`: unlimited.
+    /// Business-initiated conversations per 24 h, at least 1; `null` or left out: unlimited.
+    #[schema(minimum = 1)]
     pub tier_limit: Option<u32>,
+    #[schema(example = "green")]
     pub quality: Quality,
 }
 
-pub async fn list(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> {
+// Fields in alphabetical order: the order they had on the wire when they were built with
+// `json!` (serde_json sorts object keys), kept byte for byte.
+
+/// One sender number's record.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SenderNumberBody {
+    /// Meta's event that set it (`UPGRADE`, `FLAGGED`, ...), if it came from a webhook.
+    pub last_event: Option<String>,
+    pub phone_number: String,
+    pub quality: Quality,
+    /// `webhook` or `admin`.
+    pub source: String,
+    pub tier_limit: Option<u32>,
+    pub updated_at: String,
+}
+
+/// The answer of `GET /v1/senders`: the account's facts as policies see them, and each number.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SendersBody {
+    pub numbers: Vec<SenderNumberBody>,
+    pub quality: Quality,
+    /// Business-initiated WhatsApp sends in the last 24 hours.
+    pub sent_24h: u32,
+    pub tier_limit: Option<u32>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/senders",
+    tag = "senders",
+    responses(
+        (status = 200, description = "The sender facts and numbers", body = SendersBody),
+        (status = 401, description = "No valid bearer token", body = ErrorBody),
+        (status = 403, description = "The token lacks scope `messages:read`", body = ErrorBody),
+        (status = 503, description = "The store did not answer; safe to retry", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn list(State(state): State<ApiState>) -> Result<Json<SendersBody>, ApiError> {
     let now = crate::store::now_ms();
     let facts = state
         .senders
@@ -39,27 +78,42 @@ pub async fn list(State(state): State<ApiState>) -> Result<Json<Value>, ApiError
         .numbers()
         .await
         .map_err(|error| ApiError::internal("reading sender numbers", &error))?;
-    let numbers: Vec<Value> = numbers
+    let numbers = numbers
         .into_iter()
-        .map(|number| {
-            json!({
-                "phone_number": number.phone_number,
-                "tier_limit": number.tier_limit,
-                "quality": number.quality,
-                "last_event": number.last_event,
-                "source": number.source,
-                "updated_at": format_time(number.updated_at_ms),
-            })
+        .map(|number| SenderNumberBody {
+            last_event: number.last_event,
+            phone_number: number.phone_number,
+            quality: number.quality,
+            source: number.source,
+            tier_limit: number.tier_limit,
+            updated_at: format_time(number.updated_at_ms),
         })
         .collect();
-    Ok(Json(json!({
-        "tier_limit": facts.tier_limit,
-        "quality": facts.quality,
-        "sent_24h": facts.sent_24h,
-        "numbers": numbers,
-    })))
+    Ok(Json(SendersBody {
+        numbers,
+        quality: facts.quality,
+        sent_24h: facts.sent_24h,
+        tier_limit: facts.tier_limit,
+    }))
 }
 
+#[utoipa::path(
+    put,
+    path = "/v1/senders/{phone_number}",
+    tag = "senders",
+    params(("phone_number" = String, Path, description = "A display phone number or phone number id, digits", example = "6591234567")),
+    request_body = SenderRequest,
+    responses(
+        (status = 200, description = "Recorded; the sender facts as they now stand", body = SendersBody),
+        (status = 400, description = "A field is invalid, or the body is not JSON", body = ErrorBody),
+        (status = 401, description = "No valid bearer token", body = ErrorBody),
+        (status = 403, description = "The token lacks scope `contacts:write`", body = ErrorBody),
+        (status = 413, description = "The body is larger than this server accepts", body = ErrorBody),
+        (status = 415, description = "The body is not sent as JSON", body = ErrorBody),
+        (status = 503, description = "The store did not answer; safe to retry", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn put(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,

@@ -10,13 +10,13 @@ use axum::{
 };
 use base64::Engine as _;
 use rand::RngCore as _;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::{
     ApiState,
     auth::{AuditTarget, AuditWritten, BOOTSTRAP_TOKEN_ID, Caller, Scope, TokenCallbacks, entry},
-    error::{ApiError, StrictJson},
+    error::{ApiError, ErrorBody, StrictJson},
     format_time, token_digest,
 };
 use crate::store::{ApiToken, TokenCallback, TokenOutcome, TokenWrite};
@@ -28,10 +28,13 @@ const SECRET_BYTES: usize = 32;
 /// What every secret starts with, so a leaked one is easy to spot.
 pub const SECRET_PREFIX: &str = "wasp_";
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "billing service", "scopes": ["messages:send", "messages:read"]}))]
 pub struct CreateRequest {
+    /// 1 to 100 characters.
     pub name: String,
+    /// At least one.
     pub scopes: Vec<Scope>,
     /// Where messages sent with this token call back when they name no `callback_url`.
     #[serde(default)]
@@ -55,16 +58,57 @@ fn random_secret(prefix: &str) -> String {
     )
 }
 
-fn token_json(token: &ApiToken) -> Value {
-    json!({
-        "id": token.id,
-        "name": token.name,
-        "scopes": token.scopes,
-        "created_at": format_time(token.created_at_ms),
-        "revoked_at": token.revoked_at_ms.map(format_time),
-    })
+// The answers below list their fields in alphabetical order: the order they had on the wire
+// when they were built with `json!` (serde_json sorts object keys), kept byte for byte.
+
+/// A token as listed: never its secret.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenBody {
+    /// Where messages sent with it call back when they name no `callback_url`.
+    pub callback_url: Option<String>,
+    pub created_at: String,
+    pub id: String,
+    pub name: String,
+    pub revoked_at: Option<String>,
+    pub scopes: Vec<String>,
 }
 
+/// The answer of `GET /v1/tokens`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenList {
+    pub tokens: Vec<TokenBody>,
+}
+
+/// The answer of `POST /v1/tokens`: the secrets are shown this once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedToken {
+    /// Signs this token's callbacks (`whsec_...`).
+    pub callback_secret: String,
+    pub callback_url: Option<String>,
+    pub created_at: String,
+    pub id: String,
+    pub name: String,
+    pub scopes: Vec<String>,
+    /// The bearer secret (`wasp_...`); only its sha256 is stored.
+    pub token: String,
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/tokens",
+    tag = "tokens",
+    request_body = CreateRequest,
+    responses(
+        (status = 201, description = "Created; its secrets are shown this once", body = CreatedToken),
+        (status = 400, description = "A field is invalid, or the body is not JSON", body = ErrorBody),
+        (status = 401, description = "No valid bearer token", body = ErrorBody),
+        (status = 403, description = "The token lacks scope `admin`", body = ErrorBody),
+        (status = 413, description = "The body is larger than this server accepts", body = ErrorBody),
+        (status = 415, description = "The body is not sent as JSON", body = ErrorBody),
+        (status = 503, description = "The store did not answer; safe to retry", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn create(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
@@ -122,20 +166,34 @@ pub async fn create(
         },
     );
     tracing::info!(token_id = %token.id, by = %caller.token_id, "token created");
-    let mut body = token_json(&token);
-    body["token"] = Value::String(secret);
-    body["callback_url"] = callback.url.map_or(Value::Null, Value::String);
-    body["callback_secret"] = Value::String(callback.secret);
-    if let Some(object) = body.as_object_mut() {
-        object.remove("revoked_at");
-    }
+    let body = CreatedToken {
+        callback_secret: callback.secret,
+        callback_url: callback.url,
+        created_at: format_time(token.created_at_ms),
+        id: token.id.clone(),
+        name: token.name,
+        scopes: token.scopes,
+        token: secret,
+    };
     let mut response = (StatusCode::CREATED, Json(body)).into_response();
     response.extensions_mut().insert(AuditWritten);
     response.extensions_mut().insert(AuditTarget(token.id));
     Ok(response)
 }
 
-pub async fn list(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(
+    get,
+    path = "/v1/tokens",
+    tag = "tokens",
+    responses(
+        (status = 200, description = "Every token, revoked ones too; never a secret", body = TokenList),
+        (status = 401, description = "No valid bearer token", body = ErrorBody),
+        (status = 403, description = "The token lacks scope `admin`", body = ErrorBody),
+        (status = 503, description = "The store did not answer; safe to retry", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn list(State(state): State<ApiState>) -> Result<Json<TokenList>, ApiError> {
     let tokens = state
         .store
         .tokens()
@@ -149,22 +207,36 @@ pub async fn list(State(state): State<ApiState>) -> Result<Json<Value>, ApiError
         .into_iter()
         .map(|callback| (callback.token_id, callback.url))
         .collect();
-    let listed: Vec<Value> = tokens
-        .iter()
-        .map(|token| {
-            let mut body = token_json(token);
-            body["callback_url"] = urls
-                .get(&token.id)
-                .cloned()
-                .flatten()
-                .map_or(Value::Null, Value::String);
-            body
+    let listed = tokens
+        .into_iter()
+        .map(|token| TokenBody {
+            callback_url: urls.get(&token.id).cloned().flatten(),
+            created_at: format_time(token.created_at_ms),
+            revoked_at: token.revoked_at_ms.map(format_time),
+            id: token.id,
+            name: token.name,
+            scopes: token.scopes,
         })
         .collect();
-    Ok(Json(json!({"tokens": listed})))
+    Ok(Json(TokenList { tokens: listed }))
 }
 
 /// Revokes a token: `204`, also when it was revoked already; `404` for an unknown id.
+#[utoipa::path(
+    delete,
+    path = "/v1/tokens/{id}",
+    tag = "tokens",
+    params(("id" = String, Path, description = "The token id (`tok_...`)")),
+    responses(
+        (status = 204, description = "Revoked, or revoked already"),
+        (status = 401, description = "No valid bearer token", body = ErrorBody),
+        (status = 403, description = "The token lacks scope `admin`", body = ErrorBody),
+        (status = 404, description = "No such token", body = ErrorBody),
+        (status = 409, description = "The bootstrap token comes from config and cannot be revoked here", body = ErrorBody),
+        (status = 503, description = "The store did not answer; safe to retry", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn revoke(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,

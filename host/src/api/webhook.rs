@@ -9,16 +9,18 @@ use std::collections::HashMap;
 use axum::{
     Json,
     body::Bytes,
-    extract::{Query, State},
+    extract::{Query, State, rejection::BytesRejection},
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
 };
 use hmac::{Hmac, Mac};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-use super::{ApiState, error::ApiError};
+use super::{
+    ApiState,
+    error::{ApiError, ErrorBody},
+};
 use crate::{
     message::{Status, Wamid},
     policy::wit,
@@ -77,6 +79,32 @@ pub fn signature_is_valid(secret: &[u8], body: &[u8], header: Option<&str>) -> b
     mac.verify_slice(&expected).is_ok()
 }
 
+/// The handshake's query as documented; the handler reads it as a map (the names hold dots).
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct HandshakeQuery {
+    /// `subscribe`.
+    #[param(rename = "hub.mode")]
+    pub mode: Option<String>,
+    /// Must equal the configured verify token.
+    #[param(rename = "hub.verify_token")]
+    pub verify_token: Option<String>,
+    /// Answered back as the body on success.
+    #[param(rename = "hub.challenge")]
+    pub challenge: Option<String>,
+}
+
+/// Meta's subscription check: the challenge back when the verify token matches.
+#[utoipa::path(
+    get,
+    path = "/webhooks/whatsapp",
+    tag = "webhooks",
+    params(HandshakeQuery),
+    responses(
+        (status = 200, description = "The verify token matches: `hub.challenge`, as plain text", body = String, content_type = "text/plain"),
+        (status = 403, description = "Not a subscribe request with the configured verify token", body = ErrorBody),
+    )
+)]
 pub async fn handshake(State(state): State<ApiState>, Query(query): Query<HashMap<String, String>>) -> Response {
     let mode = query.get("hub.mode").map(String::as_str);
     let token = query.get("hub.verify_token").map(String::as_bytes);
@@ -88,7 +116,10 @@ pub async fn handshake(State(state): State<ApiState>, Query(query): Query<HashMa
     };
     match (mode, challenge) {
         (Some("subscribe"), Some(challenge)) if token_matches => (StatusCode::OK, challenge.clone()).into_response(),
-        _ => (StatusCode::FORBIDDEN, "verification failed").into_response(),
+        _ => {
+            ApiError::forbidden("verification failed: hub.mode must be subscribe with the configured hub.verify_token")
+                .into_response()
+        }
     }
 }
 
@@ -126,6 +157,23 @@ struct ChangeValue {
     event: Option<String>,
     #[serde(default)]
     current_limit: Option<String>,
+    // `message_template_status_update` / `template_category_update`: a template moved.
+    #[serde(default)]
+    message_template_id: Option<serde_json::Value>,
+    #[serde(default)]
+    reason: Option<String>,
+    #[serde(default)]
+    rejection_info: Option<RejectionInfo>,
+    #[serde(default)]
+    new_quality_score: Option<String>,
+    #[serde(default)]
+    new_category: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct RejectionInfo {
+    #[serde(default)]
+    reason: Option<String>,
 }
 
 /// A `phone_number_quality_update` change.
@@ -157,7 +205,44 @@ struct StatusError {
     title: Option<String>,
 }
 
-pub async fn receive(State(state): State<ApiState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+/// The answer of `POST /webhooks/whatsapp`: what the payload held and what came of it. Fields in
+/// alphabetical order: the order they had on the wire when built with `json!`, kept.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct WebhookAnswer {
+    /// Statuses that moved a message.
+    pub applied: usize,
+    /// Statuses held until the message's send is recorded.
+    pub held: usize,
+    /// Statuses that changed nothing (stale, repeated).
+    pub ignored: usize,
+    pub inbound_messages: usize,
+    pub quality_updates: usize,
+    /// Status items received.
+    pub statuses: usize,
+    pub template_updates: usize,
+}
+
+/// Status, inbound, quality and template webhooks; signed by Meta with the app secret.
+#[utoipa::path(
+    post,
+    path = "/webhooks/whatsapp",
+    tag = "webhooks",
+    params(("X-Hub-Signature-256" = String, Header, description = "`sha256=` and the hex HMAC-SHA256 of the raw body under the app secret")),
+    request_body(content = Object, description = "Meta's webhook payload (`{\"object\": \"whatsapp_business_account\", \"entry\": [...]}`), read leniently"),
+    responses(
+        (status = 200, description = "Read and applied", body = WebhookAnswer),
+        (status = 400, description = "The body is not JSON, or could not be read", body = ErrorBody),
+        (status = 401, description = "The signature is missing or wrong; nothing changed", body = ErrorBody),
+        (status = 413, description = "The body is larger than this server accepts", body = ErrorBody),
+        (status = 503, description = "No app secret is configured, or the store did not answer", body = ErrorBody),
+    )
+)]
+pub async fn receive(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body.map_err(super::error::body_rejection)?;
     let Some(secret) = state.app_secret.as_deref() else {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -182,7 +267,31 @@ pub async fn receive(State(state): State<ApiState>, headers: HeaderMap, body: By
     let mut unknown = 0usize;
     let mut inbound = Vec::new();
     let mut quality_updates = Vec::new();
+    let mut template_changes = Vec::new();
     for change in payload.entry.into_iter().flat_map(|entry| entry.changes) {
+        if matches!(
+            change.field.as_deref(),
+            Some("message_template_status_update" | "template_category_update")
+        ) {
+            let value = change.value;
+            // Meta writes the id as a number; read either.
+            let meta_id = value.message_template_id.as_ref().and_then(|id| {
+                id.as_str()
+                    .map(str::to_owned)
+                    .or_else(|| id.as_u64().map(|id| id.to_string()))
+            });
+            if let Some(meta_id) = meta_id {
+                template_changes.push(crate::templates::sync::TemplateChange {
+                    meta_id,
+                    event: value.event,
+                    reason: value.reason,
+                    detail: value.rejection_info.and_then(|info| info.reason),
+                    new_quality_score: value.new_quality_score,
+                    new_category: value.new_category,
+                });
+            }
+            continue;
+        }
         if change.field.as_deref() == Some("phone_number_quality_update") {
             if let Some(phone_number) = change.value.display_phone_number.clone() {
                 quality_updates.push(QualityUpdate {
@@ -296,6 +405,12 @@ pub async fn receive(State(state): State<ApiState>, headers: HeaderMap, body: By
             .await
             .map_err(|error| ApiError::internal("recording a sender quality update", &error))?;
     }
+    let template_count = template_changes.len();
+    for change in template_changes {
+        crate::templates::sync::apply_webhook(&state.store, &state.templates, change)
+            .await
+            .map_err(|error| ApiError::internal("recording a template status update", &error))?;
+    }
     tracing::debug!(
         received,
         applied = report.applied.len(),
@@ -309,14 +424,15 @@ pub async fn receive(State(state): State<ApiState>, headers: HeaderMap, body: By
     state.events.inbound(inbound);
     Ok((
         StatusCode::OK,
-        Json(json!({
-            "statuses": received,
-            "applied": report.applied.len(),
-            "ignored": report.ignored,
-            "held": report.held,
-            "inbound_messages": inbound_count,
-            "quality_updates": quality_count,
-        })),
+        Json(WebhookAnswer {
+            applied: report.applied.len(),
+            held: report.held,
+            ignored: report.ignored,
+            inbound_messages: inbound_count,
+            quality_updates: quality_count,
+            statuses: received,
+            template_updates: template_count,
+        }),
     )
         .into_response())
 }

@@ -31,7 +31,7 @@ use super::{
 use crate::{
     config::PolicyConfig,
     message::{Category, Channel, MessageId, PhoneNumber, Priority},
-    policy::{Chain, Decision, Envelope, Hook, LoadedPlugin, PolicyRuntime, bindings::PolicyPre, wit},
+    policy::{Chain, Decision, Envelope, Hook, LoadedPlugin, PolicyRuntime, bindings::PolicyBindingsPre, wit},
 };
 
 /// Where `scripts/build-plugins` puts the button-limit component.
@@ -341,15 +341,14 @@ fn measure_all(
     let component = Component::new(runtime.engine(), bytes)
         .map_err(super::wasm_error)
         .context("compiling the component")?;
-    let pre = PolicyPre::new(
+    let pre = PolicyBindingsPre::new(
         runtime
             .linker()
             .instantiate_pre(&component)
             .map_err(super::wasm_error)
             .context("the component does not fit the host's imports")?,
     )
-    .map_err(super::wasm_error)
-    .context("the component does not implement the world")?;
+    .map_err(|reason| anyhow::anyhow!("the component does not implement the world: {reason}"))?;
 
     let mut results = Vec::new();
     for ((label, envelope), (_, native)) in envelopes.iter().zip(&natives) {

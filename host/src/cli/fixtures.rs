@@ -8,7 +8,11 @@
 //! `init` with the fixture's config, and one call of its hook; `expect.state` is then read
 //! back from the instance's state. Inputs and expectations are converted by the component's
 //! own export types (see [`super::values`]), so the runner follows the contract rather than
-//! a copy of it. Given a plugin crate's folder, the newest component cargo built for it is
+//! a copy of it. The exception is `on-template` (contract 0.2.0): its `template` is a
+//! definition in Meta's creation format, read and converted as the server does
+//! ([`crate::templates::TemplateDefinition`], [`bindings::template_to_wit`]), and its
+//! `expect.findings` lists `{"check", "severity", "field"}` in any order (messages are not
+//! compared). Given a plugin crate's folder, the newest component cargo built for it is
 //! tested (found with `cargo metadata`; nothing is built).
 //! May call the offline host, the policy runtime's sandbox helpers, and `cargo metadata`.
 
@@ -33,7 +37,11 @@ use super::{
 };
 use crate::{
     config::PolicyConfig,
-    policy::{InstanceState, PolicyRuntime, describe_trap},
+    policy::{
+        InstanceState, PolicyRuntime,
+        bindings::{self, PolicyBindingsPre, template_wit},
+        describe_trap,
+    },
 };
 
 /// Run a plugin component offline against JSON fixtures and print a pass/fail table.
@@ -55,7 +63,11 @@ fn fixtures_folder(value: &str) -> Result<PathBuf, std::convert::Infallible> {
 }
 
 /// The hook a fixture calls when it names none, by the input it gives.
-const DEFAULT_HOOKS: &[(&str, &str)] = &[("message", "on-submit"), ("event", "on-event")];
+const DEFAULT_HOOKS: &[(&str, &str)] = &[("message", "on-submit"), ("event", "on-event"), (TEMPLATE, ON_TEMPLATE)];
+/// The template hook, whose fixtures give a definition in Meta's format and expect findings.
+const ON_TEMPLATE: &str = bindings::ON_TEMPLATE;
+/// The fixture key of the template definition.
+const TEMPLATE: &str = "template";
 /// The export that builds the policy from its config; every other function export is a hook.
 const INIT: &str = "init";
 /// The parameter every field of which may be left out.
@@ -254,6 +266,8 @@ struct Fixture {
     hook: String,
     config: String,
     arguments: Vec<Val>,
+    /// For `on-template`: the definition, converted as the server converts it.
+    template: Option<template_wit::TemplateDefinition>,
     /// The plugin's state before the call.
     state: Vec<(String, String)>,
     expectation: Expectation,
@@ -267,6 +281,41 @@ enum Expectation {
     Verdict { case: String, checks: Vec<Check> },
     /// The exact list of actions.
     Actions(Val),
+    /// The findings of `on-template`, sorted: compared in any order.
+    Findings(Vec<FindingKey>),
+}
+
+/// A finding as a fixture checks it: check, severity, field (the message is not compared).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct FindingKey {
+    check: String,
+    severity: String,
+    field: String,
+}
+
+impl FindingKey {
+    fn of(finding: &template_wit::LintFinding) -> FindingKey {
+        FindingKey {
+            check: finding.check.clone(),
+            severity: match finding.severity {
+                template_wit::Severity::Error => "error",
+                template_wit::Severity::Warning => "warning",
+            }
+            .to_owned(),
+            field: finding.field.clone(),
+        }
+    }
+}
+
+fn describe_findings(findings: &[FindingKey]) -> String {
+    if findings.is_empty() {
+        return "no findings".to_owned();
+    }
+    let listed: Vec<String> = findings
+        .iter()
+        .map(|finding| format!("{} {} at {}", finding.severity, finding.check, finding.field))
+        .collect();
+    format!("findings: {}", listed.join(", "))
 }
 
 #[derive(Debug, Clone)]
@@ -284,6 +333,11 @@ enum Outcome {
     /// The hook's result, and the value of each `expect.state` key after the call.
     Returned {
         value: Val,
+        state: Vec<(String, Option<String>)>,
+    },
+    /// The findings of `on-template` (sorted), and the state as for `Returned`.
+    Findings {
+        findings: Vec<FindingKey>,
         state: Vec<(String, Option<String>)>,
     },
     InitRefused(String),
@@ -305,6 +359,12 @@ impl Fixture {
             .keys()
             .find(|key| !FIXTURE_KEYS.contains(&key.as_str()) && !parameter_keys.contains(key))
         {
+            if unknown == TEMPLATE {
+                return Err(format!(
+                    "`{TEMPLATE}` is the input of `{ON_TEMPLATE}`, which this component does not export \
+                     (it was built for wasp:policy@0.1.0, which has no template checks)"
+                ));
+            }
             return Err(format!("unknown key `{unknown}`"));
         }
         let description = match object.get("description") {
@@ -323,7 +383,7 @@ impl Fixture {
                     .collect();
                 match given.as_slice() {
                     [hook] => (*hook).to_owned(),
-                    _ => return Err("give either `message` or `event` (or name the `hook`)".to_owned()),
+                    _ => return Err("give one of `message`, `event` or `template` (or name the `hook`)".to_owned()),
                 }
             }
         };
@@ -332,8 +392,18 @@ impl Fixture {
             .filter(|_| hook != INIT)
             .ok_or_else(|| format!("the component has no hook `{hook}` to call"))?;
         let mut arguments = Vec::with_capacity(signature.parameters.len());
+        let mut template = None;
         for (parameter, ty) in &signature.parameters {
             let key = snake(parameter);
+            if hook == ON_TEMPLATE && key == TEMPLATE {
+                let value = object
+                    .get(&key)
+                    .ok_or_else(|| format!("hook `{hook}` takes a `{key}`"))?;
+                let definition: crate::templates::TemplateDefinition = serde_json::from_value(value.clone())
+                    .map_err(|error| format!("`{key}` is not a template definition in Meta's format: {error}"))?;
+                template = Some(bindings::template_to_wit(&definition));
+                continue;
+            }
             let argument = match (object.get(&key), key == CONTEXT_PARAMETER) {
                 (Some(value), context) => {
                     let absent = if context { Absent::Neutral } else { Absent::Refused };
@@ -358,12 +428,17 @@ impl Fixture {
             Some(_) => return Err("`expect` is an object".to_owned()),
             None => return Err("`expect` is required".to_owned()),
         };
-        let expectation = Expectation::parse(expect, signature.result.as_ref(), &hook)?;
+        let expectation = if hook == ON_TEMPLATE {
+            Expectation::parse_findings(expect)?
+        } else {
+            Expectation::parse(expect, signature.result.as_ref(), &hook)?
+        };
         Ok(Fixture {
             description,
             hook,
             config,
             arguments,
+            template,
             state: parse_state(object.get(STATE))?,
             expectation,
             expected_state: parse_expected_state(expect.get(STATE))?,
@@ -392,6 +467,28 @@ impl Fixture {
                     .collect();
                 (got, (!failures.is_empty()).then(|| failures.join("\n")))
             }
+            Outcome::Findings { findings, state } => {
+                let wrong_state = state_mismatch(&self.expected_state, &state);
+                let mut got = describe_findings(&findings);
+                if !self.expected_state.is_empty() {
+                    got.push_str(if wrong_state.is_some() {
+                        " + other state"
+                    } else {
+                        " + state"
+                    });
+                }
+                let wrong_findings = match &self.expectation {
+                    Expectation::Findings(expected) if *expected == findings => None,
+                    other => Some(format!(
+                        "expected {}
+     got {}",
+                        other.describe(),
+                        describe_findings(&findings)
+                    )),
+                };
+                let failures: Vec<String> = [wrong_findings, wrong_state].into_iter().flatten().collect();
+                (got, (!failures.is_empty()).then(|| failures.join("\n")))
+            }
             Outcome::InitRefused(reason) => (
                 format!("init refused: {reason}"),
                 Some(format!("init refused the config {:?}: {reason}", self.config)),
@@ -417,6 +514,54 @@ impl Fixture {
 }
 
 impl Expectation {
+    /// `expect.findings` of an `on-template` fixture: `[{"check", "severity", "field"}]`.
+    fn parse_findings(expect: &Map<String, Value>) -> Result<Expectation, String> {
+        if let Some(stray) = expect
+            .keys()
+            .find(|key| key.as_str() != "findings" && key.as_str() != STATE)
+        {
+            return Err(format!(
+                "`{ON_TEMPLATE}` expects `findings` (and `state`), not `{stray}`"
+            ));
+        }
+        let Some(Value::Array(listed)) = expect.get("findings") else {
+            return Err(format!(
+                "`{ON_TEMPLATE}` expects `findings`, a list of {{\"check\", \"severity\", \"field\"}} (`[]` for none)"
+            ));
+        };
+        let mut findings = Vec::with_capacity(listed.len());
+        for (index, finding) in listed.iter().enumerate() {
+            let Value::Object(finding) = finding else {
+                return Err(format!("`expect.findings[{index}]` is an object"));
+            };
+            if let Some(stray) = finding
+                .keys()
+                .find(|key| !["check", "severity", "field"].contains(&key.as_str()))
+            {
+                return Err(format!(
+                    "`expect.findings[{index}].{stray}` is not checked; give only check, severity and field"
+                ));
+            }
+            let text = |key: &str| match finding.get(key) {
+                Some(Value::String(text)) => Ok(text.clone()),
+                _ => Err(format!("`expect.findings[{index}].{key}` is required text")),
+            };
+            let severity = text("severity")?;
+            if severity != "error" && severity != "warning" {
+                return Err(format!(
+                    "`expect.findings[{index}].severity` is {severity:?}; expected error or warning"
+                ));
+            }
+            findings.push(FindingKey {
+                check: text("check")?,
+                severity,
+                field: text("field")?,
+            });
+        }
+        findings.sort();
+        Ok(Expectation::Findings(findings))
+    }
+
     fn parse(expect: &Map<String, Value>, result: Option<&Type>, hook: &str) -> Result<Expectation, String> {
         match result {
             Some(Type::Variant(variant)) => {
@@ -498,6 +643,7 @@ impl Expectation {
                 [check, ..] => format!("{}: {}", snake(case), short(&check.expected)),
             },
             Expectation::Actions(actions) => summary(actions),
+            Expectation::Findings(findings) => describe_findings(findings),
         }
     }
 
@@ -545,6 +691,7 @@ impl Expectation {
                     values::to_json(value)
                 )
             }),
+            Expectation::Findings(_) => Some(format!("expected findings, got {}", values::to_json(value))),
         }
     }
 }
@@ -623,6 +770,9 @@ fn short(value: &Val) -> String {
 
 /// A fresh instance in the host's sandbox, `init` with the fixture's config, then the hook.
 fn call(runtime: &PolicyRuntime, pre: &InstancePre<InstanceState>, name: &str, fixture: &Fixture) -> Outcome {
+    if let Some(template) = &fixture.template {
+        return call_template(runtime, pre, name, fixture, template);
+    }
     let mut store = match runtime.detached_store(name) {
         Ok(store) => store,
         Err(fault) => return Outcome::Fault(fault.to_string()),
@@ -676,6 +826,60 @@ fn call(runtime: &PolicyRuntime, pre: &InstancePre<InstanceState>, name: &str, f
         Some(value) => Outcome::Returned { value, state },
         None => Outcome::Fault(format!("`{}` returned nothing", fixture.hook)),
     }
+}
+
+/// [`call`] for `on-template`, through the typed bindings of the component's contract.
+fn call_template(
+    runtime: &PolicyRuntime,
+    pre: &InstancePre<InstanceState>,
+    name: &str,
+    fixture: &Fixture,
+    template: &template_wit::TemplateDefinition,
+) -> Outcome {
+    let bindings_pre = match PolicyBindingsPre::new(pre.clone()) {
+        Ok(bindings_pre) => bindings_pre,
+        Err(reason) => return Outcome::Fault(reason),
+    };
+    let mut store = match runtime.detached_store(name) {
+        Ok(store) => store,
+        Err(fault) => return Outcome::Fault(fault.to_string()),
+    };
+    for (key, value) in &fixture.state {
+        store.data().preload_state(key, value);
+    }
+    let instance = match bindings_pre.instantiate(&mut store) {
+        Ok(instance) => instance,
+        Err(error) => return Outcome::Fault(format!("instantiation failed: {}", describe_trap(&error))),
+    };
+    if let Err(fault) = runtime.arm(&mut store) {
+        return Outcome::Fault(fault.to_string());
+    }
+    match instance.call_init(&mut store, &fixture.config) {
+        Ok(Ok(())) => {}
+        Ok(Err(reason)) => return Outcome::InitRefused(reason),
+        Err(error) => return Outcome::Fault(format!("in init: {}", describe_trap(&error))),
+    }
+    if let Err(fault) = runtime.arm(&mut store) {
+        return Outcome::Fault(fault.to_string());
+    }
+    let findings = match instance.call_on_template(&mut store, template) {
+        Some(Ok(findings)) => findings,
+        Some(Err(error)) => return Outcome::Fault(describe_trap(&error)),
+        None => {
+            return Outcome::Fault(format!(
+                "the component implements {}, which has no `{ON_TEMPLATE}`",
+                instance.contract()
+            ));
+        }
+    };
+    let mut findings: Vec<FindingKey> = findings.iter().map(FindingKey::of).collect();
+    findings.sort();
+    let state = fixture
+        .expected_state
+        .iter()
+        .map(|(key, _)| (key.clone(), store.data().state_value(key)))
+        .collect();
+    Outcome::Findings { findings, state }
 }
 
 /// A fixture's `state`: an object of text values (left out or `null`: empty).

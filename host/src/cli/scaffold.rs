@@ -446,7 +446,7 @@ const FIXTURE_ALLOWED: &str = r#"{
 const README: &str = r#"# {{name}}
 
 A [wasp](https://github.com/wasp-dispatch/wasp) policy plugin: a WebAssembly component that
-implements the `wasp:policy@0.1.0` contract. The example rule rejects a marketing message to a
+implements the `wasp:policy@0.2.0` contract. The example rule rejects a marketing message to a
 recipient who opted out; replace it with your own in `src/lib.rs`.
 
 ## Build and test

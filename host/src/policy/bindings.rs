@@ -1,6 +1,14 @@
-//! The plugin contract as Rust types (generated from `sdk/wit/v0.1.0`), and the conversions
-//! between them and wasp's own message types. Conversions that can fail name what was wrong,
-//! so a plugin returning something wasp cannot send is a fault, never a silent change.
+//! The plugin contract as Rust types, and the conversions between them and wasp's own
+//! message and template types. Conversions that can fail name what was wrong, so a plugin
+//! returning something wasp cannot send is a fault, never a silent change.
+//!
+//! Every released contract version is spoken. `sdk/wit/v0.1.0` generates the message types
+//! ([`wit`]) and the 0.1.0 world; [`v0_2`] generates the 0.2.0 world with its `types`
+//! interface remapped onto those same Rust types (0.2.0's `types` is 0.1.0's, and component
+//! type checking is structural), so only 0.2.0's new `templates` records and its `host`
+//! import (a copy of 0.1.0's, under the new version's name) are generated anew. Which world
+//! a component implements is read from its imports and exports at load ([`Contract::of`]);
+//! [`PolicyBindingsPre`] and [`PolicyBindings`] then call it through the matching bindings.
 
 use crate::message::{
     self, Category, Channel, Priority,
@@ -17,6 +25,311 @@ wasmtime::component::bindgen!({
 });
 
 pub use self::wasp::policy::types as wit;
+
+/// The `wasp:policy@0.2.0` world. Its `types` are [`wit`]'s; only the `templates`
+/// interface, the `host` import and the world's own glue are new.
+pub mod v0_2 {
+    wasmtime::component::bindgen!({
+        path: "../sdk/wit/v0.2.0",
+        world: "wasp:policy/policy",
+        additional_derives: [PartialEq],
+        with: {
+            "wasp:policy/types@0.2.0": crate::policy::bindings::wasp::policy::types,
+        },
+    });
+
+    pub use self::wasp::policy::templates as template_wit;
+}
+
+pub use v0_2::template_wit;
+
+/// A released version of the `wasp:policy` contract that this host speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+pub enum Contract {
+    #[serde(rename = "0.1.0")]
+    V0_1,
+    #[serde(rename = "0.2.0")]
+    V0_2,
+}
+
+/// The package every contract version belongs to.
+pub const PACKAGE: &str = "wasp:policy";
+/// The export only 0.2.0 (and later) components have.
+pub const ON_TEMPLATE: &str = "on-template";
+
+impl Contract {
+    /// Every version this host speaks, oldest first.
+    pub const ALL: [Contract; 2] = [Contract::V0_1, Contract::V0_2];
+
+    pub fn version(self) -> &'static str {
+        match self {
+            Contract::V0_1 => "0.1.0",
+            Contract::V0_2 => "0.2.0",
+        }
+    }
+
+    pub fn from_version(version: &str) -> Option<Contract> {
+        Contract::ALL.into_iter().find(|contract| contract.version() == version)
+    }
+
+    /// The exports the world requires beside `init`.
+    pub fn hooks(self) -> &'static [&'static str] {
+        match self {
+            Contract::V0_1 => &["on-submit", "on-dispatch", "on-event"],
+            Contract::V0_2 => &["on-submit", "on-dispatch", "on-event", ON_TEMPLATE],
+        }
+    }
+
+    /// Whether the world has the `on-template` hook.
+    pub fn has_templates(self) -> bool {
+        self >= Contract::V0_2
+    }
+
+    /// Reads the version a component was built for: the version of the `wasp:policy`
+    /// interfaces it imports (all must agree and be one this host speaks), or, when it
+    /// imports none, 0.2.0 if it exports `on-template` and 0.1.0 if not. The exports are
+    /// then checked against that version's world; an error names what does not fit.
+    pub fn of(engine: &wasmtime::Engine, component: &wasmtime::component::Component) -> Result<Contract, String> {
+        use wasmtime::component::types::ComponentItem;
+        let component_type = component.component_type();
+        let spoken = || {
+            Contract::ALL
+                .iter()
+                .map(|contract| format!("{PACKAGE}@{}", contract.version()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut imported: Option<(Contract, String)> = None;
+        for (import, _) in component_type.imports(engine) {
+            let Some((_, version)) = import.strip_prefix(PACKAGE).and_then(|rest| rest.split_once('@')) else {
+                continue;
+            };
+            let Some(contract) = Contract::from_version(version) else {
+                return Err(format!(
+                    "it imports {import}, built for {PACKAGE}@{version}; this host speaks {}",
+                    spoken()
+                ));
+            };
+            match &imported {
+                Some((earlier, earlier_import)) if *earlier != contract => {
+                    return Err(format!(
+                        "it imports both {earlier_import} and {import}: one component implements one contract version"
+                    ));
+                }
+                Some(_) => {}
+                None => imported = Some((contract, import.to_owned())),
+            }
+        }
+        let exports: Vec<String> = component_type
+            .exports(engine)
+            .filter(|(_, item)| matches!(item.ty, ComponentItem::ComponentFunc(_)))
+            .map(|(export, _)| export.to_owned())
+            .collect();
+        let contract = match imported {
+            Some((contract, _)) => contract,
+            None if exports.iter().any(|export| export == ON_TEMPLATE) => Contract::V0_2,
+            None => Contract::V0_1,
+        };
+        for required in std::iter::once("init").chain(contract.hooks().iter().copied()) {
+            if !exports.iter().any(|export| export == required) {
+                return Err(format!(
+                    "it does not export `{required}` (exports: {}); build it with wasp-sdk for {contract}",
+                    if exports.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        exports.join(", ")
+                    }
+                ));
+            }
+        }
+        Ok(contract)
+    }
+}
+
+impl std::fmt::Display for Contract {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(formatter, "{PACKAGE}@{}", self.version())
+    }
+}
+
+/// A component pre-instantiated against the world of its contract version.
+pub enum PolicyBindingsPre<T: 'static> {
+    V0_1(PolicyPre<T>),
+    V0_2(v0_2::PolicyPre<T>),
+}
+
+// Not derived: a derive would ask `T: Clone`, which the store's data need not be.
+impl<T: 'static> Clone for PolicyBindingsPre<T> {
+    fn clone(&self) -> Self {
+        match self {
+            PolicyBindingsPre::V0_1(pre) => PolicyBindingsPre::V0_1(pre.clone()),
+            PolicyBindingsPre::V0_2(pre) => PolicyBindingsPre::V0_2(pre.clone()),
+        }
+    }
+}
+
+impl<T: 'static> PolicyBindingsPre<T> {
+    /// Reads the component's contract version ([`Contract::of`]) and checks its exports
+    /// against that world.
+    pub fn new(instance_pre: wasmtime::component::InstancePre<T>) -> Result<Self, String> {
+        let engine = instance_pre.component().engine().clone();
+        let contract = Contract::of(&engine, instance_pre.component())?;
+        let checked = match contract {
+            Contract::V0_1 => PolicyPre::new(instance_pre).map(PolicyBindingsPre::V0_1),
+            Contract::V0_2 => v0_2::PolicyPre::new(instance_pre).map(PolicyBindingsPre::V0_2),
+        };
+        checked.map_err(|error| format!("does not implement the {contract} world: {error:#}"))
+    }
+
+    pub fn contract(&self) -> Contract {
+        match self {
+            PolicyBindingsPre::V0_1(_) => Contract::V0_1,
+            PolicyBindingsPre::V0_2(_) => Contract::V0_2,
+        }
+    }
+
+    pub fn engine(&self) -> &wasmtime::Engine {
+        match self {
+            PolicyBindingsPre::V0_1(pre) => pre.engine(),
+            PolicyBindingsPre::V0_2(pre) => pre.engine(),
+        }
+    }
+
+    pub fn instantiate(&self, store: impl wasmtime::AsContextMut<Data = T>) -> wasmtime::Result<PolicyBindings> {
+        Ok(match self {
+            PolicyBindingsPre::V0_1(pre) => PolicyBindings::V0_1(pre.instantiate(store)?),
+            PolicyBindingsPre::V0_2(pre) => PolicyBindings::V0_2(pre.instantiate(store)?),
+        })
+    }
+}
+
+/// An instance's exports, through the bindings of its contract version. The hooks both
+/// versions share take and return the same [`wit`] types.
+pub enum PolicyBindings {
+    V0_1(Policy),
+    V0_2(v0_2::Policy),
+}
+
+impl PolicyBindings {
+    pub fn contract(&self) -> Contract {
+        match self {
+            PolicyBindings::V0_1(_) => Contract::V0_1,
+            PolicyBindings::V0_2(_) => Contract::V0_2,
+        }
+    }
+
+    pub fn call_init<S: wasmtime::AsContextMut>(&self, store: S, config: &str) -> wasmtime::Result<Result<(), String>> {
+        match self {
+            PolicyBindings::V0_1(bindings) => bindings.call_init(store, config),
+            PolicyBindings::V0_2(bindings) => bindings.call_init(store, config),
+        }
+    }
+
+    pub fn call_on_submit<S: wasmtime::AsContextMut>(
+        &self,
+        store: S,
+        message: &wit::Message,
+        context: &wit::Context,
+    ) -> wasmtime::Result<wit::Verdict> {
+        match self {
+            PolicyBindings::V0_1(bindings) => bindings.call_on_submit(store, message, context),
+            PolicyBindings::V0_2(bindings) => bindings.call_on_submit(store, message, context),
+        }
+    }
+
+    pub fn call_on_dispatch<S: wasmtime::AsContextMut>(
+        &self,
+        store: S,
+        message: &wit::Message,
+        context: &wit::Context,
+    ) -> wasmtime::Result<wit::Verdict> {
+        match self {
+            PolicyBindings::V0_1(bindings) => bindings.call_on_dispatch(store, message, context),
+            PolicyBindings::V0_2(bindings) => bindings.call_on_dispatch(store, message, context),
+        }
+    }
+
+    pub fn call_on_event<S: wasmtime::AsContextMut>(
+        &self,
+        store: S,
+        event: &wit::Event,
+        context: &wit::Context,
+    ) -> wasmtime::Result<Vec<wit::Action>> {
+        match self {
+            PolicyBindings::V0_1(bindings) => bindings.call_on_event(store, event, context),
+            PolicyBindings::V0_2(bindings) => bindings.call_on_event(store, event, context),
+        }
+    }
+
+    /// `on-template`, or `None` for a contract version without it (0.1.0).
+    pub fn call_on_template<S: wasmtime::AsContextMut>(
+        &self,
+        store: S,
+        template: &template_wit::TemplateDefinition,
+    ) -> Option<wasmtime::Result<Vec<template_wit::LintFinding>>> {
+        match self {
+            PolicyBindings::V0_1(_) => None,
+            PolicyBindings::V0_2(bindings) => Some(bindings.call_on_template(store, template)),
+        }
+    }
+}
+
+/// A template definition as plugins see it, with the index in `components` of each part so
+/// a finding can point back into Meta's JSON.
+pub fn template_to_wit(definition: &crate::templates::TemplateDefinition) -> template_wit::TemplateDefinition {
+    use crate::templates::{DefinitionComponent, ParameterFormat};
+    let index_of = |wanted: fn(&DefinitionComponent) -> bool| {
+        definition
+            .components
+            .iter()
+            .position(wanted)
+            .and_then(|index| u32::try_from(index).ok())
+    };
+    let header = definition.header();
+    template_wit::TemplateDefinition {
+        name: definition.name.clone(),
+        language: definition.language.clone(),
+        category: definition.category.into(),
+        parameter_format: match definition.parameter_format {
+            ParameterFormat::Positional => "positional",
+            ParameterFormat::Named => "named",
+        }
+        .to_owned(),
+        header_format: header.map(|(format, _)| format.to_ascii_uppercase()),
+        header_text: header.and_then(|(_, text)| text.map(str::to_owned)),
+        body: definition.body().unwrap_or_default().to_owned(),
+        footer: definition.footer().map(str::to_owned),
+        buttons: definition
+            .buttons()
+            .iter()
+            .map(|button| template_wit::TemplateButton {
+                kind: button.kind.to_ascii_uppercase(),
+                text: button.text.clone(),
+                url: button.url.clone(),
+                phone_number: button.phone_number.clone(),
+            })
+            .collect(),
+        body_examples: definition.body_examples(),
+        header_index: index_of(|component| matches!(component, DefinitionComponent::Header { .. })),
+        body_index: index_of(|component| matches!(component, DefinitionComponent::Body { .. })),
+        footer_index: index_of(|component| matches!(component, DefinitionComponent::Footer { .. })),
+        buttons_index: index_of(|component| matches!(component, DefinitionComponent::Buttons { .. })),
+    }
+}
+
+/// A plugin's finding as the host keeps it, naming the plugin.
+pub fn finding_from_wit(plugin: &str, finding: template_wit::LintFinding) -> crate::templates::LintFinding {
+    crate::templates::LintFinding {
+        plugin: plugin.to_owned(),
+        check: finding.check,
+        severity: match finding.severity {
+            template_wit::Severity::Error => crate::templates::Severity::Error,
+            template_wit::Severity::Warning => crate::templates::Severity::Warning,
+        },
+        field: finding.field,
+        message: finding.message,
+    }
+}
 
 impl From<Category> for wit::Category {
     fn from(value: Category) -> Self {
@@ -407,6 +720,44 @@ mod tests {
             let back = content_from_wit(content_to_wit(&content));
             assert_eq!(back, content, "{case}");
         }
+    }
+
+    #[test]
+    fn a_template_definition_says_where_its_components_sit() {
+        let definition: crate::templates::TemplateDefinition = serde_json::from_value(json!({
+            "name": "order_update", "language": "en_US", "category": "utility", "parameter_format": "NAMED",
+            "components": [
+                {"type": "BODY", "text": "Hi {{name}}", "example": {"body_text_named_params": [
+                    {"param_name": "name", "example": "Ada"}]}},
+                {"type": "HEADER", "format": "text", "text": "Order"},
+                {"type": "BUTTONS", "buttons": [{"type": "url", "text": "Open", "url": "https://example.com"}]}
+            ]
+        }))
+        .unwrap();
+        let template = template_to_wit(&definition);
+        assert_eq!(template.category, wit::Category::Utility);
+        assert_eq!(template.parameter_format, "named");
+        assert_eq!(
+            (
+                template.body_index,
+                template.header_index,
+                template.buttons_index,
+                template.footer_index
+            ),
+            (Some(0), Some(1), Some(2), None)
+        );
+        assert_eq!(template.header_format.as_deref(), Some("TEXT"));
+        assert_eq!(template.buttons[0].kind, "URL");
+        assert_eq!(template.body_examples, ["Ada"]);
+    }
+
+    #[test]
+    fn contract_versions_are_named_and_ordered() {
+        assert_eq!(Contract::from_version("0.1.0"), Some(Contract::V0_1));
+        assert_eq!(Contract::from_version("0.3.0"), None);
+        assert!(!Contract::V0_1.has_templates() && Contract::V0_2.has_templates());
+        assert_eq!(Contract::V0_2.to_string(), "wasp:policy@0.2.0");
+        assert!(Contract::V0_2.hooks().contains(&ON_TEMPLATE));
     }
 
     #[test]

@@ -18,7 +18,7 @@ use wasmtime::{
 };
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::bindings::{Policy, PolicyPre, wasp::policy::host};
+use super::bindings::{Contract, Policy, PolicyBindings, PolicyBindingsPre, v0_2, wasp::policy::host};
 use crate::{config::FailurePolicy, store::StateWrite};
 
 /// Sandbox limits for each call.
@@ -232,15 +232,53 @@ impl host::Host for InstanceState {
 // The shared types interface declares no functions; its trait is empty.
 impl super::bindings::wit::Host for InstanceState {}
 
+// 0.2.0's `templates` interface declares no functions either.
+impl v0_2::wasp::policy::templates::Host for InstanceState {}
+
+/// 0.2.0's `host` import is 0.1.0's under the new version's name: each call is 0.1.0's.
+impl v0_2::wasp::policy::host::Host for InstanceState {
+    fn log(&mut self, level: v0_2::wasp::policy::host::LogLevel, message: String) {
+        use v0_2::wasp::policy::host::LogLevel;
+        let level = match level {
+            LogLevel::Trace => host::LogLevel::Trace,
+            LogLevel::Debug => host::LogLevel::Debug,
+            LogLevel::Info => host::LogLevel::Info,
+            LogLevel::Warn => host::LogLevel::Warn,
+            LogLevel::Error => host::LogLevel::Error,
+        };
+        host::Host::log(self, level, message);
+    }
+
+    fn state_get(&mut self, key: String) -> Option<String> {
+        host::Host::state_get(self, key)
+    }
+
+    fn state_set(&mut self, key: String, value: String, ttl_ms: Option<u64>) {
+        host::Host::state_set(self, key, value, ttl_ms);
+    }
+
+    fn state_delete(&mut self, key: String) {
+        host::Host::state_delete(self, key);
+    }
+
+    fn counter_add(&mut self, name: String, delta: u64) {
+        host::Host::counter_add(self, name, delta);
+    }
+}
+
+/// Links WASI (nothing granted) and the host imports of every contract version.
 pub fn add_host_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Result<()> {
+    type Data = wasmtime::component::HasSelf<InstanceState>;
     wasmtime_wasi::p2::add_to_linker_sync(linker)?;
-    Policy::add_to_linker::<InstanceState, wasmtime::component::HasSelf<InstanceState>>(linker, |state| state)?;
+    Policy::add_to_linker::<InstanceState, Data>(linker, |state| state)?;
+    v0_2::wasp::policy::host::add_to_linker::<InstanceState, Data>(linker, |state| state)?;
+    v0_2::wasp::policy::templates::add_to_linker::<InstanceState, Data>(linker, |state| state)?;
     Ok(())
 }
 
 struct Instance {
     store: Store<InstanceState>,
-    bindings: Policy,
+    bindings: PolicyBindings,
 }
 
 /// Recent call durations kept for percentiles.
@@ -324,7 +362,7 @@ pub struct LoadedPlugin {
     pub quarantined: std::sync::atomic::AtomicBool,
     quarantine_after: u64,
     limits: Limits,
-    pre: PolicyPre<InstanceState>,
+    pre: PolicyBindingsPre<InstanceState>,
     kv: Arc<PluginKv>,
     idle: Mutex<Vec<Instance>>,
     max_idle: usize,
@@ -348,8 +386,7 @@ impl LoadedPlugin {
         let instance_pre = linker
             .instantiate_pre(component)
             .map_err(|error| LoadError::World(format!("does not fit the host's imports: {error:#}")))?;
-        let pre = PolicyPre::new(instance_pre)
-            .map_err(|error| LoadError::World(format!("does not implement the wasp:policy@0.1.0 world: {error:#}")))?;
+        let pre = PolicyBindingsPre::new(instance_pre).map_err(LoadError::World)?;
         let plugin = Self {
             name: Arc::from(name),
             version,
@@ -439,7 +476,7 @@ impl LoadedPlugin {
     /// Runs one hook on a reused instance under the sandbox limits.
     pub fn call<R>(
         &self,
-        hook: impl FnOnce(&Policy, &mut Store<InstanceState>) -> wasmtime::Result<R>,
+        hook: impl FnOnce(&PolicyBindings, &mut Store<InstanceState>) -> wasmtime::Result<R>,
     ) -> Result<R, Fault> {
         let started = Instant::now();
         let result = self.acquire().and_then(|mut instance| {
@@ -491,6 +528,11 @@ impl LoadedPlugin {
 
     pub fn limits(&self) -> Limits {
         self.limits
+    }
+
+    /// The contract version the component implements.
+    pub fn contract(&self) -> Contract {
+        self.pre.contract()
     }
 }
 

@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{Mutex, mpsc};
 use wasmtime::{
     Engine, InstanceAllocationStrategy, PoolingAllocationConfig,
-    component::{Component, Linker, types::ComponentItem},
+    component::{Component, Linker},
 };
 
 use super::{
@@ -30,9 +30,6 @@ use crate::{
 
 /// Component instances the pooling allocator keeps room for, across all plugins.
 const POOLED_INSTANCES: u32 = 512;
-/// The contract this host speaks.
-const WORLD_PACKAGE: &str = "wasp:policy";
-const WORLD_VERSION: &str = "0.1.0";
 
 /// What an upload produced.
 #[derive(Debug, Clone, Serialize)]
@@ -44,7 +41,7 @@ pub struct Uploaded {
 }
 
 /// A change of a plugin's settings; absent fields stay as they are.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SettingsPatch {
     /// `false` takes the plugin out of the chain (its versions, config and state are kept);
@@ -54,10 +51,11 @@ pub struct SettingsPatch {
     pub hooks: Option<Vec<String>>,
     pub failure: Option<FailurePolicy>,
     pub limits: Option<LimitsPatch>,
+    #[schema(value_type = Option<Object>)]
     pub config: Option<serde_json::Value>,
 }
 
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsPatch {
     pub fuel_per_call: Option<u64>,
@@ -187,6 +185,17 @@ impl PolicyRuntime {
             shadow_writes,
             store,
         })
+    }
+
+    /// Runs every template check of the live chain on `definition`: `on-template` of each
+    /// plugin whose contract has it (0.2.0 and later), in chain order, each finding naming
+    /// its plugin. Guest code runs on the calling thread (call it from a blocking task); a
+    /// plugin's fault is a finding, never an error of this call (see [`Chain::lint_template`]).
+    pub fn lint_template(
+        &self,
+        definition: &crate::templates::TemplateDefinition,
+    ) -> Result<Vec<crate::templates::LintFinding>> {
+        Ok(self.chain().lint_template(definition))
     }
 
     /// The live chain; hold the `Arc` for a whole message so a swap never splits one.
@@ -782,41 +791,13 @@ fn validate_name(name: &str) -> Result<()> {
     }
 }
 
-/// Names what a component lacks against `wasp:policy@0.1.0`: a missing export, or imports of
-/// another version of the contract. Returns the hooks it exports.
+/// Names what a component lacks against the world of the contract version it was built
+/// for (see [`Contract::of`](super::Contract::of)). Returns the message hooks it exports.
 fn check_world(name: &str, engine: &Engine, component: &Component) -> Result<Vec<String>> {
-    let mismatch = |reason: String| Error::WorldMismatch {
+    super::Contract::of(engine, component).map_err(|reason| Error::WorldMismatch {
         name: name.to_owned(),
         reason,
-    };
-    let component_type = component.component_type();
-    for (import, _) in component_type.imports(engine) {
-        if let Some(rest) = import.strip_prefix(WORLD_PACKAGE)
-            && let Some((_, version)) = rest.split_once('@')
-            && version != WORLD_VERSION
-        {
-            return Err(mismatch(format!(
-                "it imports {import}, built for wasp:policy@{version}; this host speaks wasp:policy@{WORLD_VERSION}"
-            )));
-        }
-    }
-    let exports: Vec<String> = component_type
-        .exports(engine)
-        .filter(|(_, item)| matches!(item.ty, ComponentItem::ComponentFunc(_)))
-        .map(|(export, _)| export.to_owned())
-        .collect();
-    for required in std::iter::once("init").chain(HOOKS.iter().copied()) {
-        if !exports.iter().any(|export| export == required) {
-            return Err(mismatch(format!(
-                "it does not export `{required}` (exports: {}); build it with wasp-sdk for wasp:policy@{WORLD_VERSION}",
-                if exports.is_empty() {
-                    "none".to_owned()
-                } else {
-                    exports.join(", ")
-                }
-            )));
-        }
-    }
+    })?;
     Ok(HOOKS.iter().map(|hook| (*hook).to_owned()).collect())
 }
 

@@ -31,6 +31,7 @@ mod facts;
 mod listing;
 mod plugins;
 mod queue;
+mod templates;
 mod tokens;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -93,6 +94,11 @@ enum WriteOp {
     ),
     Callbacks(Vec<super::CallbackOutcome>, Reply<()>),
     ReplayCallbacks(super::CallbackReplay, i64, super::AuditEntry, Reply<u64>),
+    Template(
+        Box<super::TemplateWrite>,
+        Option<super::AuditEntry>,
+        Reply<Option<super::TemplateVersion>>,
+    ),
 }
 
 struct AcceptCallbacks {
@@ -119,7 +125,7 @@ impl WriteOp {
             WriteOp::Contact(writes, _) => writes.len(),
             WriteOp::Audit(entries, _) => entries.len(),
             WriteOp::AuditedContact(writes, ..) => writes.len() + 1,
-            WriteOp::Token(..) | WriteOp::AuditedSenderNumber(..) => 2,
+            WriteOp::Token(..) | WriteOp::AuditedSenderNumber(..) | WriteOp::Template(..) => 2,
             WriteOp::FallBack(..) | WriteOp::SenderNumber(..) | WriteOp::Cancel(..) => 1,
         }
     }
@@ -136,6 +142,7 @@ enum Output {
     Token(super::TokenOutcome),
     Cancel(super::CancelOutcome),
     Purge(super::SensitivePurge),
+    Template(Option<super::TemplateVersion>),
 }
 
 fn database(operation: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
@@ -582,6 +589,27 @@ impl SqliteStore {
             .await
     }
 
+    pub async fn template_write(
+        &self,
+        write: super::TemplateWrite,
+        audit: Option<super::AuditEntry>,
+    ) -> Result<Option<super::TemplateVersion>> {
+        self.submit(|reply| WriteOp::Template(Box::new(write), audit, reply))
+            .await
+    }
+
+    pub async fn template_versions(&self, name: Option<&str>) -> Result<Vec<super::TemplateVersion>> {
+        templates::versions(&self.readers, name).await
+    }
+
+    pub async fn templates_in(
+        &self,
+        status: crate::templates::TemplateStatus,
+        limit: usize,
+    ) -> Result<Vec<super::TemplateVersion>> {
+        templates::in_status(&self.readers, status, limit).await
+    }
+
     pub async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1")
             .execute(&self.readers)
@@ -716,6 +744,8 @@ fn answer(op: WriteOp, output: Result<Output>) {
         | (WriteOp::AuditedSenderNumber(.., reply), Err(error)) => send(reply, Err(error)),
         (WriteOp::Cancel(.., reply), Ok(Output::Cancel(outcome))) => send(reply, Ok(outcome)),
         (WriteOp::Cancel(.., reply), Err(error)) => send(reply, Err(error)),
+        (WriteOp::Template(.., reply), Ok(Output::Template(version))) => send(reply, Ok(version)),
+        (WriteOp::Template(.., reply), Err(error)) => send(reply, Err(error)),
         (WriteOp::AcceptWithCallbacks(_, reply), Ok(Output::Accept(outcomes))) => send(reply, Ok(outcomes)),
         (WriteOp::AcceptWithCallbacks(_, reply), Err(error)) => send(reply, Err(error)),
         (WriteOp::TokenWithCallback(_, reply), Ok(Output::Token(outcome))) => send(reply, Ok(outcome)),
@@ -830,6 +860,9 @@ async fn execute(connection: &mut SqliteConnection, ops: &[WriteOp]) -> Result<V
             }
             WriteOp::ReplayCallbacks(which, now_ms, entry, _) => {
                 Output::Count(callbacks::replay(&mut transaction, which, *now_ms, entry).await?)
+            }
+            WriteOp::Template(write, entry, _) => {
+                Output::Template(templates::write(&mut transaction, write, entry.as_ref()).await?)
             }
         };
         outputs.push(output);

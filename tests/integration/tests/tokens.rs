@@ -34,6 +34,7 @@ fn concrete(path: &str) -> String {
         .replace("{name}", "no-such-plugin")
         .replace("{wa_id}", "6591234567")
         .replace("{phone_number}", "6590000000")
+        .replace("{language}", "en")
 }
 
 fn method(route: &wasp::api::auth::Route) -> Method {

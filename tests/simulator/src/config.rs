@@ -54,6 +54,10 @@ pub const DEFAULT_FAILING_REGION_ERROR_CODE: u32 = UNDELIVERABLE.code;
 pub const DEFAULT_DISPLAY_PHONE_NUMBER: &str = "15550783881";
 /// WhatsApp Business Account id put in every webhook `entry`.
 pub const DEFAULT_WABA_ID: &str = "102290129340398";
+/// How long a created message template stays `PENDING` before it is reviewed.
+pub const DEFAULT_TEMPLATE_REVIEW_MS: u64 = 1_500;
+/// Whether template sends must name an approved template the simulator holds.
+pub const DEFAULT_ENFORCE_TEMPLATES: bool = false;
 
 /// What a secret is replaced with in logs and in `GET /_sim/config`.
 pub const MASK: &str = "***";
@@ -121,6 +125,14 @@ pub struct SimulatorConfig {
     pub display_phone_number: String,
     /// `entry[].id` in webhooks.
     pub waba_id: String,
+    /// How long a template created through `POST …/message_templates` stays `PENDING`
+    /// before the simulator reviews it (`APPROVED` or `REJECTED`, see `templates`).
+    pub template_review_ms: u64,
+    /// When set, a template message must name a template (name and language) the
+    /// simulator holds as `APPROVED`: otherwise 132001 (404), or 132015 when it is
+    /// `PAUSED`, 132016 when `DISABLED`. Off by default, so sends of templates the
+    /// simulator never saw are accepted.
+    pub enforce_templates: bool,
 }
 
 impl Default for SimulatorConfig {
@@ -150,6 +162,8 @@ impl Default for SimulatorConfig {
             webhook_reorder: DEFAULT_WEBHOOK_REORDER,
             display_phone_number: DEFAULT_DISPLAY_PHONE_NUMBER.to_owned(),
             waba_id: DEFAULT_WABA_ID.to_owned(),
+            template_review_ms: DEFAULT_TEMPLATE_REVIEW_MS,
+            enforce_templates: DEFAULT_ENFORCE_TEMPLATES,
         }
     }
 }

@@ -1,15 +1,17 @@
 //! The control surface under `/_sim/`, for black-box tests, the binary and the demo:
-//! counters, the logs of accepted messages and SMS, live config changes, inbound injection and a
-//! reset. Errors use wasp's shape `{"error":{"code","message","field"}}`, not Meta's.
+//! counters, the logs of accepted messages and SMS, live config changes, inbound
+//! injection, the message templates (`GET /_sim/templates`; `POST
+//! /_sim/templates/{id}/status` forces a status and posts its webhook) and a reset.
+//! Errors use wasp's shape `{"error":{"code","message","field"}}`, not Meta's.
 //!
-//! Owns the handlers; calls `config`, `state` and `webhook::post_inbound`.
+//! Owns the handlers; calls `config`, `state`, `templates` and `webhook::post_inbound`.
 
 use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Query, State, rejection::QueryRejection};
+use axum::extract::{Path, Query, State, rejection::QueryRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -18,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::Error;
 use crate::inbound::Inbound;
 use crate::state::{SENT_LOG_CAPACITY, Shared};
+use crate::templates::{self, TemplateStatus};
 use crate::webhook;
 
 /// Entries `GET /_sim/sent` returns when no `limit` is given.
@@ -31,6 +34,8 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/_sim/config", get(read_config).put(update_config))
         .route("/_sim/inbound", post(inbound))
         .route("/_sim/reset", post(reset))
+        .route("/_sim/templates", get(list_templates))
+        .route("/_sim/templates/{id}/status", post(set_template_status))
 }
 
 async fn counters(State(shared): State<Arc<Shared>>) -> Response {
@@ -109,6 +114,66 @@ async fn reset(State(shared): State<Arc<Shared>>) -> Response {
     shared.counters.reset();
     shared.sent.clear();
     StatusCode::NO_CONTENT.into_response()
+}
+
+/// Every message template, oldest first, with its WABA, status and reason.
+async fn list_templates(State(shared): State<Arc<Shared>>) -> Response {
+    Json(shared.templates.all()).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StatusChange {
+    status: String,
+    reason: Option<String>,
+}
+
+/// Forces a template's status (`PAUSED`, `APPROVED`, `REJECTED`, `DISABLED`) and
+/// reason (default `NONE`), posts its `message_template_status_update` webhook (when a
+/// `webhook_url` is set), then answers the template.
+async fn set_template_status(State(shared): State<Arc<Shared>>, Path(id): Path<String>, body: Bytes) -> Response {
+    let change: StatusChange = match serde_json::from_slice(&body) {
+        Ok(change) => change,
+        Err(error) => {
+            return ControlError::bad_request("invalid_status", error.to_string(), None).into_response();
+        }
+    };
+    let status = match TemplateStatus::parse(&change.status) {
+        Some(status) if status != TemplateStatus::Pending => status,
+        _ => {
+            return ControlError::bad_request(
+                "invalid_status",
+                format!(
+                    "status must be one of PAUSED, APPROVED, REJECTED, DISABLED, got {:?}",
+                    change.status
+                ),
+                Some("status"),
+            )
+            .into_response();
+        }
+    };
+    let reason = change
+        .reason
+        .unwrap_or_else(|| templates::review::REASON_NONE.to_owned());
+    if reason.is_empty() || !reason.bytes().all(|b| b.is_ascii_uppercase() || b == b'_') {
+        return ControlError::bad_request(
+            "invalid_status",
+            format!("reason is upper case letters and underscores (e.g. INVALID_FORMAT), got {reason:?}"),
+            Some("reason"),
+        )
+        .into_response();
+    }
+    let Some(template) = shared.templates.force(&id, status, &reason) else {
+        return ControlError {
+            status: StatusCode::NOT_FOUND,
+            code: "not_found",
+            message: format!("no template with id {id}"),
+            field: None,
+        }
+        .into_response();
+    };
+    templates::announce(&shared, &template).await;
+    Json(template).into_response()
 }
 
 struct ControlError {

@@ -1,7 +1,11 @@
 //! The Graph API side: `POST /{version}/{phone_number_id}/messages` answered as the
 //! Cloud API answers it, and Meta-shaped errors for everything else under `/`.
 //!
-//! Order of checks follows Meta: token, path, body, then the configured faults. An
+//! Also serves the template endpoints of the Business Management API (`templates`:
+//! create, list, read, delete; see the crate's `templates` module for shapes and rules).
+//!
+//! Order of checks follows Meta: token, path, body (with `enforce_templates`, the
+//! template's status: 132001, 132015, 132016), then the configured faults. An
 //! accepted message is logged for `sent()` (a send wasp marks sensitive, by a suffix of its
 //! `biz_opaque_callback_data`, without its texts: see [`redacted`]), counted in the webhook
 //! backlog and queued for the status scheduler. A send drawn for a reset (`reset_rate`) is not answered:
@@ -10,6 +14,7 @@
 //! `wire`, `state`, `connection` and hands work to `webhook::schedule` over its channel.
 
 pub mod error;
+pub mod templates;
 pub mod validate;
 
 use std::sync::Arc;
@@ -20,7 +25,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use serde::Serialize;
 use serde_json::Value;
 use sha2::Digest as _;
@@ -29,16 +34,26 @@ use tokio::time::Instant;
 use crate::config::SimulatorConfig;
 use crate::connection;
 use crate::state::{CounterCells, SentMessage, Shared};
+use crate::templates::TemplateStatus;
 use crate::webhook::schedule::{Accepted, Tracked};
 use crate::wire;
 use error::GraphError;
 use validate::{MessageKind, Request};
 
 pub(crate) fn routes() -> Router<Arc<Shared>> {
-    Router::new().route(
-        "/{version}/{phone_number_id}/messages",
-        post(send_message).fallback(fallback),
-    )
+    Router::new()
+        .route("/{version}/{node}/messages", post(send_message).fallback(fallback))
+        .route(
+            "/{version}/{node}/message_templates",
+            post(templates::create)
+                .get(templates::list)
+                .delete(templates::delete)
+                .fallback(fallback),
+        )
+        .route(
+            "/{version}/{node}",
+            get(templates::read).post(templates::edit).fallback(fallback),
+        )
 }
 
 /// Any other path or method: Meta's "unsupported request" answers.
@@ -134,6 +149,17 @@ async fn answer(
         serde_json::from_slice(body).map_err(|_| GraphError::invalid_parameter("Request body is not valid JSON"))?
     };
     let request = validate::validate(&value)?;
+    if config.enforce_templates
+        && matches!(
+            request,
+            Request::Send {
+                kind: MessageKind::Template,
+                ..
+            }
+        )
+    {
+        check_template(shared, &value)?;
+    }
     if config.error_rate > 0.0 && rand::random::<f64>() < config.error_rate {
         return Err(GraphError::something_went_wrong());
     }
@@ -200,6 +226,20 @@ async fn answer(
     });
     CounterCells::add(&shared.counters.accepted, 1);
     Ok(json_response(encoded))
+}
+
+/// With `enforce_templates`: the named template (name, `language.code`) must be
+/// `APPROVED` here; 132015 when paused, 132016 when disabled, else 132001.
+fn check_template(shared: &Shared, body: &Value) -> Result<(), GraphError> {
+    let template = &body["template"];
+    let name = template["name"].as_str().unwrap_or_default();
+    let language = template["language"]["code"].as_str().unwrap_or_default();
+    match shared.templates.status_for_send(name, language) {
+        Some(TemplateStatus::Approved) => Ok(()),
+        Some(TemplateStatus::Paused) => Err(GraphError::template_paused()),
+        Some(TemplateStatus::Disabled) => Err(GraphError::template_disabled()),
+        _ => Err(GraphError::template_does_not_exist(name, language)),
+    }
 }
 
 /// What wasp's `biz_opaque_callback_data` ends with for a sensitive message (the host's

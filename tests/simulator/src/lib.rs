@@ -9,10 +9,18 @@
 //! duplicated and reordered webhooks, undeliverable prefixes) change at runtime
 //! through [`RunningSimulator::set_config`] or `PUT /_sim/config`.
 //!
+//! It also keeps message templates as the WhatsApp Business Management API does
+//! ([`templates`]): `POST`/`GET`/`DELETE /{version}/{waba_id}/message_templates` and
+//! `GET /{version}/{template_id}`; a new template is `PENDING` for `template_review_ms`,
+//! then `APPROVED` or `REJECTED` by deterministic rules, each change posting a signed
+//! `message_template_status_update` webhook; `POST /_sim/templates/{id}/status` forces a
+//! status (`PAUSED`, `DISABLED`, …); with `enforce_templates`, template sends must name
+//! an approved template (132001, 132015, 132016 otherwise).
+//!
 //! This file owns start-up and shutdown: it wires the Graph API (`graph`), the control
-//! surface (`control`), the status scheduler and poster (`webhook`) to the shared state
-//! (`state`), and serves them on connections that can be reset on purpose
-//! (`connection`).
+//! surface (`control`), the status scheduler and poster (`webhook`) and the template
+//! book (`templates`) to the shared state (`state`), and serves them on connections that
+//! can be reset on purpose (`connection`).
 
 pub mod config;
 mod connection;
@@ -22,6 +30,7 @@ pub mod graph;
 pub mod inbound;
 pub mod sms;
 mod state;
+pub mod templates;
 pub mod wamid;
 mod webhook;
 pub mod wire;
@@ -84,6 +93,7 @@ impl Simulator {
             sms: sms::SmsLog::default(),
             sms_salt: rand::random(),
             wamids: WamidGenerator::new(),
+            templates: templates::TemplateBook::default(),
             schedule,
             http,
             shutdown: shutdown_signal.clone(),
@@ -163,6 +173,11 @@ impl RunningSimulator {
     /// oldest first.
     pub fn sent(&self) -> Vec<SentMessage> {
         self.shared.sent.recent(SENT_LOG_CAPACITY)
+    }
+
+    /// Every message template the simulator holds, oldest first, with its status.
+    pub fn templates(&self) -> Vec<templates::Template> {
+        self.shared.templates.all()
     }
 
     /// Every SMS accepted (the newest 20,000), oldest first.

@@ -9,10 +9,11 @@ use clap::Parser;
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 use wasp_simulator::config::{
-    DEFAULT_APP_SECRET, DEFAULT_DELIVERED_AFTER_MS, DEFAULT_DISPLAY_PHONE_NUMBER, DEFAULT_ERROR_RATE,
-    DEFAULT_FAULT_RATE, DEFAULT_LATENCY_JITTER_MS, DEFAULT_LATENCY_MS, DEFAULT_READ_AFTER_MS, DEFAULT_READ_RATIO,
-    DEFAULT_RESET_AFTER_ACCEPT, DEFAULT_RESET_RATE, DEFAULT_SENT_AFTER_MS, DEFAULT_WABA_ID, DEFAULT_WEBHOOK_BATCH_MAX,
-    DEFAULT_WEBHOOK_DELAY_MS, DEFAULT_WEBHOOK_DUPLICATE_RATE, DEFAULT_WEBHOOK_FLUSH_MS, DEFAULT_WEBHOOK_REORDER,
+    DEFAULT_APP_SECRET, DEFAULT_DELIVERED_AFTER_MS, DEFAULT_DISPLAY_PHONE_NUMBER, DEFAULT_ENFORCE_TEMPLATES,
+    DEFAULT_ERROR_RATE, DEFAULT_FAULT_RATE, DEFAULT_LATENCY_JITTER_MS, DEFAULT_LATENCY_MS, DEFAULT_READ_AFTER_MS,
+    DEFAULT_READ_RATIO, DEFAULT_RESET_AFTER_ACCEPT, DEFAULT_RESET_RATE, DEFAULT_SENT_AFTER_MS,
+    DEFAULT_TEMPLATE_REVIEW_MS, DEFAULT_WABA_ID, DEFAULT_WEBHOOK_BATCH_MAX, DEFAULT_WEBHOOK_DELAY_MS,
+    DEFAULT_WEBHOOK_DUPLICATE_RATE, DEFAULT_WEBHOOK_FLUSH_MS, DEFAULT_WEBHOOK_REORDER,
 };
 use wasp_simulator::{Simulator, SimulatorConfig};
 
@@ -112,6 +113,20 @@ struct Args {
     /// `entry[].id` in webhooks.
     #[arg(long, env = "SIM_WABA_ID", default_value = DEFAULT_WABA_ID)]
     waba_id: String,
+    /// How long a created message template stays PENDING before it is reviewed.
+    #[arg(long, env = "SIM_TEMPLATE_REVIEW_MS", default_value_t = DEFAULT_TEMPLATE_REVIEW_MS)]
+    template_review_ms: u64,
+    /// Refuse template sends naming a template that is not APPROVED here (132001,
+    /// 132015, 132016); `--enforce-templates` alone: true.
+    #[arg(
+        long,
+        env = "SIM_ENFORCE_TEMPLATES",
+        default_value_t = DEFAULT_ENFORCE_TEMPLATES,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set
+    )]
+    enforce_templates: bool,
 }
 
 impl Args {
@@ -151,6 +166,8 @@ impl Args {
             webhook_reorder: self.webhook_reorder,
             display_phone_number: self.display_phone_number,
             waba_id: self.waba_id,
+            template_review_ms: self.template_review_ms,
+            enforce_templates: self.enforce_templates,
         };
         (self.listen, config)
     }
@@ -235,6 +252,9 @@ mod tests {
             "0.5",
             "--webhook-reorder",
             "true",
+            "--template-review-ms",
+            "25",
+            "--enforce-templates",
         ])
         .expect("flags parse");
         let (_, config) = args.into_config();
@@ -245,6 +265,8 @@ mod tests {
         assert_eq!(config.webhook_delay_ms, 300);
         assert_eq!(config.webhook_duplicate_rate, 0.5);
         assert!(config.webhook_reorder);
+        assert_eq!(config.template_review_ms, 25);
+        assert!(config.enforce_templates);
         config.validate().expect("valid");
         let args =
             Args::try_parse_from(["wasp-simulator", "--webhook-reorder", "false"]).expect("an explicit false parses");

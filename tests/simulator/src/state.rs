@@ -2,7 +2,7 @@
 //! handles every part shares (config, wamid generator, scheduler queue, HTTP client).
 //!
 //! Owns `Shared`, `Counters` and `SentMessage`. Locks here are never held across an
-//! `.await`. Calls `config` and `wamid` only.
+//! `.await`. Calls `config`, `wamid` and `templates` (for the book it holds) only.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize, Serializer};
 use tokio::sync::{mpsc, watch};
 
 use crate::config::ConfigCell;
+use crate::templates::TemplateBook;
 use crate::wamid::WamidGenerator;
 use crate::webhook::schedule::Accepted;
 
@@ -40,6 +41,9 @@ pub struct Counters {
     pub webhook_statuses: u64,
     /// Inbound messages delivered.
     pub webhook_messages: u64,
+    /// `message_template_status_update` webhooks delivered.
+    #[serde(default)]
+    pub webhook_template_updates: u64,
     /// Webhook POST attempts that failed (non-2xx or connection error), retries included.
     pub webhook_failures: u64,
     /// Statuses given up on after every retry failed, or dropped because no
@@ -76,6 +80,7 @@ pub(crate) struct CounterCells {
     pub webhook_posts: AtomicU64,
     pub webhook_statuses: AtomicU64,
     pub webhook_messages: AtomicU64,
+    pub webhook_template_updates: AtomicU64,
     pub webhook_failures: AtomicU64,
     pub webhook_dropped: AtomicU64,
     pub webhook_backlog: AtomicI64,
@@ -115,6 +120,7 @@ impl CounterCells {
             webhook_posts: load(&self.webhook_posts),
             webhook_statuses: load(&self.webhook_statuses),
             webhook_messages: load(&self.webhook_messages),
+            webhook_template_updates: load(&self.webhook_template_updates),
             webhook_failures: load(&self.webhook_failures),
             webhook_dropped: load(&self.webhook_dropped),
             webhook_backlog: u64::try_from(self.webhook_backlog.load(Ordering::Relaxed)).unwrap_or(0),
@@ -134,6 +140,7 @@ impl CounterCells {
             &self.webhook_posts,
             &self.webhook_statuses,
             &self.webhook_messages,
+            &self.webhook_template_updates,
             &self.webhook_failures,
             &self.webhook_dropped,
             &self.webhook_duplicates,
@@ -204,6 +211,8 @@ pub(crate) struct Shared {
     /// Makes SMS sids differ between simulator runs.
     pub sms_salt: u64,
     pub wamids: WamidGenerator,
+    /// Message templates created through the Graph API.
+    pub templates: TemplateBook,
     pub schedule: mpsc::Sender<Accepted>,
     pub http: reqwest::Client,
     /// Flips to `true` when the simulator shuts down.

@@ -1,5 +1,5 @@
 //! Webhooks to the business: the poster task that signs and POSTs status batches, and
-//! the direct POST of inbound messages. Both go through one reused `reqwest::Client`
+//! the direct POSTs of inbound messages and template status updates. Both go through one reused `reqwest::Client`
 //! and retry a failed POST (non-2xx or connection error) with doubling back-off.
 //!
 //! The poster sends one POST at a time, so statuses reach the receiver in the order
@@ -19,6 +19,7 @@ use tokio::sync::{mpsc, watch};
 use crate::error::{Error, Result};
 use crate::inbound::Inbound;
 use crate::state::{CounterCells, Shared, unix_seconds};
+use crate::templates::Template;
 use crate::wire;
 use schedule::StatusUpdate;
 
@@ -97,6 +98,22 @@ pub(crate) async fn post_inbound(
     deliver(shared, url, Bytes::from(body), &signature, shutdown).await?;
     CounterCells::add(&shared.counters.webhook_posts, 1);
     CounterCells::add(&shared.counters.webhook_messages, 1);
+    Ok(())
+}
+
+/// Posts one `message_template_status_update` now (not through the status batcher).
+pub(crate) async fn post_template_status(
+    shared: &Shared,
+    template: &Template,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<()> {
+    let config = shared.config.snapshot();
+    let url = config.webhook_url.as_deref().ok_or(Error::NoWebhookUrl)?;
+    let body = payload::template_status_body(template, unix_seconds()).map_err(Error::Encoding)?;
+    let signature = wire::signature(&config.app_secret, &body)?;
+    deliver(shared, url, Bytes::from(body), &signature, shutdown).await?;
+    CounterCells::add(&shared.counters.webhook_posts, 1);
+    CounterCells::add(&shared.counters.webhook_template_updates, 1);
     Ok(())
 }
 

@@ -2,7 +2,7 @@
 //! config asks, and answers neutrally in the others. It owns nothing else and calls only
 //! `wasp-sdk`.
 //!
-//! Config: `{"mode": "<mode>", "hook": "on-submit" | "on-dispatch" | "on-event",
+//! Config: `{"mode": "<mode>", "hook": "on-submit" | "on-dispatch" | "on-event" | "on-template",
 //! "slow_ms": 200, "output_bytes": 52428800}`. `hook` defaults to `on-submit`; `slow_ms`
 //! and `output_bytes` only matter to their modes. Modes:
 //!
@@ -13,17 +13,22 @@
 //! - `memory`: allocates and touches 1 MiB blocks until allocation fails (a trap).
 //! - `recursion`: recurses without bound until the stack is exhausted (a trap).
 //! - `huge-output`: returns `output_bytes` (50 MiB by default) of text: a rewrite in a
-//!   verdict hook, a follow-up send in `on-event`.
+//!   verdict hook, a follow-up send in `on-event`, a finding's message in `on-template`.
 //! - `slow`: busy-loops for roughly `slow_ms` milliseconds, counted in iterations (no
 //!   clock), then behaves as `allow`.
 //! - `reject`: rejects with the reason "hostile says no" (verdict hooks only).
+//!
+//! A well-behaved `on-template` finds nothing.
 //!
 //! An unknown mode or hook refuses the config ("bad mode: X", "bad hook: X").
 
 use std::hint::black_box;
 
 use serde::Deserialize;
-use wasp_sdk::{Action, Category, Channel, Content, Context, Event, FollowUp, Message, Policy, Priority, Verdict};
+use wasp_sdk::{
+    Action, Category, Channel, Content, Context, Event, FollowUp, LintFinding, Message, Policy, Priority,
+    TemplateDefinition, Verdict,
+};
 
 /// Reason given by the `reject` mode.
 pub const REJECT_REASON: &str = "hostile says no";
@@ -75,6 +80,7 @@ pub enum Hook {
     OnSubmit,
     OnDispatch,
     OnEvent,
+    OnTemplate,
 }
 
 impl Hook {
@@ -83,6 +89,7 @@ impl Hook {
             "on-submit" => Hook::OnSubmit,
             "on-dispatch" => Hook::OnDispatch,
             "on-event" => Hook::OnEvent,
+            "on-template" => Hook::OnTemplate,
             other => return Err(format!("bad hook: {other}")),
         })
     }
@@ -115,8 +122,8 @@ impl Hostile {
         let parsed: ConfigJson = serde_json::from_str(config).map_err(|error| format!("config: {error}"))?;
         let mode = Mode::parse(&parsed.mode)?;
         let hook = Hook::parse(parsed.hook.as_deref().unwrap_or("on-submit"))?;
-        if mode == Mode::Reject && hook == Hook::OnEvent {
-            return Err("bad mode: reject has no meaning in on-event".to_string());
+        if mode == Mode::Reject && matches!(hook, Hook::OnEvent | Hook::OnTemplate) {
+            return Err("bad mode: reject has no meaning in on-event or on-template".to_string());
         }
         Ok(Hostile {
             mode,
@@ -240,6 +247,19 @@ impl Policy for Hostile {
                     tags: Vec::new(),
                 })]
             }
+        }
+    }
+
+    fn on_template(&self, template: &TemplateDefinition) -> Vec<LintFinding> {
+        self.template_findings(template)
+    }
+}
+
+impl Hostile {
+    fn template_findings(&self, template: &TemplateDefinition) -> Vec<LintFinding> {
+        match self.misbehave(Hook::OnTemplate) {
+            Outcome::Neutral | Outcome::Reject => Vec::new(),
+            Outcome::Huge(text) => vec![LintFinding::error("huge", template.body_field(), text)],
         }
     }
 }

@@ -40,6 +40,12 @@ pub const CODE_UNDELIVERABLE: u32 = 131026;
 pub const CODE_UNSUPPORTED_TYPE: u32 = 131051;
 /// Business/consumer pair rate limit.
 pub const CODE_PAIR_RATE_LIMIT: u32 = 131056;
+/// The template (name and language) does not exist or is not approved.
+pub const CODE_TEMPLATE_DOES_NOT_EXIST: u32 = 132001;
+/// The template is paused for low quality.
+pub const CODE_TEMPLATE_PAUSED: u32 = 132015;
+/// The template is disabled (paused too often).
+pub const CODE_TEMPLATE_DISABLED: u32 = 132016;
 
 /// Subcode Meta adds to "object does not exist" answers.
 const SUBCODE_UNKNOWN_OBJECT: u32 = 33;
@@ -56,6 +62,7 @@ pub fn status_for_code(code: u32) -> StatusCode {
         }
         CODE_SOMETHING_WENT_WRONG | CODE_UNKNOWN => StatusCode::INTERNAL_SERVER_ERROR,
         CODE_SERVICE_UNAVAILABLE | CODE_SERVICE_TEMPORARILY_UNAVAILABLE => StatusCode::SERVICE_UNAVAILABLE,
+        CODE_TEMPLATE_DOES_NOT_EXIST => StatusCode::NOT_FOUND,
         _ => StatusCode::BAD_REQUEST,
     }
 }
@@ -70,6 +77,18 @@ pub struct GraphError {
     /// `error_data.details`; `None` leaves `error_data` out (as Meta does for
     /// errors that are not WhatsApp's own, such as 190).
     details: Option<Cow<'static, str>>,
+    /// `error_user_title` and `error_user_msg` (with `is_transient: false`), as the
+    /// WhatsApp Business Management API answers template errors.
+    user: Option<Box<UserFacing>>,
+    /// `error_data.blame_field_specs` (instead of WhatsApp details): the field at fault.
+    blame_field: Option<&'static str>,
+}
+
+/// The user-facing half of a Business Management API error.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct UserFacing {
+    title: Cow<'static, str>,
+    message: Cow<'static, str>,
 }
 
 impl GraphError {
@@ -81,12 +100,84 @@ impl GraphError {
             error_type: "OAuthException",
             message: Cow::Owned(format!("(#{code}) {message}")),
             details: Some(details.into()),
+            user: None,
+            blame_field: None,
         }
     }
 
     /// 100 "Invalid parameter" with details.
     pub fn invalid_parameter(details: impl Into<Cow<'static, str>>) -> Self {
         Self::whatsapp(CODE_INVALID_PARAMETER, "Invalid parameter", details)
+    }
+
+    /// A WhatsApp Business Management API refusal (template endpoints): code 100,
+    /// `"message":"Invalid parameter"`, the `error_subcode`, `is_transient: false`,
+    /// `error_user_title` and `error_user_msg`, as Meta answers them.
+    pub fn management(
+        subcode: Option<u32>,
+        title: impl Into<Cow<'static, str>>,
+        message: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        Self {
+            code: CODE_INVALID_PARAMETER,
+            subcode,
+            error_type: "OAuthException",
+            message: Cow::Borrowed("Invalid parameter"),
+            details: None,
+            user: Some(Box::new(UserFacing {
+                title: title.into(),
+                message: message.into(),
+            })),
+            blame_field: None,
+        }
+    }
+
+    /// Adds `error_data.blame_field_specs: [[field]]`.
+    #[must_use]
+    pub fn blaming(mut self, field: &'static str) -> Self {
+        self.blame_field = Some(field);
+        self
+    }
+
+    /// 100 with Meta's plain `(#100) message` and no details (Graph-level checks such as
+    /// a query parameter of the wrong type).
+    pub fn plain_invalid(message: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            code: CODE_INVALID_PARAMETER,
+            subcode: None,
+            error_type: "OAuthException",
+            message: Cow::Owned(format!("(#{CODE_INVALID_PARAMETER}) {}", message.into())),
+            details: None,
+            user: None,
+            blame_field: None,
+        }
+    }
+
+    /// 132001, HTTP 404: no approved template of this name in this language.
+    pub fn template_does_not_exist(name: &str, language: &str) -> Self {
+        Self::whatsapp(
+            CODE_TEMPLATE_DOES_NOT_EXIST,
+            "Template name does not exist in the translation",
+            format!("template name ({name}) does not exist in {language}"),
+        )
+    }
+
+    /// 132015: the template is paused.
+    pub fn template_paused() -> Self {
+        Self::whatsapp(
+            CODE_TEMPLATE_PAUSED,
+            "Template is Paused",
+            "Template is paused due to low quality so it cannot be sent in a template message.",
+        )
+    }
+
+    /// 132016: the template is disabled.
+    pub fn template_disabled() -> Self {
+        Self::whatsapp(
+            CODE_TEMPLATE_DISABLED,
+            "Template is Disabled",
+            "Template has been paused too many times due to low quality and is now permanently disabled.",
+        )
     }
 
     /// 100 "The parameter X is required." (no details, as Meta answers it).
@@ -97,6 +188,8 @@ impl GraphError {
             error_type: "OAuthException",
             message: Cow::Owned(format!("(#{CODE_INVALID_PARAMETER}) The parameter {name} is required.")),
             details: None,
+            user: None,
+            blame_field: None,
         }
     }
 
@@ -146,7 +239,9 @@ impl GraphError {
             131050 => "Unable to deliver the message",
             CODE_POLICY_BLOCK => "Temporarily blocked for policies violations",
             132000 => "Number of parameters does not match the expected number of params",
-            132001 => "Template name does not exist in the translation",
+            CODE_TEMPLATE_DOES_NOT_EXIST => "Template name does not exist in the translation",
+            CODE_TEMPLATE_PAUSED => "Template is Paused",
+            CODE_TEMPLATE_DISABLED => "Template is Disabled",
             _ => "Simulated fault",
         };
         Self::whatsapp(code, title, "Simulated fault set in the simulator's config")
@@ -160,6 +255,8 @@ impl GraphError {
             error_type: "OAuthException",
             message: Cow::Borrowed("Invalid OAuth access token - Cannot parse access token"),
             details: None,
+            user: None,
+            blame_field: None,
         }
     }
 
@@ -175,6 +272,8 @@ impl GraphError {
                  read the Graph API documentation at https://developers.facebook.com/docs/graph-api"
             )),
             details: None,
+            user: None,
+            blame_field: None,
         }
     }
 
@@ -186,6 +285,8 @@ impl GraphError {
             error_type: "OAuthException",
             message: Cow::Owned(format!("Unknown path components: {path}")),
             details: None,
+            user: None,
+            blame_field: None,
         }
     }
 
@@ -218,10 +319,19 @@ impl GraphError {
                 error_type: self.error_type,
                 code: self.code,
                 error_subcode: self.subcode,
-                error_data: self.details.as_deref().map(|details| ErrorData {
-                    messaging_product: "whatsapp",
-                    details,
-                }),
+                error_data: match (self.details.as_deref(), self.blame_field) {
+                    (Some(details), _) => Some(ErrorData::WhatsApp {
+                        messaging_product: "whatsapp",
+                        details,
+                    }),
+                    (None, Some(field)) => Some(ErrorData::Blame {
+                        blame_field_specs: [[field]],
+                    }),
+                    (None, None) => None,
+                },
+                is_transient: self.user.as_ref().map(|_| false),
+                error_user_title: self.user.as_ref().map(|user| &*user.title),
+                error_user_msg: self.user.as_ref().map(|user| &*user.message),
                 fbtrace_id: &fbtrace_id,
             },
         };
@@ -265,13 +375,25 @@ struct Body<'a> {
     error_data: Option<ErrorData<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error_subcode: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    is_transient: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_user_title: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_user_msg: Option<&'a str>,
     fbtrace_id: &'a str,
 }
 
 #[derive(Serialize)]
-struct ErrorData<'a> {
-    messaging_product: &'static str,
-    details: &'a str,
+#[serde(untagged)]
+enum ErrorData<'a> {
+    WhatsApp {
+        messaging_product: &'static str,
+        details: &'a str,
+    },
+    Blame {
+        blame_field_specs: [[&'static str; 1]; 1],
+    },
 }
 
 /// A random trace id like the ones Meta returns (`A1b2C3…`).
@@ -352,6 +474,35 @@ mod tests {
         assert_eq!(status_for_code(CODE_ACCESS_TOKEN), StatusCode::UNAUTHORIZED);
         assert_eq!(status_for_code(CODE_PARAMETER_NOT_VALID), StatusCode::BAD_REQUEST);
         assert_eq!(status_for_code(CODE_UNDELIVERABLE), StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn management_errors_keep_metas_key_order() {
+        let error = GraphError::management(
+            Some(2_388_046),
+            "Name Format is Incorrect",
+            "The message template name can only have lowercase letters and underscores.",
+        )
+        .blaming("name");
+        assert_eq!(error.status(), StatusCode::BAD_REQUEST);
+        let body = String::from_utf8(error.body()).expect("ascii");
+        let expected = r#"{"error":{"message":"Invalid parameter","type":"OAuthException","code":100,"error_data":{"blame_field_specs":[["name"]]},"error_subcode":2388046,"is_transient":false,"error_user_title":"Name Format is Incorrect","error_user_msg":"The message template name can only have lowercase letters and underscores.","fbtrace_id":""#;
+        assert!(body.starts_with(expected), "{body}");
+    }
+
+    #[test]
+    fn template_send_errors_have_metas_codes_and_statuses() {
+        let missing = GraphError::template_does_not_exist("promo", "en_US");
+        assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+        assert_eq!(
+            missing.message(),
+            "(#132001) Template name does not exist in the translation"
+        );
+        assert_eq!(missing.details(), Some("template name (promo) does not exist in en_US"));
+        assert_eq!(GraphError::template_paused().status(), StatusCode::BAD_REQUEST);
+        assert_eq!(GraphError::template_paused().message(), "(#132015) Template is Paused");
+        assert_eq!(GraphError::template_disabled().code(), CODE_TEMPLATE_DISABLED);
+        assert_eq!(GraphError::fault(132_001).status(), StatusCode::NOT_FOUND);
     }
 
     #[test]

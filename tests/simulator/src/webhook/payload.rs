@@ -9,6 +9,8 @@ use serde::{Serialize, Serializer};
 use super::schedule::{StatusKind, StatusUpdate};
 use crate::config::SimulatorConfig;
 use crate::inbound::{Inbound, InboundContent};
+use crate::templates::review::RejectionInfo;
+use crate::templates::{Template, TemplateStatus, rejection_info};
 use crate::wire;
 
 /// Where Meta's status errors point.
@@ -241,6 +243,88 @@ struct ReplyJson<'a> {
     title: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     description: Option<&'a str>,
+}
+
+/// `entry` of a WABA-level webhook (templates): it carries `time`, unlike `messages`.
+#[derive(Serialize)]
+struct TimedEntry<'a, V> {
+    id: &'a str,
+    time: u64,
+    changes: [Change<V>; 1],
+}
+
+#[derive(Serialize)]
+struct TimedEnvelope<'a, V> {
+    object: &'static str,
+    entry: [TimedEntry<'a, V>; 1],
+}
+
+/// `value` of a `message_template_status_update`, in the key order of Meta's reference.
+#[derive(Serialize)]
+struct TemplateStatusValue<'a> {
+    event: &'static str,
+    message_template_id: u64,
+    message_template_name: &'a str,
+    message_template_language: &'a str,
+    reason: &'a str,
+    message_template_category: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    disable_info: Option<DisableInfo>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    other_info: Option<OtherInfo>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rejection_info: Option<&'static RejectionInfo>,
+}
+
+#[derive(Serialize)]
+struct DisableInfo {
+    #[serde(serialize_with = "as_string")]
+    disable_date: u64,
+}
+
+#[derive(Serialize)]
+struct OtherInfo {
+    title: &'static str,
+    description: &'static str,
+}
+
+/// `other_info` of a `PAUSED` event.
+const FIRST_PAUSE: OtherInfo = OtherInfo {
+    title: "FIRST_PAUSE",
+    description: "Your WhatsApp message template has been paused for 3 hours because it had issues.",
+};
+
+/// The `message_template_status_update` body for the template's status now, at `time`
+/// (Unix seconds): `entry[].id` is the template's WABA.
+pub(crate) fn template_status_body(template: &Template, time: u64) -> Result<Vec<u8>, serde_json::Error> {
+    let rejected = template.status == TemplateStatus::Rejected;
+    let value = TemplateStatusValue {
+        event: template.status.as_str(),
+        message_template_id: template.id.parse().unwrap_or(0),
+        message_template_name: &template.name,
+        message_template_language: &template.language,
+        reason: &template.reason,
+        message_template_category: template.category.as_str(),
+        disable_info: (template.status == TemplateStatus::Disabled).then_some(DisableInfo { disable_date: time }),
+        other_info: (template.status == TemplateStatus::Paused).then_some(FIRST_PAUSE),
+        rejection_info: if rejected {
+            rejection_info(&template.reason)
+        } else {
+            None
+        },
+    };
+    let envelope = TimedEnvelope {
+        object: "whatsapp_business_account",
+        entry: [TimedEntry {
+            id: &template.waba_id,
+            time,
+            changes: [Change {
+                value,
+                field: "message_template_status_update",
+            }],
+        }],
+    };
+    wire::to_meta_json(&envelope)
 }
 
 fn as_string<S: Serializer>(value: &u64, serializer: S) -> Result<S::Ok, S::Error> {

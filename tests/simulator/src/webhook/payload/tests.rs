@@ -7,6 +7,7 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use super::*;
+use crate::templates::Category;
 use crate::webhook::schedule::Tracked;
 
 const WIRE_FAILED_131049: &[u8] = include_bytes!("../../../tests/fixtures/wire--status-failed-131049.json");
@@ -285,4 +286,88 @@ fn every_failure_code_has_an_error() {
     }
     assert_eq!(status_error(131026), Some(&UNDELIVERABLE));
     assert_eq!(status_error(42), None);
+}
+
+const PYWA_TEMPLATE_APPROVED: &str =
+    include_str!("../../../tests/fixtures/pywa--template-status-update--approved.json");
+const PYWA_TEMPLATE_REJECTED: &str =
+    include_str!("../../../tests/fixtures/pywa--template-status-update--rejected.json");
+
+fn sample_template(
+    id: &str,
+    name: &str,
+    language: &str,
+    category: Category,
+    status: TemplateStatus,
+    reason: &str,
+) -> Template {
+    Template {
+        id: id.into(),
+        waba_id: "102290129340398".into(),
+        name: name.into(),
+        language: language.into(),
+        category,
+        parameter_format: crate::templates::ParameterFormat::Positional,
+        components: json!([{"type": "BODY", "text": "x"}]),
+        status,
+        reason: reason.into(),
+    }
+}
+
+#[test]
+fn template_approved_reproduces_the_sample_value_for_value() {
+    let template = sample_template(
+        "1689556908129832",
+        "order_confirmation",
+        "en_US",
+        Category::Utility,
+        TemplateStatus::Approved,
+        "NONE",
+    );
+    let body = template_status_body(&template, 1_751_247_548).expect("encodes");
+    let expected: Value = serde_json::from_str(PYWA_TEMPLATE_APPROVED).expect("fixture");
+    assert_eq!(parse(&body), expected);
+    assert!(
+        body.starts_with(
+            br#"{"object":"whatsapp_business_account","entry":[{"id":"102290129340398","time":1751247548,"#
+        )
+    );
+}
+
+#[test]
+fn template_rejected_for_format_reproduces_the_sample_value_for_value() {
+    let template = sample_template(
+        "1689556908129835",
+        "abandoned_cart",
+        "en",
+        Category::Marketing,
+        TemplateStatus::Rejected,
+        "INVALID_FORMAT",
+    );
+    let body = template_status_body(&template, 1_751_247_548).expect("encodes");
+    let expected: Value = serde_json::from_str(PYWA_TEMPLATE_REJECTED).expect("fixture");
+    assert_eq!(parse(&body), expected);
+}
+
+#[test]
+fn other_rejections_paused_and_disabled_add_only_their_blocks() {
+    let approved: Value = serde_json::from_str(PYWA_TEMPLATE_APPROVED).expect("fixture");
+    let scam = sample_template("1", "a", "en", Category::Marketing, TemplateStatus::Rejected, "SCAM");
+    let value = parse(&template_status_body(&scam, 1).expect("encodes"));
+    assert_eq!(
+        shape_of(&value),
+        shape_of(&approved),
+        "no rejection_info outside INVALID_FORMAT"
+    );
+    let paused = sample_template("2", "a", "en", Category::Marketing, TemplateStatus::Paused, "NONE");
+    let value = parse(&template_status_body(&paused, 1).expect("encodes"));
+    let change = &value["entry"][0]["changes"][0]["value"];
+    assert_eq!(change["event"], "PAUSED");
+    assert_eq!(change["other_info"]["title"], "FIRST_PAUSE");
+    let disabled = sample_template("3", "a", "en", Category::Marketing, TemplateStatus::Disabled, "NONE");
+    let value = parse(&template_status_body(&disabled, 7).expect("encodes"));
+    assert_eq!(
+        value["entry"][0]["changes"][0]["value"]["disable_info"]["disable_date"],
+        "7"
+    );
 }

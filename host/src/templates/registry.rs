@@ -1,0 +1,335 @@
+//! What each (name, language) of a template stands at, in memory, for the checks on the
+//! message path and for listing: loaded from the store at start and updated with every
+//! template write this node makes (and every sync). The versions themselves stay in the store.
+//!
+//! A (name, language) may be sent when its newest version that reached the Cloud API is
+//! `APPROVED`: an edit goes back under Meta's review, and until it is approved again the
+//! template is not sent.
+
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, RwLock},
+};
+
+use serde::Serialize;
+
+use super::TemplateStatus;
+use crate::{
+    message::Category,
+    store::{self, Store, TemplateVersion},
+};
+
+/// One (name, language) as the API lists it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TemplateSummary {
+    pub name: String,
+    pub language: String,
+    pub category: Category,
+    /// The status that decides sends: that of `live_version`, or of the newest version when
+    /// none reached Meta yet.
+    pub status: TemplateStatus,
+    /// The newest version that reached the Cloud API.
+    pub live_version: Option<u32>,
+    pub newest_version: u32,
+    /// The status of the newest version (differs from `status` while an edit is on its way).
+    pub newest_status: TemplateStatus,
+    pub reason: Option<String>,
+    pub quality: Option<String>,
+    pub meta_id: Option<String>,
+    pub updated_at_ms: i64,
+}
+
+impl TemplateSummary {
+    pub fn sendable(&self) -> bool {
+        self.live_version.is_some() && self.status == TemplateStatus::Approved
+    }
+}
+
+/// Why a message naming a template is refused at submit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendCheck {
+    /// The request field at fault: `content.template.name` or `content.template.language.code`.
+    pub field: &'static str,
+    pub reason: String,
+}
+
+#[derive(Debug, Default)]
+pub struct Registry {
+    /// Whether messages naming a template are checked against the registry (a business
+    /// account is configured and `templates.check_at_submit` is on).
+    enforce: bool,
+    pairs: RwLock<Arc<BTreeMap<(String, String), TemplateSummary>>>,
+    /// Rung when a version is ready for the Cloud API, so it does not wait a whole round.
+    submit_ready: tokio::sync::Notify,
+}
+
+impl Registry {
+    pub fn new(enforce: bool) -> Self {
+        Self {
+            enforce,
+            pairs: RwLock::default(),
+            submit_ready: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// Builds the registry from every stored version.
+    pub async fn load(enforce: bool, store: &Store) -> store::Result<Self> {
+        let registry = Self::new(enforce);
+        let versions = store.template_versions().await?;
+        let mut pairs = BTreeMap::new();
+        for version in &versions {
+            fold(&mut pairs, version);
+        }
+        *registry.write() = Arc::new(pairs);
+        Ok(registry)
+    }
+
+    pub fn wake_submitter(&self) {
+        self.submit_ready.notify_one();
+    }
+
+    /// Waits for [`Registry::wake_submitter`] or `timeout`, whichever comes first.
+    pub async fn submit_ready(&self, timeout: std::time::Duration) {
+        let _ = tokio::time::timeout(timeout, self.submit_ready.notified()).await;
+    }
+
+    pub fn enforced(&self) -> bool {
+        self.enforce
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Arc<BTreeMap<(String, String), TemplateSummary>>> {
+        self.pairs.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn snapshot(&self) -> Arc<BTreeMap<(String, String), TemplateSummary>> {
+        Arc::clone(&self.pairs.read().unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+
+    /// Takes in a version as a store write answered it.
+    pub fn observe(&self, version: &TemplateVersion) {
+        let mut pairs = self.write();
+        fold(Arc::make_mut(&mut pairs), version);
+    }
+
+    /// Re-reads every version of `name` (after a write that may touch several).
+    pub async fn refresh(&self, store: &Store, name: &str) -> store::Result<()> {
+        let versions = store.template_versions_named(name).await?;
+        let mut pairs = self.write();
+        let pairs = Arc::make_mut(&mut pairs);
+        pairs.retain(|(pair_name, _), _| pair_name != name);
+        for version in &versions {
+            fold(pairs, version);
+        }
+        Ok(())
+    }
+
+    pub fn summary(&self, name: &str, language: &str) -> Option<TemplateSummary> {
+        self.snapshot().get(&(name.to_owned(), language.to_owned())).cloned()
+    }
+
+    /// Summaries in (name, language) order, after `after` when given, at most `limit`,
+    /// keeping those `keep` accepts.
+    pub fn list(
+        &self,
+        after: Option<&(String, String)>,
+        limit: usize,
+        keep: impl Fn(&TemplateSummary) -> bool,
+    ) -> Vec<TemplateSummary> {
+        let pairs = self.snapshot();
+        let range = match after {
+            Some(after) => {
+                pairs.range::<(String, String), _>((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded))
+            }
+            None => pairs.range::<(String, String), _>(..),
+        };
+        range
+            .map(|(_, summary)| summary)
+            .filter(|summary| keep(summary))
+            .take(limit)
+            .cloned()
+            .collect()
+    }
+
+    /// Whether a message may name this template in this language; always when the registry
+    /// is not enforced.
+    pub fn check(&self, name: &str, language: &str) -> Result<(), SendCheck> {
+        if !self.enforce {
+            return Ok(());
+        }
+        let pairs = self.snapshot();
+        if let Some(summary) = pairs.get(&(name.to_owned(), language.to_owned())) {
+            if summary.sendable() {
+                return Ok(());
+            }
+            let reason = match (summary.live_version, summary.status) {
+                (None, status) => format!(
+                    "template {name:?} in {language:?} is not approved yet: it is {status} and has not reached the Cloud API"
+                ),
+                (Some(_), TemplateStatus::Pending) => {
+                    format!("template {name:?} in {language:?} is not approved: Meta is reviewing it (PENDING)")
+                }
+                (Some(_), status) => match &summary.reason {
+                    Some(reason) => {
+                        format!("template {name:?} in {language:?} is not approved: it is {status} ({reason})")
+                    }
+                    None => format!("template {name:?} in {language:?} is not approved: it is {status}"),
+                },
+            };
+            return Err(SendCheck {
+                field: "content.template.language.code",
+                reason,
+            });
+        }
+        let languages: Vec<&str> = pairs
+            .keys()
+            .filter(|(pair_name, _)| pair_name == name)
+            .map(|(_, language)| language.as_str())
+            .collect();
+        Err(if languages.is_empty() {
+            SendCheck {
+                field: "content.template.name",
+                reason: format!("no template is named {name:?}"),
+            }
+        } else {
+            SendCheck {
+                field: "content.template.language.code",
+                reason: format!(
+                    "template {name:?} has no version in {language:?}; it has: {}",
+                    languages.join(", ")
+                ),
+            }
+        })
+    }
+}
+
+/// Folds one version into the summary of its (name, language).
+fn fold(pairs: &mut BTreeMap<(String, String), TemplateSummary>, version: &TemplateVersion) {
+    let key = (version.name.clone(), version.language.clone());
+    let summary = pairs.entry(key).or_insert_with(|| TemplateSummary {
+        name: version.name.clone(),
+        language: version.language.clone(),
+        category: version.category,
+        status: version.status,
+        live_version: None,
+        newest_version: version.version,
+        newest_status: version.status,
+        reason: version.reason.clone(),
+        quality: version.quality.clone(),
+        meta_id: version.meta_id.clone(),
+        updated_at_ms: version.updated_at_ms,
+    });
+    if version.version >= summary.newest_version {
+        summary.newest_version = version.version;
+        summary.newest_status = version.status;
+        summary.updated_at_ms = summary.updated_at_ms.max(version.updated_at_ms);
+        if summary.live_version.is_none() {
+            summary.status = version.status;
+            summary.reason = version.reason.clone();
+            summary.category = version.category;
+        }
+    }
+    if version.meta_id.is_some() && summary.live_version.is_none_or(|live| version.version >= live) {
+        summary.live_version = Some(version.version);
+        summary.status = version.status;
+        summary.reason = version.reason.clone();
+        summary.quality = version.quality.clone();
+        summary.meta_id = version.meta_id.clone();
+        summary.category = version.category;
+        summary.updated_at_ms = summary.updated_at_ms.max(version.updated_at_ms);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn version(number: u32, status: TemplateStatus, meta_id: Option<&str>) -> TemplateVersion {
+        TemplateVersion {
+            name: "order_shipped".to_owned(),
+            language: "en".to_owned(),
+            version: number,
+            category: Category::Utility,
+            definition: json!({}),
+            status,
+            reason: (status == TemplateStatus::Rejected).then(|| "INVALID_FORMAT".to_owned()),
+            meta_id: meta_id.map(str::to_owned),
+            quality: None,
+            findings: Vec::new(),
+            created_by: "ops".to_owned(),
+            created_at_ms: i64::from(number),
+            updated_at_ms: i64::from(number),
+        }
+    }
+
+    #[test]
+    fn an_unenforced_registry_lets_every_template_through() {
+        assert_eq!(Registry::new(false).check("anything", "en"), Ok(()));
+    }
+
+    #[test]
+    fn the_newest_version_at_meta_decides_and_the_refusal_names_the_field() {
+        let registry = Registry::new(true);
+        let unknown = registry.check("order_shipped", "en").unwrap_err();
+        assert_eq!(unknown.field, "content.template.name");
+
+        registry.observe(&version(1, TemplateStatus::Submitting, None));
+        let submitting = registry.check("order_shipped", "en").unwrap_err();
+        assert_eq!(submitting.field, "content.template.language.code");
+        assert!(submitting.reason.contains("SUBMITTING"), "{}", submitting.reason);
+
+        registry.observe(&version(1, TemplateStatus::Approved, Some("77")));
+        assert_eq!(registry.check("order_shipped", "en"), Ok(()));
+        let other_language = registry.check("order_shipped", "de").unwrap_err();
+        assert!(
+            other_language.reason.contains("it has: en"),
+            "{}",
+            other_language.reason
+        );
+
+        // A new version waiting for review does not stop the approved one.
+        registry.observe(&version(2, TemplateStatus::AwaitingReview, None));
+        assert_eq!(registry.check("order_shipped", "en"), Ok(()));
+        let summary = registry.summary("order_shipped", "en").unwrap();
+        assert_eq!((summary.live_version, summary.newest_version), (Some(1), 2));
+        assert_eq!(summary.newest_status, TemplateStatus::AwaitingReview);
+
+        // Once the edit reaches Meta it is under review, and so is the template.
+        registry.observe(&version(2, TemplateStatus::Pending, Some("77")));
+        assert!(
+            registry
+                .check("order_shipped", "en")
+                .unwrap_err()
+                .reason
+                .contains("PENDING")
+        );
+        registry.observe(&version(2, TemplateStatus::Rejected, Some("77")));
+        let rejected = registry.check("order_shipped", "en").unwrap_err();
+        assert!(
+            rejected.reason.contains("REJECTED (INVALID_FORMAT)"),
+            "{}",
+            rejected.reason
+        );
+    }
+
+    #[test]
+    fn listing_pages_in_name_and_language_order() {
+        let registry = Registry::new(true);
+        for (name, language) in [("b", "en"), ("a", "de"), ("a", "en"), ("c", "fr")] {
+            let mut version = version(1, TemplateStatus::Approved, Some("1"));
+            version.name = name.to_owned();
+            version.language = language.to_owned();
+            registry.observe(&version);
+        }
+        let first: Vec<_> = registry
+            .list(None, 2, |_| true)
+            .into_iter()
+            .map(|summary| (summary.name, summary.language))
+            .collect();
+        assert_eq!(first, [("a".into(), "de".into()), ("a".into(), "en".into())]);
+        let rest = registry.list(Some(&("a".to_owned(), "en".to_owned())), 10, |_| true);
+        assert_eq!(rest.len(), 2);
+        assert_eq!(rest[0].name, "b");
+    }
+}
