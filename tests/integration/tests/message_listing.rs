@@ -506,8 +506,23 @@ async fn cancelled_messages_leave_the_backlog_at_once() -> anyhow::Result<()> {
     })
     .await?;
     for id in &waiting {
-        let (status, answer) = cancel(&host, id).await?;
-        assert_eq!(status, 200, "{answer}");
+        // A worker may hold one for a moment (claimed, then handed back for the rate limit):
+        // that cancel is refused as too late, so it is asked again until the worker lets go.
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            let (status, answer) = cancel(&host, id).await?;
+            if status == 409
+                && answer["error"]["message"]
+                    .as_str()
+                    .is_some_and(|text| text.contains("dispatch worker"))
+            {
+                anyhow::ensure!(std::time::Instant::now() < deadline, "never let go: {answer}");
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                continue;
+            }
+            assert_eq!(status, 200, "{answer}");
+            break;
+        }
     }
     // Room again at once, not at the next count of the backlog.
     let (status, answer) = host.send(&text_message("+6591230004", "room again")).await?;
