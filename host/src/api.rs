@@ -82,7 +82,12 @@ pub fn router_with_limits(state: ApiState, max_body_bytes: usize, max_batch_body
     }
     Router::new()
         .merge(v1)
-        .route("/webhooks/whatsapp", get(webhook::handshake).post(webhook::receive))
+        .route(
+            "/webhooks/whatsapp",
+            get(webhook::handshake)
+                .post(webhook::receive)
+                .layer(DefaultBodyLimit::max(webhook::MAX_BODY_BYTES)),
+        )
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/openapi.json", get(openapi::serve))

@@ -79,6 +79,10 @@ pub fn signature_is_valid(secret: &[u8], body: &[u8], header: Option<&str>) -> b
     mac.verify_slice(&expected).is_ok()
 }
 
+/// Meta batches up to 1,000 updates in one POST (several hundred KB), more than the API's own
+/// body limit allows; a body is read whole before its signature is checked, so this stays bounded.
+pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
 /// The handshake's query as documented; the handler reads it as a map (the names hold dots).
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]

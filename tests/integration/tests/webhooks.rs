@@ -162,3 +162,34 @@ async fn a_send_that_arrived_before_its_answer_was_lost_is_not_sent_again() -> a
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn a_full_batch_of_a_thousand_updates_is_read_whole() -> anyhow::Result<()> {
+    let host = quiet_host().await?;
+    let (_, answer) = host.send(&text_message("+6591234567", "hi")).await?;
+    let id = answer["id"].as_str().unwrap();
+    let message = host.wait_for(id, "sent", WAIT).await?;
+    let wamid = message["wamid"].as_str().unwrap();
+    // Meta's largest batch: 1,000 statuses in one POST, past the API's own body limit.
+    let mut statuses: Vec<serde_json::Value> = (0..999)
+        .map(|index| {
+            json!({"id": format!("wamid.HBgLNjU5MTIzNDU2NzgVAgARGBI{index:020}"), "status": "delivered",
+                "timestamp": "1900000000", "recipient_id": "6591234567",
+                "conversation": {"id": format!("{index:032x}"), "expiration_timestamp": "1900086400",
+                    "origin": {"type": "utility"}},
+                "pricing": {"billable": true, "pricing_model": "PMP", "category": "utility", "type": "regular"}})
+        })
+        .collect();
+    statuses.push(json!({"id": wamid, "status": "read", "timestamp": "1900000000", "recipient_id": "6591234567"}));
+    let body = serde_json::to_vec(&json!({
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "1", "changes": [{"field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "15550000000", "phone_number_id": "100000000000001"},
+            "statuses": statuses}}]}]
+    }))?;
+    assert!(body.len() > 262_144, "{} bytes", body.len());
+    assert_eq!(host.post_webhook(&body, Some(APP_SECRET)).await?, 200);
+    assert_eq!(host.message(id).await?["status"], "read");
+    Ok(())
+}
