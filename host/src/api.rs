@@ -94,6 +94,7 @@ pub fn router_with_limits(state: ApiState, max_body_bytes: usize, max_batch_body
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(middleware::map_response(error::errors_as_json))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(state)

@@ -144,6 +144,60 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for StrictJson<T> {
     }
 }
 
+/// Turns any error answer that is not JSON (a rejection from one of axum's own extractors,
+/// such as a path parameter that is not UTF-8) into the one error shape, so no route ever
+/// answers an error in another form. JSON answers pass untouched.
+pub async fn errors_as_json(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    // Rejection texts are one line; anything longer is cut, never buffered whole.
+    let text = match axum::body::to_bytes(body, 16 * 1024).await {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).trim().to_owned(),
+        Err(_) => String::new(),
+    };
+    let code = match status {
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        status if status.is_server_error() => "unavailable",
+        _ => "invalid_request",
+    };
+    // axum names the parameter at fault in backticks: "Invalid UTF-8 in `name`".
+    let field = text
+        .split('`')
+        .nth(1)
+        .filter(|name| !name.is_empty() && !name.contains(' '))
+        .map(str::to_owned);
+    let message = if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_owned()
+    } else {
+        text
+    };
+    let mut answer = ApiError {
+        status,
+        code,
+        message,
+        field,
+    }
+    .into_response();
+    // Headers such as `Allow` or `Retry-After` stay; the body's own length and type do not.
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            answer.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    answer
+}
+
 /// A query string read strictly (unknown keys refused where the type says so); a refusal
 /// takes the one error shape and names the parameter at fault.
 pub struct StrictQuery<T>(pub T);

@@ -183,6 +183,9 @@ async fn paths_filters_and_urls_cannot_reach_outside_their_purpose() -> anyhow::
         ("an unknown template filter", "/v1/templates?colour=red"),
         ("a template limit that is no number", "/v1/templates?limit=many"),
         ("a message id that is no id", "/v1/messages/1%20OR%201=1"),
+        ("a template name that is not UTF-8", "/v1/templates/%FF"),
+        ("a plugin name that is not UTF-8", "/v1/plugins/%FF%FE"),
+        ("a contact that is not UTF-8", "/v1/contacts/%C0%AF"),
     ];
     for (case, path) in get_cases {
         let (status, answer) = raw(&host, Method::GET, path, Vec::new(), &auth).await?;
