@@ -9,6 +9,7 @@ pub mod callbacks;
 pub mod contacts;
 pub mod error;
 pub mod messages;
+pub mod metrics;
 pub mod openapi;
 pub mod plugins;
 pub mod regions;
@@ -49,6 +50,8 @@ pub struct ApiState {
     pub tokens: Arc<auth::Tokens>,
     pub app_secret: Option<String>,
     pub verify_token: Option<String>,
+    /// The bearer token `GET /metrics` asks for (`server.metrics_token`); `None`: open.
+    pub metrics_token: Option<String>,
     /// Inbound texts that opt a contact out or back in.
     pub opt_keywords: Arc<webhook::OptKeywords>,
     /// Where each template stands, for the check at submit and for listing.
@@ -91,8 +94,12 @@ pub fn router_with_limits(state: ApiState, max_body_bytes: usize, max_batch_body
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/openapi.json", get(openapi::serve))
+        .route("/metrics", get(metrics::serve))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        // Inside the request-id layers; `Router::layer` wraps each route, so the matched
+        // template is known to it.
+        .layer(middleware::from_fn(metrics::count_request))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(middleware::map_response(error::errors_as_json))
         .layer(PropagateRequestIdLayer::x_request_id())

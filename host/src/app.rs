@@ -25,6 +25,10 @@ pub struct RunningHost {
 
 /// Starts every part and serves until `shutdown` completes.
 pub async fn start(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<RunningHost> {
+    // The recorder first: every part counts from its first step. One per process; a second
+    // host in the same process shares it.
+    crate::telemetry::metrics::handle();
+    crate::telemetry::metrics::spawn_upkeep();
     let sealing = crate::store::Sealing {
         keyring: crate::store::Keyring::new(&config.store.encryption_keys, config.store.active_key_id.as_deref())
             .context("reading store.encryption_keys")?,
@@ -148,6 +152,7 @@ pub async fn start(config: Config, shutdown: impl Future<Output = ()> + Send + '
         tokens,
         app_secret: config.webhook.app_secret.clone(),
         verify_token: config.webhook.verify_token.clone(),
+        metrics_token: config.server.metrics_token.clone(),
         opt_keywords: Arc::new(api::webhook::OptKeywords::new(&config.contacts)),
     };
     let router = api::router_with_limits(state, config.server.max_body_bytes, config.server.max_batch_body_bytes);

@@ -62,6 +62,7 @@ pub const DEFAULT_OPT_IN_KEYWORDS: &[&str] = &["START", "UNSTOP"];
 /// Plain environment names for the keys people set most, beside the generic `WASP_…` form.
 pub const PLAIN_NAMES: &[(&str, &str)] = &[
     ("WASP_ADMIN_TOKEN", "server.admin_token"),
+    ("WASP_METRICS_TOKEN", "server.metrics_token"),
     ("WASP_LISTEN", "server.listen"),
     ("WASP_DATABASE_URL", "store.database_url"),
     ("WASP_APP_SECRET", "webhook.app_secret"),
@@ -73,6 +74,7 @@ pub const PLAIN_NAMES: &[(&str, &str)] = &[
 /// Keys without a default value (secrets): they exist only when set.
 const OPTIONAL_KEYS: &[&str] = &[
     "server.admin_token",
+    "server.metrics_token",
     "webhook.app_secret",
     "webhook.verify_token",
     "channel.cloud_api.access_token",
@@ -123,6 +125,9 @@ pub struct ServerConfig {
     pub listen: String,
     /// Bearer token for every `/v1` route.
     pub admin_token: Option<String>,
+    /// Bearer token a scraper must present for `GET /metrics`; unset, the route is open to
+    /// whoever reaches the listen address (bind it privately then).
+    pub metrics_token: Option<String>,
     pub max_body_bytes: usize,
     /// Body limit of `POST /v1/messages/batch` (up to 1,000 messages).
     pub max_batch_body_bytes: usize,
@@ -133,6 +138,7 @@ impl Default for ServerConfig {
         Self {
             listen: DEFAULT_LISTEN.to_owned(),
             admin_token: None,
+            metrics_token: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_batch_body_bytes: DEFAULT_MAX_BATCH_BODY_BYTES,
         }
@@ -580,6 +586,7 @@ impl Config {
         let mut copy = self.clone();
         for secret in [
             &mut copy.server.admin_token,
+            &mut copy.server.metrics_token,
             &mut copy.webhook.app_secret,
             &mut copy.webhook.verify_token,
             &mut copy.channel.cloud_api.access_token,
@@ -758,10 +765,15 @@ mod tests {
 
     #[test]
     fn masked_hides_secrets() {
-        let env = environment(&[("WASP_APP_SECRET", "very-secret")]);
+        let env = environment(&[
+            ("WASP_APP_SECRET", "very-secret"),
+            ("WASP_METRICS_TOKEN", "scrape-secret"),
+        ]);
         let config = Config::from_parts("", "(none)", &env).unwrap();
+        assert_eq!(config.server.metrics_token.as_deref(), Some("scrape-secret"));
         let printed = config.masked();
         assert!(!printed.contains("very-secret"));
+        assert!(!printed.contains("scrape-secret"));
         assert!(printed.contains("********"));
     }
 

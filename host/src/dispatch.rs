@@ -254,12 +254,21 @@ impl Dispatcher {
         let (resync_store, resync_backlog) = (store.clone(), handle.backlog.clone());
         tokio::spawn(async move {
             let mut ticker = tokio::time::interval(BACKLOG_RESYNC);
-            ticker.tick().await;
+            // The shards last named in `wasp_shard_backlog_messages`.
+            let mut top_shards = Vec::with_capacity(crate::telemetry::metrics::TOP_SHARDS);
             loop {
+                // The first tick is at once: the gauges are set from the start.
                 ticker.tick().await;
                 match resync_store.pending_by_shard().await {
-                    Ok(by_shard) => resync_backlog.set(by_shard),
+                    Ok(by_shard) => {
+                        resync_backlog.set(by_shard);
+                        crate::telemetry::metrics::shard_backlogs(&resync_backlog.shards(), &mut top_shards);
+                    }
                     Err(error) => tracing::warn!(%error, "counting the backlog failed"),
+                }
+                match resync_store.pending_by_priority().await {
+                    Ok(by_priority) => crate::telemetry::metrics::backlog_by_priority(&by_priority),
+                    Err(error) => tracing::warn!(%error, "counting the backlog by priority failed"),
                 }
             }
         });

@@ -334,9 +334,12 @@ impl Events {
         let Some(original) = fallback_original(&follow_up) else {
             return;
         };
+        let (category, priority) = (follow_up.submission.category, follow_up.submission.priority);
         match self.store.fall_back(original, follow_up).await {
-            Ok(FallBackOutcome::FellBack { follow_up }) => {
-                tracing::info!(plugin = %origin.plugin, %original, %follow_up, "message fell back");
+            Ok(FallBackOutcome::FellBack { follow_up: id }) => {
+                // The original's class is not read back: the follow-up carries the same category.
+                crate::telemetry::metrics::status(Status::FellBack, category, priority);
+                tracing::info!(plugin = %origin.plugin, %original, follow_up = %id, "message fell back");
                 self.dispatch.wake();
             }
             Ok(FallBackOutcome::Skipped { status }) => {

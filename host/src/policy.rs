@@ -251,15 +251,18 @@ impl Chain {
             if only.is_some_and(|name| name != &*plugin.name) {
                 continue;
             }
-            if let Ok(actions) = plugin.call(|bindings, store| bindings.call_on_event(store, event, context))
-                && !actions.is_empty()
+            if let Ok(actions) = plugin.call("on-event", |bindings, store| {
+                bindings.call_on_event(store, event, context)
+            }) && !actions.is_empty()
             {
                 all.push((plugin.name.clone(), actions));
             }
             if let Some(shadow) = &entry.shadow {
                 // A shadow's actions are never carried out; the call keeps its stats honest.
                 if shadow
-                    .call(|bindings, store| bindings.call_on_event(store, event, context))
+                    .call("on-event", |bindings, store| {
+                        bindings.call_on_event(store, event, context)
+                    })
                     .is_err()
                 {
                     tracing::debug!(plugin = %shadow.name, "shadow on-event faulted");
@@ -302,7 +305,7 @@ impl Chain {
                 });
                 continue;
             }
-            let outcome = plugin.call(|bindings, store| {
+            let outcome = plugin.call("on-template", |bindings, store| {
                 bindings
                     .call_on_template(store, &template)
                     .unwrap_or_else(|| Ok(Vec::new()))
@@ -369,7 +372,7 @@ fn call_verdict(
     message: &wit::Message,
     context: &wit::Context,
 ) -> Result<wit::Verdict, Fault> {
-    plugin.call(|bindings, store| match hook {
+    plugin.call(hook.export_name(), |bindings, store| match hook {
         Hook::Submit => bindings.call_on_submit(store, message, context),
         Hook::Dispatch | Hook::Event => bindings.call_on_dispatch(store, message, context),
     })

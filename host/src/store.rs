@@ -156,6 +156,9 @@ pub struct AppliedStatus {
     pub id: MessageId,
     /// The message's recipient, E.164.
     pub recipient: String,
+    /// Its class, for the status counters.
+    pub category: crate::message::Category,
+    pub priority: crate::message::Priority,
     pub update: StatusUpdate,
 }
 
@@ -703,10 +706,15 @@ impl Store {
         }
     }
 
+    /// Applies webhook statuses; each one that moved its message on is counted once committed.
     pub async fn apply_statuses(&self, updates: Vec<StatusUpdate>) -> Result<StatusReport> {
-        match &*self.backend {
-            Backend::Sqlite(store) => store.apply_statuses(updates).await,
+        let report = match &*self.backend {
+            Backend::Sqlite(store) => store.apply_statuses(updates).await?,
+        };
+        for applied in &report.applied {
+            crate::telemetry::metrics::status(applied.update.status, applied.category, applied.priority);
         }
+        Ok(report)
     }
 
     /// Frees every lease: at start, no claim of this single node is still running.
@@ -879,6 +887,24 @@ impl Store {
         match &*self.backend {
             Backend::Sqlite(store) => store.pending_by_shard().await,
         }
+    }
+
+    /// Messages waiting to be sent per priority class, classes with none left out.
+    pub async fn pending_by_priority(&self) -> Result<Vec<(crate::message::Priority, u64)>> {
+        let rows = match &*self.backend {
+            Backend::Sqlite(store) => store.pending_by_priority().await?,
+        };
+        rows.into_iter()
+            .map(|(priority, count)| {
+                priority
+                    .parse()
+                    .map(|priority| (priority, count))
+                    .map_err(|detail| Error::Corrupt {
+                        operation: "count pending messages by priority",
+                        detail,
+                    })
+            })
+            .collect()
     }
 
     /// Messages matching `filter`, newest first, at most `filter.limit`, and where the next

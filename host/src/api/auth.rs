@@ -265,6 +265,8 @@ pub const PUBLIC_ROUTES: &[(Verb, &str)] = &[
     (Verb::Get, "/healthz"),
     (Verb::Get, "/readyz"),
     (Verb::Get, "/openapi.json"),
+    // Behind `server.metrics_token` when set (a scraper's bearer token, not an API token).
+    (Verb::Get, "/metrics"),
 ];
 
 /// The table entry for a matched route.

@@ -14,6 +14,7 @@ use axum::{
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use tower_http::request_id::RequestId;
 use utoipa::{IntoParams, ToSchema};
 
 use super::{
@@ -438,6 +439,7 @@ fn key_reused(id: MessageId, field: String) -> ApiError {
 pub async fn send(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
+    request_id: Option<Extension<RequestId>>,
     StrictJson(mut request): StrictJson<SendRequest>,
 ) -> Result<Response, ApiError> {
     if let Some(response) = backlog_full(&state) {
@@ -454,6 +456,8 @@ pub async fn send(
         .map_err(|error| ApiError::internal("accepting a message", &error))?;
     match outcome.into_iter().next() {
         Some(AcceptOutcome::Accepted { id }) => {
+            // The request id meets the message id here; the dispatcher's spans carry the latter.
+            tracing::info!(request_id = request_id_of(&request_id), message_id = %id, "message accepted");
             state.dispatch.accepted(1);
             state.dispatch.wake();
             Ok(accepted(id))
@@ -488,6 +492,7 @@ pub async fn send(
 pub async fn send_batch(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
+    request_id: Option<Extension<RequestId>>,
     StrictJson(batch): StrictJson<BatchRequest>,
 ) -> Result<Response, ApiError> {
     if batch.messages.is_empty() || batch.messages.len() > MAX_BATCH_MESSAGES {
@@ -554,6 +559,7 @@ pub async fn send_batch(
             match outcome {
                 Ok(AcceptOutcome::Accepted { id }) => {
                     accepted_count += 1;
+                    tracing::debug!(request_id = request_id_of(&request_id), message_id = %id, "message accepted");
                     BatchResult::Accepted(Accepted::new(id))
                 }
                 Ok(AcceptOutcome::Duplicate { id }) => BatchResult::Accepted(Accepted::new(id)),
@@ -572,6 +578,12 @@ pub async fn send_batch(
         })
         .collect();
     if accepted_count > 0 {
+        tracing::info!(
+            request_id = request_id_of(&request_id),
+            accepted = accepted_count,
+            rejected = rejected_count,
+            "batch accepted (message ids at debug)"
+        );
         state.dispatch.accepted(accepted_count);
         state.dispatch.wake();
     }
@@ -586,6 +598,14 @@ pub async fn send_batch(
         results: items,
     };
     Ok((status, Json(answer)).into_response())
+}
+
+/// The `x-request-id` the edge set or kept, for log lines; empty when there is none.
+fn request_id_of(request_id: &Option<Extension<RequestId>>) -> &str {
+    request_id
+        .as_ref()
+        .and_then(|Extension(id)| id.header_value().to_str().ok())
+        .unwrap_or_default()
 }
 
 fn accepted(id: MessageId) -> Response {

@@ -69,6 +69,7 @@ pub const BEARER: &str = "bearer";
         webhook::receive,
         super::healthz,
         super::readyz,
+        super::metrics::serve,
         serve,
     ),
     modifiers(&BearerScheme)

@@ -346,6 +346,10 @@ pub async fn receive(
         }
     }
     let received = updates.len();
+    crate::telemetry::metrics::webhook_events("status", received);
+    crate::telemetry::metrics::webhook_events("inbound", inbound.len());
+    crate::telemetry::metrics::webhook_events("quality", quality_updates.len());
+    crate::telemetry::metrics::webhook_events("template", template_changes.len());
     let report = if updates.is_empty() {
         Default::default()
     } else {

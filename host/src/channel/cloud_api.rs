@@ -40,6 +40,17 @@ pub enum ErrorClass {
     Permanent,
 }
 
+impl ErrorClass {
+    /// The metric label (`outcome` of `wasp_upstream_request_duration_seconds`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorClass::Retry => "retry",
+            ErrorClass::RateLimited => "rate_limited",
+            ErrorClass::Permanent => "permanent",
+        }
+    }
+}
+
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum SendError {
     #[error("Cloud API answered HTTP {http_status}, code {code}: {message}")]

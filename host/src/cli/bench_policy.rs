@@ -317,7 +317,9 @@ fn measure_faults(trap: &LoadedPlugin, runaway: &LoadedPlugin) -> anyhow::Result
     let mut results = Vec::new();
     for (case, plugin) in [("fault_trap", trap), ("fault_loop", runaway)] {
         results.push(measure(case, label, FAULTS_MEASURED, || {
-            let outcome = plugin.call(|bindings, store| bindings.call_on_submit(store, &message, &context));
+            let outcome = plugin.call("on-submit", |bindings, store| {
+                bindings.call_on_submit(store, &message, &context)
+            });
             anyhow::ensure!(outcome.is_err(), "{case}: the hostile plugin did not fault");
             Ok(())
         })?);
@@ -367,7 +369,9 @@ fn measure_all(
         })?);
         results.push(measure("call_reused", label, plan.calls, || {
             let verdict = plugin
-                .call(|bindings, store| bindings.call_on_submit(store, &wit_message, &context))
+                .call("on-submit", |bindings, store| {
+                    bindings.call_on_submit(store, &wit_message, &context)
+                })
                 .map_err(|fault| anyhow::anyhow!("the plugin faulted: {fault}"))?;
             black_box(verdict);
             Ok(())

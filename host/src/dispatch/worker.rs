@@ -53,6 +53,36 @@ struct Outgoing {
     sensitive: bool,
 }
 
+/// What the status counters need of a transition, kept aside before the store takes it.
+type Counted = Vec<(MessageId, Status, Option<crate::message::Priority>)>;
+
+/// The transitions that move a message towards its end (see
+/// [`counts_status`](crate::telemetry::metrics::counts_status)).
+fn to_count(transitions: &[Transition]) -> Counted {
+    transitions
+        .iter()
+        .filter(|transition| crate::telemetry::metrics::counts_status(transition.status))
+        .map(|transition| (transition.id, transition.status, transition.changes.priority))
+        .collect()
+}
+
+/// Counts recorded transitions in the class the message had when claimed (or the priority a
+/// policy gave it).
+fn count_transitions(batch: &[Claimed], counted: &Counted) {
+    if counted.is_empty() {
+        return;
+    }
+    let classes: HashMap<MessageId, (crate::message::Category, crate::message::Priority)> = batch
+        .iter()
+        .map(|claimed| (claimed.message.id, (claimed.message.category, claimed.message.priority)))
+        .collect();
+    for (id, status, changed) in counted {
+        if let Some((category, priority)) = classes.get(id) {
+            crate::telemetry::metrics::status(*status, *category, changed.unwrap_or(*priority));
+        }
+    }
+}
+
 /// Messages a batch of transitions takes out of the queue (sent or ended).
 fn leaving_queue(transitions: &[Transition]) -> usize {
     transitions
@@ -108,17 +138,23 @@ impl Worker {
         };
         mark_sensitive(&batch, &mut transitions);
         let ended = leaving_queue(&transitions);
+        let counted = to_count(&transitions);
         if let Err(error) = self.store.record(transitions).await {
             // Nothing was sent; the leases run out and the messages are claimed again.
             tracing::error!(%error, worker = self.index, "recording policy outcomes failed");
             return;
         }
+        count_transitions(&batch, &counted);
         self.backlog.remove(ended);
 
         let results = self.send_all(outgoing).await;
         let left = leaving_queue(&results);
+        let counted = to_count(&results);
         match self.store.record(results).await {
-            Ok(()) => self.backlog.remove(left),
+            Ok(()) => {
+                count_transitions(&batch, &counted);
+                self.backlog.remove(left);
+            }
             // The sends happened but are not recorded: after the lease they go again
             // (at least once), and the upstream wamid check catches what it can.
             Err(error) => tracing::error!(%error, worker = self.index, "recording send results failed"),
@@ -173,8 +209,10 @@ impl Worker {
             })
             .collect();
         let count = transitions.len();
+        let counted = to_count(&transitions);
         match self.store.record(transitions).await {
             Ok(()) => {
+                count_transitions(&settled, &counted);
                 self.backlog.remove(count);
                 tracing::info!(
                     count,
@@ -278,7 +316,23 @@ impl Worker {
                 }
             }
             let started = std::time::Instant::now();
-            let outcome = self.send_one(&message).await;
+            let channel = match message.channel {
+                Channel::Whatsapp => "whatsapp",
+                Channel::Sms => "sms",
+            };
+            // The message id ties this span to the accept log line (which carries the request
+            // id); the recipient stays out of it.
+            let span =
+                tracing::info_span!("upstream_send", message_id = %message.id, channel, attempt = message.attempts + 1);
+            let outcome = tracing::Instrument::instrument(self.send_one(&message), span).await;
+            crate::telemetry::metrics::upstream(
+                channel,
+                match &outcome {
+                    Ok(_) => "ok",
+                    Err(error) => error.class().as_str(),
+                },
+                started.elapsed(),
+            );
             let now = store::now_ms();
             let attempts = message.attempts + 1;
             if let Some(country) = message.to.country_code() {

@@ -43,6 +43,18 @@ pub enum Fault {
     ConfigRefused(String),
 }
 
+impl Fault {
+    /// The metric label (`kind` of `wasp_policy_faults_total`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Fault::Trap(_) => "trap",
+            Fault::Instantiate(_) => "instantiate",
+            Fault::Malformed(_) => "malformed",
+            Fault::ConfigRefused(_) => "config_refused",
+        }
+    }
+}
+
 /// Why a plugin could not be made ready.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LoadError {
@@ -224,6 +236,11 @@ impl host::Host for InstanceState {
 
     fn counter_add(&mut self, name: String, delta: u64) {
         let mut counters = self.counters.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        // Names are the guest's: past a bound, new names make no new series.
+        let exported = counters.contains_key(&name) || counters.len() < crate::telemetry::metrics::MAX_PLUGIN_COUNTERS;
+        if exported {
+            crate::telemetry::metrics::plugin_counter(&self.plugin, &name, delta);
+        }
         let counter = counters.entry(name).or_default();
         *counter = counter.saturating_add(delta);
     }
@@ -473,9 +490,11 @@ impl LoadedPlugin {
         }
     }
 
-    /// Runs one hook on a reused instance under the sandbox limits.
+    /// Runs one hook on a reused instance under the sandbox limits; `hook_name` (the export,
+    /// `on-submit`) labels its time in the metrics.
     pub fn call<R>(
         &self,
+        hook_name: &'static str,
         hook: impl FnOnce(&PolicyBindings, &mut Store<InstanceState>) -> wasmtime::Result<R>,
     ) -> Result<R, Fault> {
         let started = Instant::now();
@@ -490,7 +509,9 @@ impl LoadedPlugin {
                 Err(error) => Err(Fault::Trap(describe_trap(&error))),
             }
         });
-        let elapsed = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        let took = started.elapsed();
+        crate::telemetry::metrics::policy_call(&self.name, hook_name, took);
+        let elapsed = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
         self.stats.call_nanos.fetch_add(elapsed, Ordering::Relaxed);
         self.stats.record(elapsed / 1_000);
         match &result {
@@ -504,6 +525,7 @@ impl LoadedPlugin {
     /// and quarantines the plugin after too many in a row.
     pub fn record_fault(&self, fault: &Fault) {
         self.stats.faults.fetch_add(1, Ordering::Relaxed);
+        crate::telemetry::metrics::policy_fault(&self.name, fault.kind());
         let in_a_row = self.stats.consecutive_faults.fetch_add(1, Ordering::Relaxed) + 1;
         tracing::warn!(plugin = %self.name, version = %short(&self.version), %fault, in_a_row, "plugin fault");
         if in_a_row >= self.quarantine_after && !self.quarantined.swap(true, Ordering::Relaxed) {

@@ -17,7 +17,7 @@ use super::{
     AcceptOutcome, Changes, Error, HistoryEntry, MessageView, NewMessage, PendingMessage, Result, Sealing, StateEntry,
     StateWrite, StatusReport, StatusUpdate, Transition, sealing,
 };
-use crate::message::{Content, MessageId, PhoneNumber, Status, Wamid};
+use crate::message::{Category, Content, MessageId, PhoneNumber, Priority, Status, Wamid};
 
 /// Rows per multi-row statement: well under SQLite's 32,766 bound parameters.
 const ROWS_PER_STATEMENT: usize = 500;
@@ -250,8 +250,12 @@ impl SqliteStore {
 
     pub async fn accept(&self, mut messages: Vec<NewMessage>, token_id: Option<String>) -> Result<Vec<AcceptOutcome>> {
         let sealed = self.seal_bodies(&mut messages)?;
-        self.submit(|reply| WriteOp::Accept(messages, sealed, token_id, reply))
-            .await
+        let classes = classes(&messages);
+        let outcomes = self
+            .submit(|reply| WriteOp::Accept(messages, sealed, token_id, reply))
+            .await?;
+        count_accepted(&classes, &outcomes);
+        Ok(outcomes)
     }
 
     /// [`SqliteStore::accept`], subscribing the messages of `targets` to callbacks in the same write.
@@ -262,13 +266,16 @@ impl SqliteStore {
         targets: Vec<super::CallbackTarget>,
     ) -> Result<Vec<AcceptOutcome>> {
         let sealed = self.seal_bodies(&mut messages)?;
+        let classes = classes(&messages);
         let accept = Box::new(AcceptCallbacks {
             messages,
             sealed,
             token_id,
             targets,
         });
-        self.submit(|reply| WriteOp::AcceptWithCallbacks(accept, reply)).await
+        let outcomes = self.submit(|reply| WriteOp::AcceptWithCallbacks(accept, reply)).await?;
+        count_accepted(&classes, &outcomes);
+        Ok(outcomes)
     }
 
     /// The sealed body of each sensitive message, by position (empty when none is sensitive).
@@ -512,6 +519,10 @@ impl SqliteStore {
         queue::pending_by_shard(&self.readers).await
     }
 
+    pub async fn pending_by_priority(&self) -> Result<Vec<(String, u64)>> {
+        queue::pending_by_priority(&self.readers).await
+    }
+
     pub async fn list_messages(&self, filter: &super::MessageFilter) -> Result<super::MessagePage> {
         listing::list(&self.readers, filter).await
     }
@@ -675,6 +686,24 @@ impl SqliteStore {
     }
 }
 
+/// Category and priority of each message, by position: what the acceptance counter needs
+/// once the messages themselves have moved into the write.
+fn classes(messages: &[NewMessage]) -> Vec<(Category, Priority)> {
+    messages
+        .iter()
+        .map(|message| (message.submission.category, message.submission.priority))
+        .collect()
+}
+
+/// Counts the messages newly accepted (not duplicates or refusals), after the commit.
+fn count_accepted(classes: &[(Category, Priority)], outcomes: &[AcceptOutcome]) {
+    for ((category, priority), outcome) in classes.iter().zip(outcomes) {
+        if matches!(outcome, AcceptOutcome::Accepted { .. }) {
+            crate::telemetry::metrics::accepted(*category, *priority, 1);
+        }
+    }
+}
+
 /// The group-commit loop: takes every op waiting (up to `max_rows` rows), runs them in one
 /// transaction, commits, then answers each caller.
 async fn run_writer(mut connection: SqliteConnection, mut receiver: mpsc::Receiver<WriteOp>, max_rows: usize) {
@@ -691,7 +720,10 @@ async fn run_writer(mut connection: SqliteConnection, mut receiver: mpsc::Receiv
                 Err(_) => break,
             }
         }
-        match execute(&mut connection, &ops).await {
+        let started = std::time::Instant::now();
+        let executed = execute(&mut connection, &ops).await;
+        crate::telemetry::metrics::store_commit(rows, started.elapsed());
+        match executed {
             Ok(outputs) => {
                 for (op, output) in ops.drain(..).zip(outputs) {
                     answer(op, Ok(output));
@@ -1167,7 +1199,12 @@ async fn apply_transitions(transaction: &mut Transaction<'_, Sqlite>, transition
     if !wamids.is_empty() {
         let held = take_orphans(transaction, &wamids).await?;
         if !held.is_empty() {
-            Box::pin(apply_status_updates(transaction, &held)).await?;
+            let report = Box::pin(apply_status_updates(transaction, &held)).await?;
+            // Counted inside the group commit (these statuses reach no caller): a batch that
+            // then fails to commit over-counts them, which the writer's error log shows.
+            for applied in &report.applied {
+                crate::telemetry::metrics::status(applied.update.status, applied.category, applied.priority);
+            }
         }
     }
     Ok(())
@@ -1208,7 +1245,8 @@ async fn apply_status_updates(
     updates: &[StatusUpdate],
 ) -> Result<StatusReport> {
     const OPERATION: &str = "apply statuses";
-    let mut current: HashMap<String, (MessageId, Status, String)> = HashMap::with_capacity(updates.len());
+    type Known = (MessageId, Status, String, Category, Priority);
+    let mut current: HashMap<String, Known> = HashMap::with_capacity(updates.len());
     // Sensitive messages whose body is still there: purged once read.
     let mut sensitive: std::collections::HashSet<MessageId> = std::collections::HashSet::new();
     let mut wamids: Vec<&str> = updates.iter().map(|update| update.wamid.0.as_str()).collect();
@@ -1216,7 +1254,7 @@ async fn apply_status_updates(
     wamids.dedup();
     for chunk in wamids.chunks(ROWS_PER_STATEMENT) {
         let mut query = QueryBuilder::<Sqlite>::new(
-            "SELECT id, status, wamid, recipient, sensitive, purged_at FROM messages WHERE wamid IN (",
+            "SELECT id, status, wamid, recipient, sensitive, purged_at, category, priority FROM messages WHERE wamid IN (",
         );
         let mut list = query.separated(", ");
         for wamid in chunk {
@@ -1244,6 +1282,8 @@ async fn apply_status_updates(
                     MessageId(id),
                     parse_text(&row, "status", OPERATION)?,
                     row.try_get("recipient").map_err(database(OPERATION))?,
+                    parse_text(&row, "category", OPERATION)?,
+                    parse_text(&row, "priority", OPERATION)?,
                 ),
             );
         }
@@ -1253,7 +1293,7 @@ async fn apply_status_updates(
     let mut transitions = Vec::new();
     let mut orphans = Vec::new();
     for update in updates {
-        let Some((id, status, recipient)) = current.get_mut(&update.wamid.0) else {
+        let Some((id, status, recipient, category, priority)) = current.get_mut(&update.wamid.0) else {
             orphans.push(update);
             continue;
         };
@@ -1281,6 +1321,8 @@ async fn apply_status_updates(
         report.applied.push(super::AppliedStatus {
             id: *id,
             recipient: recipient.clone(),
+            category: *category,
+            priority: *priority,
             update: update.clone(),
         });
     }

@@ -120,6 +120,8 @@ pub struct HostOptions {
     /// Configure the SMS channel against the simulator's Twilio-compatible API
     /// (account [`SMS_ACCOUNT_SID`], sender [`SMS_FROM`]).
     pub sms: bool,
+    /// Extra `key = value` lines in the `[server]` section.
+    pub server: String,
     /// Extra `key = value` lines in the `[dispatch]` section.
     pub dispatch: String,
     /// Extra `key = value` lines in the `[policy]` section.
@@ -145,6 +147,7 @@ impl Default for HostOptions {
             },
             extra_config: String::new(),
             sms: false,
+            server: String::new(),
             dispatch: String::new(),
             policy: String::new(),
             cloud_api: String::new(),
@@ -194,7 +197,7 @@ impl TestHost {
         };
 
         let mut config = format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\n\
+            "[server]\nlisten = \"127.0.0.1:{port}\"\n{server}\
              [store]\ndatabase_url = \"sqlite://{data}/wasp.db\"\n\
              [policy]\nplugins_dir = \"{data}\"\ncompiled_cache_dir = \"{cache}\"\n{policy}\n\
              [channel.cloud_api]\nbase_url = \"{simulator}\"\naccess_token = \"test-cloud-token\"\n\
@@ -212,6 +215,7 @@ impl TestHost {
             },
             dispatch = options.dispatch,
             policy = options.policy,
+            server = options.server,
         );
         for entry in &options.chain {
             config.push_str(&format!(

@@ -179,20 +179,27 @@ pub(super) async fn cancel(
     now_ms: i64,
 ) -> Result<CancelOutcome> {
     const OPERATION: &str = "cancel message";
+    // The class comes back with the update (no extra read), for the status counter.
     let cancelled = sqlx::query(
         "UPDATE messages SET status = 'cancelled', reason = ?3, updated_at = ?2, lease_until = NULL \
          WHERE id = ?1 AND status IN ('accepted', 'queued', 'deferred') \
-           AND (lease_until IS NULL OR lease_until < ?2)",
+           AND (lease_until IS NULL OR lease_until < ?2) \
+         RETURNING category, priority",
     )
     .bind(id.0)
     .bind(now_ms)
     .bind(CANCEL_CAUSE)
-    .execute(&mut **transaction)
+    .fetch_optional(&mut **transaction)
     .await
-    .map_err(database(OPERATION))?
-    .rows_affected()
-        > 0;
-    if cancelled {
+    .map_err(database(OPERATION))?;
+    if let Some(class) = cancelled {
+        // Counted inside the group commit: a batch that then fails to commit over-counts by
+        // its cancels, which the writer's error log shows.
+        crate::telemetry::metrics::status(
+            Status::Cancelled,
+            parse_text(&class, "category", OPERATION)?,
+            parse_text(&class, "priority", OPERATION)?,
+        );
         insert_history(
             transaction,
             &[Transition {

@@ -142,6 +142,21 @@ pub(super) async fn pending_by_shard(readers: &SqlitePool) -> Result<Vec<(u16, u
         .collect())
 }
 
+/// The backlog per priority class (classes with none left out), for the metrics.
+pub(super) async fn pending_by_priority(readers: &SqlitePool) -> Result<Vec<(String, u64)>> {
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT priority, COUNT(*) FROM messages WHERE status IN ('accepted', 'queued', 'deferred', 'sending') \
+         GROUP BY priority",
+    )
+    .fetch_all(readers)
+    .await
+    .map_err(database("count pending messages by priority"))?;
+    Ok(rows
+        .into_iter()
+        .map(|(priority, count)| (priority, u64::try_from(count).unwrap_or_default()))
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::floors;
