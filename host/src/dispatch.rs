@@ -259,16 +259,13 @@ impl Dispatcher {
             loop {
                 // The first tick is at once: the gauges are set from the start.
                 ticker.tick().await;
-                match resync_store.pending_by_shard().await {
-                    Ok(by_shard) => {
-                        resync_backlog.set(by_shard);
+                match resync_store.pending_backlog().await {
+                    Ok(pending) => {
+                        resync_backlog.set(pending.by_shard);
                         crate::telemetry::metrics::shard_backlogs(&resync_backlog.shards(), &mut top_shards);
+                        crate::telemetry::metrics::backlog_by_priority(&pending.by_priority);
                     }
                     Err(error) => tracing::warn!(%error, "counting the backlog failed"),
-                }
-                match resync_store.pending_by_priority().await {
-                    Ok(by_priority) => crate::telemetry::metrics::backlog_by_priority(&by_priority),
-                    Err(error) => tracing::warn!(%error, "counting the backlog by priority failed"),
                 }
             }
         });

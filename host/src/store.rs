@@ -632,6 +632,13 @@ pub struct AuditFilter {
     pub limit: usize,
 }
 
+/// What waits to be sent, per shard and per priority class.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PendingBacklog {
+    pub by_shard: Vec<(u16, u64)>,
+    pub by_priority: Vec<(crate::message::Priority, u64)>,
+}
+
 /// The store, cheap to clone.
 #[derive(Clone)]
 pub struct Store {
@@ -881,30 +888,35 @@ impl Store {
         }
     }
 
-    /// Messages waiting to be sent (accepted, queued, deferred or sending) per shard, shards
-    /// with none left out. One scan: read at start and at each resync, kept in memory between.
-    pub async fn pending_by_shard(&self) -> Result<Vec<(u16, u64)>> {
-        match &*self.backend {
-            Backend::Sqlite(store) => store.pending_by_shard().await,
+    /// The backlog: messages waiting to be sent (accepted, queued, deferred or sending) per
+    /// shard and per priority class, from one scan; shards and classes with none left out.
+    /// Read at start and at each resync, kept in memory between.
+    pub async fn pending_backlog(&self) -> Result<PendingBacklog> {
+        let rows = match &*self.backend {
+            Backend::Sqlite(store) => store.pending().await?,
+        };
+        let mut by_shard: std::collections::BTreeMap<u16, u64> = std::collections::BTreeMap::new();
+        let mut by_priority: Vec<(crate::message::Priority, u64)> = Vec::new();
+        for (shard, priority, count) in rows {
+            let priority: crate::message::Priority = priority.parse().map_err(|detail| Error::Corrupt {
+                operation: "count pending messages",
+                detail,
+            })?;
+            *by_shard.entry(shard).or_default() += count;
+            match by_priority.iter_mut().find(|(known, _)| *known == priority) {
+                Some((_, total)) => *total += count,
+                None => by_priority.push((priority, count)),
+            }
         }
+        Ok(PendingBacklog {
+            by_shard: by_shard.into_iter().collect(),
+            by_priority,
+        })
     }
 
-    /// Messages waiting to be sent per priority class, classes with none left out.
-    pub async fn pending_by_priority(&self) -> Result<Vec<(crate::message::Priority, u64)>> {
-        let rows = match &*self.backend {
-            Backend::Sqlite(store) => store.pending_by_priority().await?,
-        };
-        rows.into_iter()
-            .map(|(priority, count)| {
-                priority
-                    .parse()
-                    .map(|priority| (priority, count))
-                    .map_err(|detail| Error::Corrupt {
-                        operation: "count pending messages by priority",
-                        detail,
-                    })
-            })
-            .collect()
+    /// [`Store::pending_backlog`] per shard.
+    pub async fn pending_by_shard(&self) -> Result<Vec<(u16, u64)>> {
+        Ok(self.pending_backlog().await?.by_shard)
     }
 
     /// Messages matching `filter`, newest first, at most `filter.limit`, and where the next

@@ -515,12 +515,8 @@ impl SqliteStore {
         facts::sender_numbers(&self.readers).await
     }
 
-    pub async fn pending_by_shard(&self) -> Result<Vec<(u16, u64)>> {
-        queue::pending_by_shard(&self.readers).await
-    }
-
-    pub async fn pending_by_priority(&self) -> Result<Vec<(String, u64)>> {
-        queue::pending_by_priority(&self.readers).await
+    pub async fn pending(&self) -> Result<Vec<(u16, String, u64)>> {
+        queue::pending(&self.readers).await
     }
 
     pub async fn list_messages(&self, filter: &super::MessageFilter) -> Result<super::MessagePage> {

@@ -122,38 +122,25 @@ pub(super) async fn claim(
     Ok(claimed.into_iter().map(|(_, message)| message).collect())
 }
 
-/// Messages not yet sent upstream nor ended: the backlog the API's backpressure bounds.
-pub(super) async fn pending_by_shard(readers: &SqlitePool) -> Result<Vec<(u16, u64)>> {
-    let rows: Vec<(i64, i64)> = sqlx::query_as(
-        "SELECT shard, COUNT(*) FROM messages WHERE status IN ('accepted', 'queued', 'deferred', 'sending') \
-         GROUP BY shard",
+/// Messages not yet sent upstream nor ended (the backlog the API's backpressure bounds), per
+/// shard and priority class, in one scan; pairs with none left out.
+pub(super) async fn pending(readers: &SqlitePool) -> Result<Vec<(u16, String, u64)>> {
+    let rows: Vec<(i64, String, i64)> = sqlx::query_as(
+        "SELECT shard, priority, COUNT(*) FROM messages WHERE status IN ('accepted', 'queued', 'deferred', 'sending') \
+         GROUP BY shard, priority",
     )
     .fetch_all(readers)
     .await
-    .map_err(database("count pending messages by shard"))?;
+    .map_err(database("count pending messages"))?;
     Ok(rows
         .into_iter()
-        .map(|(shard, count)| {
+        .map(|(shard, priority, count)| {
             (
                 u16::try_from(shard).unwrap_or_default(),
+                priority,
                 u64::try_from(count).unwrap_or_default(),
             )
         })
-        .collect())
-}
-
-/// The backlog per priority class (classes with none left out), for the metrics.
-pub(super) async fn pending_by_priority(readers: &SqlitePool) -> Result<Vec<(String, u64)>> {
-    let rows: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT priority, COUNT(*) FROM messages WHERE status IN ('accepted', 'queued', 'deferred', 'sending') \
-         GROUP BY priority",
-    )
-    .fetch_all(readers)
-    .await
-    .map_err(database("count pending messages by priority"))?;
-    Ok(rows
-        .into_iter()
-        .map(|(priority, count)| (priority, u64::try_from(count).unwrap_or_default()))
         .collect())
 }
 
