@@ -15,6 +15,7 @@ pub mod plugins;
 pub mod regions;
 pub mod senders;
 pub mod shards;
+pub mod strict;
 pub mod templates;
 pub mod tokens;
 pub mod webhook;

@@ -248,7 +248,7 @@ pub fn body_rejection(rejection: BytesRejection) -> ApiError {
 /// Deserialises `bytes`, naming the JSON path of the first field at fault.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+    let value = serde_path_to_error::deserialize(super::strict::Strict(&mut deserializer)).map_err(|error| {
         let path = error.path().to_string();
         let inner = error.into_inner();
         if inner.is_syntax() || inner.is_eof() {
@@ -265,5 +265,14 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             message: inner.to_string(),
             field,
         }
-    })
+    })?;
+    // One JSON value and nothing after it.
+    deserializer.end().map_err(|error| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            format!("the body is not valid JSON: {error}"),
+        )
+    })?;
+    Ok(value)
 }

@@ -510,7 +510,7 @@ pub async fn send_batch(
     let mut messages = Vec::with_capacity(batch.messages.len());
     let mut callbacks = Vec::new();
     for (index, item) in batch.messages.into_iter().enumerate() {
-        let prepared = serde_path_to_error::deserialize::<_, SendRequest>(item)
+        let prepared = serde_path_to_error::deserialize::<_, SendRequest>(super::strict::Strict(item))
             .map_err(|error| {
                 let path = error.path().to_string();
                 let field = if path == "." { String::new() } else { format!(".{path}") };

@@ -69,6 +69,15 @@ async fn malformed_bodies_are_refused_and_nothing_breaks() -> anyhow::Result<()>
             br#"{"to": "+6591234567", "category": "utility", "expires_in_ms": 1e400, "content": {"type": "text", "text": {"body": "x"}}}"#.to_vec(),
         ),
         ("an empty body", Vec::new()),
+        (
+            "an array where the content object goes",
+            br#"{"to": "+6591234567", "category": "utility", "content": ["text", {"body": "x"}]}"#.to_vec(),
+        ),
+        ("a whole request as an array", br#"["+6591234567", "utility"]"#.to_vec()),
+        (
+            "trailing bytes after the JSON",
+            br#"{"to": "+6591234567", "category": "utility", "content": {"type": "text", "text": {"body": "x"}}} {"to": "+1"}"#.to_vec(),
+        ),
         ("a JSON string instead of an object", br#""hello""#.to_vec()),
         (
             "a phone number with a NUL byte",
@@ -97,6 +106,18 @@ async fn malformed_bodies_are_refused_and_nothing_breaks() -> anyhow::Result<()>
     )
     .await?;
     assert_error_shape("a batch over the limit", status, &answer);
+
+    // Attributes given positionally, as an array, are refused naming the field.
+    let (status, answer) = raw(
+        &host,
+        Method::PUT,
+        "/v1/contacts/6591234567",
+        br#"{"attributes": ["Asia/Singapore", "en", [], []]}"#.to_vec(),
+        &json_headers,
+    )
+    .await?;
+    assert_error_shape("attributes as an array", status, &answer);
+    assert_eq!(answer["error"]["field"], "attributes", "{answer}");
 
     // The message accepted before is intact, and the host still serves.
     let message = host.message(&id).await?;
