@@ -350,7 +350,7 @@ fn prepare(request: SendRequest, state: &ApiState, now_ms: i64, can_seal: bool) 
         // The Cloud API would refuse it (132001) after a trip through the queue: say so now.
         state
             .templates
-            .check(&template.name, &template.language.code)
+            .check(&template.name, &template.language.code, template_parameters(template))
             .map_err(|refusal| {
                 ApiError::at(
                     StatusCode::UNPROCESSABLE_ENTITY,
@@ -369,6 +369,22 @@ fn prepare(request: SendRequest, state: &ApiState, now_ms: i64, can_seal: bool) 
         expires_at_ms,
         sensitive,
     })
+}
+
+/// The header and body parameters a template message fills.
+fn template_parameters(template: &crate::message::content::Template) -> crate::templates::registry::ParameterShape {
+    let count = |kind: &str| {
+        template
+            .components
+            .iter()
+            .filter(|component| component.kind == kind)
+            .map(|component| component.parameters.len())
+            .sum()
+    };
+    crate::templates::registry::ParameterShape {
+        header: count("header"),
+        body: count("body"),
+    }
 }
 
 /// Stores messages; sensitive ones are audited on behalf of the caller in the same write.

@@ -37,6 +37,68 @@ pub struct TemplateSummary {
     pub quality: Option<String>,
     pub meta_id: Option<String>,
     pub updated_at_ms: i64,
+    /// The parameters the live version takes (of the newest while none is live).
+    #[serde(skip)]
+    pub parameters: Option<ParameterShape>,
+}
+
+/// How many parameters a template's header and body take, as a message must fill them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ParameterShape {
+    pub header: usize,
+    pub body: usize,
+}
+
+impl ParameterShape {
+    /// Read from a definition in the Cloud API's creation format (kept as JSON: templates
+    /// imported from Meta may hold components wasp does not model). A media or location
+    /// header takes one parameter; a text header and the body one per distinct placeholder.
+    pub fn of(definition: &serde_json::Value) -> Option<Self> {
+        let components = definition.get("components")?.as_array()?;
+        let mut shape = Self::default();
+        for component in components {
+            let kind = component
+                .get("type")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or_default();
+            let text = component
+                .get("text")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or_default();
+            if kind.eq_ignore_ascii_case("HEADER") {
+                let format = component
+                    .get("format")
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or("TEXT");
+                shape.header = if format.eq_ignore_ascii_case("TEXT") {
+                    placeholders(text)
+                } else {
+                    1
+                };
+            } else if kind.eq_ignore_ascii_case("BODY") {
+                shape.body = placeholders(text);
+            }
+        }
+        Some(shape)
+    }
+}
+
+/// Distinct `{{…}}` placeholders in a text.
+fn placeholders(text: &str) -> usize {
+    let mut seen: Vec<&str> = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("{{") {
+        let after = &rest[start + 2..];
+        let Some(end) = after.find("}}") else {
+            break;
+        };
+        let name = after[..end].trim();
+        if !name.is_empty() && !seen.contains(&name) {
+            seen.push(name);
+        }
+        rest = &after[end + 2..];
+    }
+    seen.len()
 }
 
 impl TemplateSummary {
@@ -48,7 +110,8 @@ impl TemplateSummary {
 /// Why a message naming a template is refused at submit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SendCheck {
-    /// The request field at fault: `content.template.name` or `content.template.language.code`.
+    /// The request field at fault: `content.template.name`, `content.template.language.code`
+    /// or `content.template.components`.
     pub field: &'static str,
     pub reason: String,
 }
@@ -152,14 +215,25 @@ impl Registry {
 
     /// Whether a message may name this template in this language; always when the registry
     /// is not enforced.
-    pub fn check(&self, name: &str, language: &str) -> Result<(), SendCheck> {
+    /// `given`: the parameters the message fills; checked against what the approved version
+    /// takes (Meta would answer 132000 after a trip through the queue).
+    pub fn check(&self, name: &str, language: &str, given: ParameterShape) -> Result<(), SendCheck> {
         if !self.enforce {
             return Ok(());
         }
         let pairs = self.snapshot();
         if let Some(summary) = pairs.get(&(name.to_owned(), language.to_owned())) {
             if summary.sendable() {
-                return Ok(());
+                return match summary.parameters {
+                    Some(wanted) if wanted != given => Err(SendCheck {
+                        field: "content.template.components",
+                        reason: format!(
+                            "template {name:?} in {language:?} takes {} header and {} body parameter(s); the message gives {} and {}",
+                            wanted.header, wanted.body, given.header, given.body
+                        ),
+                    }),
+                    _ => Ok(()),
+                };
             }
             let reason = match (summary.live_version, summary.status) {
                 (None, status) => format!(
@@ -217,6 +291,7 @@ fn fold(pairs: &mut BTreeMap<(String, String), TemplateSummary>, version: &Templ
         quality: version.quality.clone(),
         meta_id: version.meta_id.clone(),
         updated_at_ms: version.updated_at_ms,
+        parameters: ParameterShape::of(&version.definition),
     });
     if version.version >= summary.newest_version {
         summary.newest_version = version.version;
@@ -226,6 +301,7 @@ fn fold(pairs: &mut BTreeMap<(String, String), TemplateSummary>, version: &Templ
             summary.status = version.status;
             summary.reason = version.reason.clone();
             summary.category = version.category;
+            summary.parameters = ParameterShape::of(&version.definition);
         }
     }
     if version.meta_id.is_some() && summary.live_version.is_none_or(|live| version.version >= live) {
@@ -235,6 +311,7 @@ fn fold(pairs: &mut BTreeMap<(String, String), TemplateSummary>, version: &Templ
         summary.quality = version.quality.clone();
         summary.meta_id = version.meta_id.clone();
         summary.category = version.category;
+        summary.parameters = ParameterShape::of(&version.definition);
         summary.updated_at_ms = summary.updated_at_ms.max(version.updated_at_ms);
     }
 }
@@ -265,23 +342,32 @@ mod tests {
 
     #[test]
     fn an_unenforced_registry_lets_every_template_through() {
-        assert_eq!(Registry::new(false).check("anything", "en"), Ok(()));
+        assert_eq!(
+            Registry::new(false).check("anything", "en", ParameterShape::default()),
+            Ok(())
+        );
     }
 
     #[test]
     fn the_newest_version_at_meta_decides_and_the_refusal_names_the_field() {
         let registry = Registry::new(true);
-        let unknown = registry.check("order_shipped", "en").unwrap_err();
+        let unknown = registry
+            .check("order_shipped", "en", ParameterShape::default())
+            .unwrap_err();
         assert_eq!(unknown.field, "content.template.name");
 
         registry.observe(&version(1, TemplateStatus::Submitting, None));
-        let submitting = registry.check("order_shipped", "en").unwrap_err();
+        let submitting = registry
+            .check("order_shipped", "en", ParameterShape::default())
+            .unwrap_err();
         assert_eq!(submitting.field, "content.template.language.code");
         assert!(submitting.reason.contains("SUBMITTING"), "{}", submitting.reason);
 
         registry.observe(&version(1, TemplateStatus::Approved, Some("77")));
-        assert_eq!(registry.check("order_shipped", "en"), Ok(()));
-        let other_language = registry.check("order_shipped", "de").unwrap_err();
+        assert_eq!(registry.check("order_shipped", "en", ParameterShape::default()), Ok(()));
+        let other_language = registry
+            .check("order_shipped", "de", ParameterShape::default())
+            .unwrap_err();
         assert!(
             other_language.reason.contains("it has: en"),
             "{}",
@@ -290,7 +376,7 @@ mod tests {
 
         // A new version waiting for review does not stop the approved one.
         registry.observe(&version(2, TemplateStatus::AwaitingReview, None));
-        assert_eq!(registry.check("order_shipped", "en"), Ok(()));
+        assert_eq!(registry.check("order_shipped", "en", ParameterShape::default()), Ok(()));
         let summary = registry.summary("order_shipped", "en").unwrap();
         assert_eq!((summary.live_version, summary.newest_version), (Some(1), 2));
         assert_eq!(summary.newest_status, TemplateStatus::AwaitingReview);
@@ -299,18 +385,60 @@ mod tests {
         registry.observe(&version(2, TemplateStatus::Pending, Some("77")));
         assert!(
             registry
-                .check("order_shipped", "en")
+                .check("order_shipped", "en", ParameterShape::default())
                 .unwrap_err()
                 .reason
                 .contains("PENDING")
         );
         registry.observe(&version(2, TemplateStatus::Rejected, Some("77")));
-        let rejected = registry.check("order_shipped", "en").unwrap_err();
+        let rejected = registry
+            .check("order_shipped", "en", ParameterShape::default())
+            .unwrap_err();
         assert!(
             rejected.reason.contains("REJECTED (INVALID_FORMAT)"),
             "{}",
             rejected.reason
         );
+    }
+
+    #[test]
+    fn placeholders_count_once_per_name_and_media_headers_take_one() {
+        let definition = json!({"components": [
+            {"type": "HEADER", "format": "IMAGE"},
+            {"type": "BODY", "text": "Hi {{1}}, order {{2}} ({{1}}) ships {{ 3 }}."},
+            {"type": "FOOTER", "text": "{{9}} is not counted"}]});
+        assert_eq!(
+            ParameterShape::of(&definition),
+            Some(ParameterShape { header: 1, body: 3 })
+        );
+        let named = json!({"components": [{"type": "header", "format": "TEXT", "text": "For {{first_name}}"},
+            {"type": "body", "text": "{{first_name}}, your code is {{code}}"}]});
+        assert_eq!(ParameterShape::of(&named), Some(ParameterShape { header: 1, body: 2 }));
+        assert_eq!(ParameterShape::of(&json!({})), None);
+    }
+
+    #[test]
+    fn a_message_must_fill_what_the_approved_version_takes() {
+        let registry = Registry::new(true);
+        let mut approved = version(1, TemplateStatus::Approved, Some("77"));
+        approved.definition = json!({"components": [{"type": "BODY", "text": "Order {{1}} ships {{2}}."}]});
+        registry.observe(&approved);
+        let two = ParameterShape { header: 0, body: 2 };
+        assert_eq!(registry.check("order_shipped", "en", two), Ok(()));
+        let refused = registry
+            .check("order_shipped", "en", ParameterShape { header: 0, body: 1 })
+            .unwrap_err();
+        assert_eq!(refused.field, "content.template.components");
+        assert!(
+            refused.reason.contains("takes 0 header and 2 body"),
+            "{}",
+            refused.reason
+        );
+        // A new version waiting for review does not change what the live one takes.
+        let mut draft = version(2, TemplateStatus::AwaitingReview, None);
+        draft.definition = json!({"components": [{"type": "BODY", "text": "Order {{1}}."}]});
+        registry.observe(&draft);
+        assert_eq!(registry.check("order_shipped", "en", two), Ok(()));
     }
 
     #[test]

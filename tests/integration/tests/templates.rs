@@ -104,6 +104,12 @@ async fn a_lint_clean_template_is_approved_and_only_then_sendable_in_its_languag
     assert_eq!(code, 202, "{accepted}");
     host.wait_for(accepted["id"].as_str().unwrap(), "read", Duration::from_secs(10))
         .await?;
+    // The approved version takes two body parameters: one is refused before the queue.
+    let mut short = template_message("order_shipped", "en");
+    short["content"]["template"]["components"][0]["parameters"] = json!([{"type": "text", "text": "Ada"}]);
+    let (code, refused) = host.send(&short).await?;
+    assert_eq!(code, 422, "{refused}");
+    assert_eq!(refused["error"]["field"], "content.template.components");
 
     // Another language is its own template version.
     let (code, refused) = host.send(&template_message("order_shipped", "de")).await?;
