@@ -201,6 +201,9 @@ async fn critical_overtakes_a_full_bulk_backlog() -> anyhow::Result<()> {
 async fn one_recipients_messages_keep_their_order_per_class_through_retries() -> anyhow::Result<()> {
     let options = HostOptions {
         cloud_api: "messages_per_second = 0\npair_burst = 0\n".into(),
+        // With 30% of sends refused, 8 attempts all failing happens about once in 400 runs of
+        // 40 messages: enough attempts that every message gets through.
+        dispatch: "max_attempts = 30\n".into(),
         simulator: SimulatorConfig {
             error_rate: 0.3,
             ..HostOptions::default().simulator
