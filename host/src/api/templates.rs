@@ -414,18 +414,15 @@ pub async fn create(
         updated_at_ms: now,
     };
     let written = state
-        .store
-        .template_write(
+        .templates
+        .record(
+            &state.store,
             TemplateWrite::Create(Box::new(version)),
             Some(entry(&caller, "template.create", Some(target.clone()), "ok")),
         )
         .await
         .map_err(|error| ApiError::internal("creating a template version", &error))?
         .ok_or_else(|| ApiError::internal("creating a template version", &"the write matched nothing"))?;
-    state.templates.observe(&written);
-    if written.status == TemplateStatus::Submitting {
-        state.templates.wake_submitter();
-    }
     tracing::info!(name = written.name, language = written.language, version = written.version, status = %written.status, by = %caller.token_id, "template version created");
     let mut response = (StatusCode::CREATED, Json(VersionView::from(written))).into_response();
     response.extensions_mut().insert(AuditWritten);
@@ -607,8 +604,9 @@ pub async fn review(
         Decision::Reject => "template.reject",
     };
     let written = state
-        .store
-        .template_write(
+        .templates
+        .record(
+            &state.store,
             TemplateWrite::Status {
                 name: name.clone(),
                 language: language.clone(),
@@ -634,10 +632,6 @@ pub async fn review(
             "version",
         ));
     };
-    state.templates.observe(&written);
-    if written.status == TemplateStatus::Submitting {
-        state.templates.wake_submitter();
-    }
     tracing::info!(name, language, version = written.version, decision = action, by = %caller.token_id, "template reviewed");
     let mut response = Json(VersionView::from(written)).into_response();
     response.extensions_mut().insert(AuditWritten);

@@ -143,11 +143,11 @@ impl Registry {
         for version in &versions {
             fold(&mut pairs, version);
         }
-        *registry.write() = Arc::new(pairs);
+        *registry.pairs_mut() = Arc::new(pairs);
         Ok(registry)
     }
 
-    pub fn wake_submitter(&self) {
+    fn wake_submitter(&self) {
         self.submit_ready.notify_one();
     }
 
@@ -156,11 +156,7 @@ impl Registry {
         let _ = tokio::time::timeout(timeout, self.submit_ready.notified()).await;
     }
 
-    pub fn enforced(&self) -> bool {
-        self.enforce
-    }
-
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Arc<BTreeMap<(String, String), TemplateSummary>>> {
+    fn pairs_mut(&self) -> std::sync::RwLockWriteGuard<'_, Arc<BTreeMap<(String, String), TemplateSummary>>> {
         self.pairs.write().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
@@ -168,22 +164,29 @@ impl Registry {
         Arc::clone(&self.pairs.read().unwrap_or_else(std::sync::PoisonError::into_inner))
     }
 
-    /// Takes in a version as a store write answered it.
-    pub fn observe(&self, version: &TemplateVersion) {
-        let mut pairs = self.write();
-        fold(Arc::make_mut(&mut pairs), version);
+    /// Applies a template write (with its audit row, if any) and takes in the version it
+    /// answers; a version now waiting for the Cloud API wakes the submitter. Every template
+    /// change goes through here, so the registry never lags the store on this node.
+    pub async fn record(
+        &self,
+        store: &Store,
+        write: store::TemplateWrite,
+        audit: Option<store::AuditEntry>,
+    ) -> store::Result<Option<TemplateVersion>> {
+        let written = store.template_write(write, audit).await?;
+        if let Some(version) = &written {
+            self.observe(version);
+            if version.status == TemplateStatus::Submitting {
+                self.wake_submitter();
+            }
+        }
+        Ok(written)
     }
 
-    /// Re-reads every version of `name` (after a write that may touch several).
-    pub async fn refresh(&self, store: &Store, name: &str) -> store::Result<()> {
-        let versions = store.template_versions_named(name).await?;
-        let mut pairs = self.write();
-        let pairs = Arc::make_mut(&mut pairs);
-        pairs.retain(|(pair_name, _), _| pair_name != name);
-        for version in &versions {
-            fold(pairs, version);
-        }
-        Ok(())
+    /// Takes in a version as a store write answered it.
+    pub fn observe(&self, version: &TemplateVersion) {
+        let mut pairs = self.pairs_mut();
+        fold(Arc::make_mut(&mut pairs), version);
     }
 
     pub fn summary(&self, name: &str, language: &str) -> Option<TemplateSummary> {

@@ -156,8 +156,14 @@ impl Submitter {
                 Ok(template) => self.apply(&meta_id, &template).await?,
                 Err(CallError::Refused { code: 100, .. }) => {
                     // Meta no longer knows the id (deleted in Meta's tools).
-                    self.meta_update(&meta_id, Some(TemplateStatus::Disabled), Some("deleted at Meta".into()))
-                        .await?;
+                    self.meta_update(
+                        &meta_id,
+                        Some(TemplateStatus::Disabled),
+                        Some("deleted at Meta".into()),
+                        None,
+                        None,
+                    )
+                    .await?;
                 }
                 Err(error) => tracing::warn!(%error, meta_id, "asking Meta for a pending template"),
             }
@@ -223,8 +229,9 @@ impl Submitter {
             }
         };
         let written = self
-            .store
-            .template_write(
+            .registry
+            .record(
+                &self.store,
                 TemplateWrite::Status {
                     name: version.name.clone(),
                     language: version.language.clone(),
@@ -240,7 +247,6 @@ impl Submitter {
             .await?;
         if let Some(written) = written {
             tracing::info!(name = written.name, language = written.language, version = written.version, status = %written.status, "template submitted");
-            self.registry.observe(&written);
         }
         Ok(())
     }
@@ -392,9 +398,9 @@ impl Submitter {
         if let Some(format) = &template.parameter_format {
             definition["parameter_format"] = Value::String(format.to_ascii_uppercase());
         }
-        let written = self
-            .store
-            .template_write(
+        self.registry
+            .record(
+                &self.store,
                 TemplateWrite::Create(Box::new(TemplateVersion {
                     name,
                     language,
@@ -413,32 +419,19 @@ impl Submitter {
                 None,
             )
             .await?;
-        if let Some(written) = written {
-            self.registry.observe(&written);
-        }
         Ok(())
     }
 
+    /// What Meta lists for a template, applied to the version holding its id.
     async fn apply(&self, meta_id: &str, template: &MetaTemplate) -> anyhow::Result<()> {
-        let status = template.status.as_deref().and_then(TemplateStatus::from_meta);
-        let written = self
-            .store
-            .template_write(
-                TemplateWrite::Meta {
-                    meta_id: meta_id.to_owned(),
-                    status,
-                    reason: template.reason(),
-                    quality: template.quality(),
-                    category: template.category.as_deref().and_then(category_from_meta),
-                    at_ms: store::now_ms(),
-                },
-                None,
-            )
-            .await?;
-        if let Some(written) = written {
-            self.registry.observe(&written);
-        }
-        Ok(())
+        self.meta_update(
+            meta_id,
+            template.status.as_deref().and_then(TemplateStatus::from_meta),
+            template.reason(),
+            template.quality(),
+            template.category.as_deref().and_then(category_from_meta),
+        )
+        .await
     }
 
     async fn meta_update(
@@ -446,24 +439,18 @@ impl Submitter {
         meta_id: &str,
         status: Option<TemplateStatus>,
         reason: Option<String>,
+        quality: Option<String>,
+        category: Option<Category>,
     ) -> anyhow::Result<()> {
-        let written = self
-            .store
-            .template_write(
-                TemplateWrite::Meta {
-                    meta_id: meta_id.to_owned(),
-                    status,
-                    reason,
-                    quality: None,
-                    category: None,
-                    at_ms: store::now_ms(),
-                },
-                None,
-            )
-            .await?;
-        if let Some(written) = written {
-            self.registry.observe(&written);
-        }
+        let write = TemplateWrite::Meta {
+            meta_id: meta_id.to_owned(),
+            status,
+            reason,
+            quality,
+            category,
+            at_ms: store::now_ms(),
+        };
+        self.registry.record(&self.store, write, None).await?;
         Ok(())
     }
 
@@ -548,9 +535,5 @@ pub async fn apply_webhook(
         category,
         at_ms: store::now_ms(),
     };
-    let written = store.template_write(write, None).await?;
-    if let Some(written) = &written {
-        registry.observe(written);
-    }
-    Ok(written)
+    registry.record(store, write, None).await
 }
