@@ -5,6 +5,7 @@
 //! caller hears back only after the commit, so an answer means durable. Reads use a pool.
 //! May call nothing else in wasp.
 
+mod postgres;
 pub mod sealing;
 mod sqlite;
 
@@ -18,6 +19,7 @@ use crate::message::{
 use crate::templates::{LintFinding, TemplateStatus};
 
 pub use sealing::{Keyring, SealError, Sealing};
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -647,6 +649,17 @@ pub struct Store {
 
 enum Backend {
     Sqlite(SqliteStore),
+    Postgres(PgStore),
+}
+
+/// Runs the same call on whichever backend the store has: both expose the same methods.
+macro_rules! on_backend {
+    ($self:ident, $store:ident => $body:expr) => {
+        match &*$self.backend {
+            Backend::Sqlite($store) => $body,
+            Backend::Postgres($store) => $body,
+        }
+    };
 }
 
 impl Store {
@@ -657,67 +670,56 @@ impl Store {
 
     /// [`Store::open`] with the keys that encrypt sensitive bodies and their TTL.
     pub async fn open_with(url: &str, write_batch_rows: usize, sealing: Sealing) -> Result<Self> {
-        if url.starts_with("sqlite:") {
-            let sqlite = SqliteStore::open(url, write_batch_rows, sealing).await?;
-            return Ok(Self {
-                backend: Arc::new(Backend::Sqlite(sqlite)),
-            });
-        }
-        Err(Error::UnsupportedUrl(url.to_owned()))
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite(sqlite::open(url, write_batch_rows, sealing).await?)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres(postgres::open(url, write_batch_rows, sealing).await?)
+        } else {
+            return Err(Error::UnsupportedUrl(url.to_owned()));
+        };
+        Ok(Self {
+            backend: Arc::new(backend),
+        })
     }
 
     pub async fn accept(&self, messages: Vec<NewMessage>) -> Result<Vec<AcceptOutcome>> {
-        match &*self.backend {
-            Backend::Sqlite(store) => store.accept(messages, None).await,
-        }
+        on_backend!(self, store => store.accept(messages, None).await)
     }
 
     /// [`Store::accept`] on behalf of the token `token_id`: each sensitive message accepted
     /// gets an audit row (`message.sensitive_send`, target its id) in the same transaction.
     pub async fn accept_audited(&self, messages: Vec<NewMessage>, token_id: &str) -> Result<Vec<AcceptOutcome>> {
-        match &*self.backend {
-            Backend::Sqlite(store) => store.accept(messages, Some(token_id.to_owned())).await,
-        }
+        on_backend!(self, store => store.accept(messages, Some(token_id.to_owned())).await)
     }
 
     /// Whether a sensitive message can be stored: an encryption key is active.
     pub fn can_seal(&self) -> bool {
-        match &*self.backend {
-            Backend::Sqlite(store) => store.can_seal(),
-        }
+        on_backend!(self, store => store.can_seal())
     }
 
     /// Purges the sensitive bodies accepted `store.sensitive_ttl_ms` or more before `now_ms`;
     /// a message among them not sent yet (and not in a worker's hands) ends `expired` first.
     /// Returns how many were purged and how many of those ended `expired`.
     pub async fn purge_sensitive(&self, now_ms: i64) -> Result<SensitivePurge> {
-        match &*self.backend {
-            Backend::Sqlite(store) => store.purge_sensitive(now_ms).await,
-        }
+        on_backend!(self, store => store.purge_sensitive(now_ms).await)
     }
 
     /// Takes up to `limit` due messages, highest class first, and leases them until
     /// `lease_until_ms` so no other claim takes them meanwhile.
     pub async fn claim_due(&self, now_ms: i64, limit: usize, lease_until_ms: i64) -> Result<Vec<PendingMessage>> {
-        match &*self.backend {
-            Backend::Sqlite(store) => store.claim_due(now_ms, limit, lease_until_ms).await,
-        }
+        on_backend!(self, store => store.claim_due(now_ms, limit, lease_until_ms).await)
     }
 
     pub async fn record(&self, transitions: Vec<Transition>) -> Result<()> {
         if transitions.is_empty() {
             return Ok(());
         }
-        match &*self.backend {
-            Backend::Sqlite(store) => store.record(transitions).await,
-        }
+        on_backend!(self, store => store.record(transitions).await)
     }
 
     /// Applies webhook statuses; each one that moved its message on is counted once committed.
     pub async fn apply_statuses(&self, updates: Vec<StatusUpdate>) -> Result<StatusReport> {
-        let report = match &*self.backend {
-            Backend::Sqlite(store) => store.apply_statuses(updates).await?,
-        };
+        let report = on_backend!(self, store => store.apply_statuses(updates).await?);
         for applied in &report.applied {
             crate::telemetry::metrics::status(applied.update.status, applied.category, applied.priority);
         }
@@ -726,109 +728,77 @@ impl Store {
 
     /// Frees every lease: at start, no claim of this single node is still running.
     pub async fn release_leases(&self) -> Result<u64> {
-        match &*self.backend {
-            Backend::Sqlite(store) => store.release_leases().await,
-        }
+        on_backend!(self, store => store.release_leases().await)
     }
 
     pub async fn message(&self, id: MessageId) -> Result<Option<MessageView>> {
-        match &*self.backend {
-            Backend::Sqlite(store) => store.message(id).await,
-        }
+        on_backend!(self, store => store.message(id).await)
     }
 
     /// The earliest `due_at` among pending messages that are not leased, if any.
     pub async fn next_due_ms(&self) -> Result<Option<i64>> {
-        match &*self.backend {
-            Backend::Sqlite(store) => store.next_due_ms().await,
-        }
+        on_backend!(self, store => store.next_due_ms().await)
     }
 
     pub async fn write_state(&self, writes: Vec<StateWrite>) -> Result<()> {
-        match &*self.backend {
-            Backend::Sqlite(store) => store.write_state(writes).await,
-        }
+        on_backend!(self, store => store.write_state(writes).await)
     }
 
     pub async fn load_state(&self, plugin: &str, now_ms: i64) -> Result<Vec<StateEntry>> {
-        match &*self.backend {
-            Backend::Sqlite(store) => store.load_state(plugin, now_ms).await,
-        }
+        on_backend!(self, store => store.load_state(plugin, now_ms).await)
     }
 
     pub async fn plugin_writes(&self, writes: Vec<PluginWrite>) -> Result<()> {
         if writes.is_empty() {
             return Ok(());
         }
-        match &*self.backend {
-            Backend::Sqlite(store) => store.plugin_writes(writes).await,
-        }
+        on_backend!(self, store => store.plugin_writes(writes).await)
     }
 
     pub async fn plugin_bindings(&self) -> Result<Vec<PluginBinding>> {
-        match &*self.backend {
-            Backend::Sqlite(store) => store.plugin_bindings().await,
-        }
+        on_backend!(self, store => store.plugin_bindings().await)
     }
 
     pub async fn plugin_versions(&self, name: &str) -> Result<Vec<PluginVersionRow>> {
-        match &*self.backend {
-            Backend::Sqlite(store) => store.plugin_versions(name).await,
-        }
+        on_backend!(self, store => store.plugin_versions(name).await)
     }
 
     pub async fn plugin_component(&self, name: &str, version: &str) -> Result<Option<Vec<u8>>> {
-        match &*self.backend {
-            Backend::Sqlite(store) => store.plugin_component(name, version).await,
-        }
+        on_backend!(self, store => store.plugin_component(name, version).await)
     }
 
     pub async fn shadow_report(&self, plugin: &str, shadow_version: &str, samples: usize) -> Result<ShadowReport> {
-        match &*self.backend {
-            Backend::Sqlite(store) => store.shadow_report(plugin, shadow_version, samples).await,
-        }
+        on_backend!(self, store => store.shadow_report(plugin, shadow_version, samples).await)
     }
 
     /// Timers due by `now_ms`, earliest first.
     pub async fn due_timers(&self, now_ms: i64, limit: usize) -> Result<Vec<Timer>> {
-        match &*self.backend {
-            Backend::Sqlite(store) => store.due_timers(now_ms, limit).await,
-        }
+        on_backend!(self, store => store.due_timers(now_ms, limit).await)
     }
 
     /// Timers a plugin has set that have not fired yet.
     pub async fn pending_timers(&self, plugin: &str) -> Result<u64> {
-        match &*self.backend {
-            Backend::Sqlite(store) => store.pending_timers(plugin).await,
-        }
+        on_backend!(self, store => store.pending_timers(plugin).await)
     }
 
     pub async fn next_timer_due_ms(&self) -> Result<Option<i64>> {
-        match &*self.backend {
-            Backend::Sqlite(store) => store.next_timer_due_ms().await,
-        }
+        on_backend!(self, store => store.next_timer_due_ms().await)
     }
 
     /// Messages by id, as the dispatcher sees them (for events about them).
     pub async fn messages_by_id(&self, ids: &[MessageId]) -> Result<Vec<PendingMessage>> {
-        match &*self.backend {
-            Backend::Sqlite(store) => store.messages_by_id(ids).await,
-        }
+        on_backend!(self, store => store.messages_by_id(ids).await)
     }
 
     pub async fn contact_writes(&self, writes: Vec<ContactWrite>) -> Result<()> {
         if writes.is_empty() {
             return Ok(());
         }
-        match &*self.backend {
-            Backend::Sqlite(store) => store.contact_writes(writes).await,
-        }
+        on_backend!(self, store => store.contact_writes(writes).await)
     }
 
     pub async fn contacts(&self, wa_ids: &[&str]) -> Result<Vec<Contact>> {
-        match &*self.backend {
-            Backend::Sqlite(store) => store.contacts(wa_ids).await,
-        }
+        on_backend!(self, store => store.contacts(wa_ids).await)
     }
 
     /// [`Store::contacts`], keyed by wa_id.
@@ -844,18 +814,14 @@ impl Store {
     /// For interrupted sends: the wamid of a held status whose callback data names the message,
     /// proof that Meta accepted the earlier attempt.
     pub async fn held_wamids(&self, ids: &[MessageId]) -> Result<std::collections::HashMap<MessageId, Wamid>> {
-        match &*self.backend {
-            Backend::Sqlite(store) => store.held_wamids(ids).await,
-        }
+        on_backend!(self, store => store.held_wamids(ids).await)
     }
 
     /// Sends `follow_up` as the fallback of `original` (over another channel), atomically: the
     /// original ends `fell_back` naming the follow-up, unless it was read, ended otherwise,
     /// or never left meanwhile; then nothing is accepted.
     pub async fn fall_back(&self, original: MessageId, follow_up: NewMessage) -> Result<FallBackOutcome> {
-        match &*self.backend {
-            Backend::Sqlite(store) => store.fall_back(original, follow_up).await,
-        }
+        on_backend!(self, store => store.fall_back(original, follow_up).await)
     }
 
     /// Sends per contact over the last 24 h and 7 days, for the contacts that have any.
@@ -864,37 +830,27 @@ impl Store {
         wa_ids: &[&str],
         now_ms: i64,
     ) -> Result<std::collections::HashMap<String, SendCounts>> {
-        match &*self.backend {
-            Backend::Sqlite(store) => store.send_counts(wa_ids, now_ms).await,
-        }
+        on_backend!(self, store => store.send_counts(wa_ids, now_ms).await)
     }
 
     /// Business-initiated WhatsApp sends of the whole account over the last 24 h.
     pub async fn account_sends_24h(&self, now_ms: i64) -> Result<u32> {
-        match &*self.backend {
-            Backend::Sqlite(store) => store.account_sends_24h(now_ms).await,
-        }
+        on_backend!(self, store => store.account_sends_24h(now_ms).await)
     }
 
     pub async fn sender_numbers(&self) -> Result<Vec<SenderNumber>> {
-        match &*self.backend {
-            Backend::Sqlite(store) => store.sender_numbers().await,
-        }
+        on_backend!(self, store => store.sender_numbers().await)
     }
 
     pub async fn put_sender_number(&self, number: SenderNumber) -> Result<()> {
-        match &*self.backend {
-            Backend::Sqlite(store) => store.put_sender_number(number).await,
-        }
+        on_backend!(self, store => store.put_sender_number(number).await)
     }
 
     /// The backlog: messages waiting to be sent (accepted, queued, deferred or sending) per
     /// shard and per priority class, from one scan; shards and classes with none left out.
     /// Read at start and at each resync, kept in memory between.
     pub async fn pending_backlog(&self) -> Result<PendingBacklog> {
-        let rows = match &*self.backend {
-            Backend::Sqlite(store) => store.pending().await?,
-        };
+        let rows = on_backend!(self, store => store.pending().await?);
         let mut by_shard: std::collections::BTreeMap<u16, u64> = std::collections::BTreeMap::new();
         let mut by_priority: Vec<(crate::message::Priority, u64)> = Vec::new();
         for (shard, priority, count) in rows {
@@ -922,46 +878,34 @@ impl Store {
     /// Messages matching `filter`, newest first, at most `filter.limit`, and where the next
     /// page starts.
     pub async fn list_messages(&self, filter: &MessageFilter) -> Result<MessagePage> {
-        match &*self.backend {
-            Backend::Sqlite(store) => store.list_messages(filter).await,
-        }
+        on_backend!(self, store => store.list_messages(filter).await)
     }
 
     /// Ends a message `cancelled` if it is not sent yet and no dispatch worker holds it, in one
     /// conditional write, so a cancel and a claim never both win.
     pub async fn cancel(&self, id: MessageId, now_ms: i64) -> Result<CancelOutcome> {
-        match &*self.backend {
-            Backend::Sqlite(store) => store.cancel(id, now_ms).await,
-        }
+        on_backend!(self, store => store.cancel(id, now_ms).await)
     }
 
     /// Creates or revokes a token; when it changes anything, `audit` is written in the same
     /// transaction (outcome `ok`).
     pub async fn token_write(&self, write: TokenWrite, audit: AuditEntry) -> Result<TokenOutcome> {
-        match &*self.backend {
-            Backend::Sqlite(store) => store.token_write(write, audit).await,
-        }
+        on_backend!(self, store => store.token_write(write, audit).await)
     }
 
     /// Every token, revoked ones too, oldest first.
     pub async fn tokens(&self) -> Result<Vec<ApiToken>> {
-        match &*self.backend {
-            Backend::Sqlite(store) => store.tokens().await,
-        }
+        on_backend!(self, store => store.tokens().await)
     }
 
     /// A sender number an operator set, with its audit row, in one transaction.
     pub async fn put_sender_number_audited(&self, number: SenderNumber, audit: AuditEntry) -> Result<()> {
-        match &*self.backend {
-            Backend::Sqlite(store) => store.put_sender_number_audited(number, audit).await,
-        }
+        on_backend!(self, store => store.put_sender_number_audited(number, audit).await)
     }
 
     /// Contact writes with their audit row, in one transaction.
     pub async fn contact_writes_audited(&self, writes: Vec<ContactWrite>, audit: AuditEntry) -> Result<()> {
-        match &*self.backend {
-            Backend::Sqlite(store) => store.contact_writes_audited(writes, audit).await,
-        }
+        on_backend!(self, store => store.contact_writes_audited(writes, audit).await)
     }
 
     /// Appends audit rows on their own (for changes made by another part's write).
@@ -969,16 +913,12 @@ impl Store {
         if entries.is_empty() {
             return Ok(());
         }
-        match &*self.backend {
-            Backend::Sqlite(store) => store.audit(entries).await,
-        }
+        on_backend!(self, store => store.audit(entries).await)
     }
 
     /// Audit rows matching `filter`, newest first, at most `filter.limit`.
     pub async fn audit_log(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>> {
-        match &*self.backend {
-            Backend::Sqlite(store) => store.audit_log(filter).await,
-        }
+        on_backend!(self, store => store.audit_log(filter).await)
     }
 
     /// Applies a template change, with its audit row when there is one, in one transaction.
@@ -989,37 +929,27 @@ impl Store {
         write: TemplateWrite,
         audit: Option<AuditEntry>,
     ) -> Result<Option<TemplateVersion>> {
-        match &*self.backend {
-            Backend::Sqlite(store) => store.template_write(write, audit).await,
-        }
+        on_backend!(self, store => store.template_write(write, audit).await)
     }
 
     /// Every version of every template, by name, language and version.
     pub async fn template_versions(&self) -> Result<Vec<TemplateVersion>> {
-        match &*self.backend {
-            Backend::Sqlite(store) => store.template_versions(None).await,
-        }
+        on_backend!(self, store => store.template_versions(None).await)
     }
 
     /// The versions of the templates named `name`, by language and version.
     pub async fn template_versions_named(&self, name: &str) -> Result<Vec<TemplateVersion>> {
-        match &*self.backend {
-            Backend::Sqlite(store) => store.template_versions(Some(name)).await,
-        }
+        on_backend!(self, store => store.template_versions(Some(name)).await)
     }
 
     /// Versions standing in `status`, oldest change first, at most `limit`.
     pub async fn templates_in(&self, status: TemplateStatus, limit: usize) -> Result<Vec<TemplateVersion>> {
-        match &*self.backend {
-            Backend::Sqlite(store) => store.templates_in(status, limit).await,
-        }
+        on_backend!(self, store => store.templates_in(status, limit).await)
     }
 
     /// Readiness: the database answers.
     pub async fn ping(&self) -> Result<()> {
-        match &*self.backend {
-            Backend::Sqlite(store) => store.ping().await,
-        }
+        on_backend!(self, store => store.ping().await)
     }
 }
 
@@ -1100,13 +1030,7 @@ impl Store {
         audited_by: Option<&str>,
         targets: Vec<CallbackTarget>,
     ) -> Result<Vec<AcceptOutcome>> {
-        match &*self.backend {
-            Backend::Sqlite(store) => {
-                store
-                    .accept_with_callbacks(messages, audited_by.map(str::to_owned), targets)
-                    .await
-            }
-        }
+        on_backend!(self, store => store.accept_with_callbacks(messages, audited_by.map(str::to_owned), targets).await)
     }
 
     /// Creates a token with its callback defaults and its audit row, in one transaction.
@@ -1116,31 +1040,23 @@ impl Store {
         callback: TokenCallback,
         audit: AuditEntry,
     ) -> Result<TokenOutcome> {
-        match &*self.backend {
-            Backend::Sqlite(store) => store.create_token_with_callback(token, callback, audit).await,
-        }
+        on_backend!(self, store => store.create_token_with_callback(token, callback, audit).await)
     }
 
     /// Every token's callback defaults (revoked tokens too: their messages still call back).
     pub async fn token_callbacks(&self) -> Result<Vec<TokenCallback>> {
-        match &*self.backend {
-            Backend::Sqlite(store) => store.token_callbacks().await,
-        }
+        on_backend!(self, store => store.token_callbacks().await)
     }
 
     /// Up to `limit` callbacks due by `now_ms`, each the oldest waiting one of its message,
     /// in outbox order.
     pub async fn due_callbacks(&self, now_ms: i64, limit: usize) -> Result<Vec<PendingCallback>> {
-        match &*self.backend {
-            Backend::Sqlite(store) => store.due_callbacks(now_ms, limit).await,
-        }
+        on_backend!(self, store => store.due_callbacks(now_ms, limit).await)
     }
 
     /// When the next waiting callback is due, if any waits.
     pub async fn next_callback_due_ms(&self) -> Result<Option<i64>> {
-        match &*self.backend {
-            Backend::Sqlite(store) => store.next_callback_due_ms().await,
-        }
+        on_backend!(self, store => store.next_callback_due_ms().await)
     }
 
     /// Records what delivery attempts came to, in one write.
@@ -1148,24 +1064,18 @@ impl Store {
         if outcomes.is_empty() {
             return Ok(());
         }
-        match &*self.backend {
-            Backend::Sqlite(store) => store.record_callbacks(outcomes).await,
-        }
+        on_backend!(self, store => store.record_callbacks(outcomes).await)
     }
 
     /// Dead-lettered callbacks after outbox position `after_seq`, oldest first, at most `limit`.
     pub async fn dead_callbacks(&self, after_seq: Option<i64>, limit: usize) -> Result<Vec<PendingCallback>> {
-        match &*self.backend {
-            Backend::Sqlite(store) => store.dead_callbacks(after_seq, limit).await,
-        }
+        on_backend!(self, store => store.dead_callbacks(after_seq, limit).await)
     }
 
     /// Puts dead callbacks back in the queue, due at `now_ms` with their attempts reset, with
     /// the audit row in the same transaction; answers how many went back.
     pub async fn replay_callbacks(&self, which: CallbackReplay, now_ms: i64, audit: AuditEntry) -> Result<u64> {
-        match &*self.backend {
-            Backend::Sqlite(store) => store.replay_callbacks(which, now_ms, audit).await,
-        }
+        on_backend!(self, store => store.replay_callbacks(which, now_ms, audit).await)
     }
 }
 
@@ -1177,5 +1087,9 @@ pub fn now_ms() -> i64 {
     i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
 }
 
+
+/// The PostgreSQL the tests use: `WASP_TEST_POSTGRES_URL`, else the local one.
 #[cfg(test)]
-mod tests;
+pub(crate) fn test_postgres_url() -> String {
+    std::env::var("WASP_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}

@@ -2,14 +2,14 @@
 //! transaction of the change they record), and read back newest first with filters and a
 //! `seq` cursor.
 
-use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool, Transaction};
+use sqlx::{QueryBuilder, Row, Transaction};
 
-use super::{ROWS_PER_STATEMENT, database};
+use super::{Db, DbPool, ROWS_PER_STATEMENT, database};
 use crate::store::{AuditEntry, AuditFilter, AuditRecord, Result};
 
-pub(super) async fn insert(transaction: &mut Transaction<'_, Sqlite>, entries: &[AuditEntry]) -> Result<()> {
+pub(super) async fn insert(transaction: &mut Transaction<'_, Db>, entries: &[AuditEntry]) -> Result<()> {
     for chunk in entries.chunks(ROWS_PER_STATEMENT) {
-        let mut query = QueryBuilder::<Sqlite>::new("INSERT INTO audit_log (at, token_id, action, target, outcome) ");
+        let mut query = QueryBuilder::<Db>::new("INSERT INTO audit_log (at, token_id, action, target, outcome) ");
         query.push_values(chunk, |mut row, entry| {
             row.push_bind(entry.at_ms)
                 .push_bind(entry.token_id.as_str())
@@ -26,10 +26,10 @@ pub(super) async fn insert(transaction: &mut Transaction<'_, Sqlite>, entries: &
     Ok(())
 }
 
-pub(super) async fn read(readers: &SqlitePool, filter: &AuditFilter) -> Result<Vec<AuditRecord>> {
+pub(super) async fn read(readers: &DbPool, filter: &AuditFilter) -> Result<Vec<AuditRecord>> {
     const OPERATION: &str = "read audit log";
     let mut query =
-        QueryBuilder::<Sqlite>::new("SELECT seq, at, token_id, action, target, outcome FROM audit_log WHERE 1 = 1");
+        QueryBuilder::<Db>::new("SELECT seq, at, token_id, action, target, outcome FROM audit_log WHERE 1 = 1");
     if let Some(action) = &filter.action {
         query.push(" AND action = ").push_bind(action.as_str());
     }

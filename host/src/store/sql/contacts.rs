@@ -1,12 +1,12 @@
 //! SQL of contact facts on SQLite: inbound messages counted once per wamid, first seen, last
 //! inbound, opt-out (set over the API or by an opt-out or opt-in keyword) and attributes.
 
-use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool, Transaction};
+use sqlx::{QueryBuilder, Row, Transaction};
 
-use super::{ROWS_PER_STATEMENT, database};
+use super::{Db, DbPool, ROWS_PER_STATEMENT, database};
 use crate::store::{Contact, ContactWrite, Error, Result};
 
-pub(super) async fn write(transaction: &mut Transaction<'_, Sqlite>, writes: &[ContactWrite]) -> Result<()> {
+pub(super) async fn write(transaction: &mut Transaction<'_, Db>, writes: &[ContactWrite]) -> Result<()> {
     for write in writes {
         match write {
             ContactWrite::Inbound {
@@ -17,7 +17,7 @@ pub(super) async fn write(transaction: &mut Transaction<'_, Sqlite>, writes: &[C
                 opted_out,
             } => {
                 let new = sqlx::query(
-                    "INSERT INTO inbound_messages (wamid, wa_id, kind, at) VALUES (?, ?, ?, ?)
+                    "INSERT INTO inbound_messages (wamid, wa_id, kind, at) VALUES ($1, $2, $3, $4)
                      ON CONFLICT (wamid) DO NOTHING",
                 )
                 .bind(wamid)
@@ -33,16 +33,17 @@ pub(super) async fn write(transaction: &mut Transaction<'_, Sqlite>, writes: &[C
                     continue;
                 }
                 // An opt-out or opt-in keyword changes the opt-out in the same statement.
-                sqlx::query(
+                let (least, greatest) = (super::dialect::LEAST, super::dialect::GREATEST);
+                sqlx::query(&format!(
                     "INSERT INTO contacts (wa_id, first_seen, last_inbound, interactions, opted_out, updated_at)
-                     VALUES (?1, ?2, ?2, 1, COALESCE(?3, 0), ?2)
+                     VALUES ($1, $2, $2, 1, COALESCE($3, FALSE), $2)
                      ON CONFLICT (wa_id) DO UPDATE SET
-                        first_seen = MIN(contacts.first_seen, excluded.first_seen),
-                        last_inbound = MAX(COALESCE(contacts.last_inbound, 0), excluded.last_inbound),
+                        first_seen = {least}(contacts.first_seen, excluded.first_seen),
+                        last_inbound = {greatest}(COALESCE(contacts.last_inbound, 0), excluded.last_inbound),
                         interactions = contacts.interactions + 1,
-                        opted_out = COALESCE(?3, contacts.opted_out),
-                        updated_at = MAX(contacts.updated_at, excluded.updated_at)",
-                )
+                        opted_out = COALESCE($3, contacts.opted_out),
+                        updated_at = {greatest}(contacts.updated_at, excluded.updated_at)",
+                ))
                 .bind(wa_id)
                 .bind(at_ms)
                 .bind(*opted_out)
@@ -66,11 +67,11 @@ pub(super) async fn write(transaction: &mut Transaction<'_, Sqlite>, writes: &[C
                     })?;
                 sqlx::query(
                     "INSERT INTO contacts (wa_id, first_seen, opted_out, attributes, updated_at)
-                     VALUES (?1, ?2, COALESCE(?3, 0), COALESCE(?4, '{}'), ?2)
+                     VALUES ($1, $2, COALESCE($3, FALSE), COALESCE($4, '{}'), $2)
                      ON CONFLICT (wa_id) DO UPDATE SET
-                        opted_out = COALESCE(?3, contacts.opted_out),
-                        attributes = COALESCE(?4, contacts.attributes),
-                        updated_at = ?2",
+                        opted_out = COALESCE($3, contacts.opted_out),
+                        attributes = COALESCE($4, contacts.attributes),
+                        updated_at = $2",
                 )
                 .bind(wa_id)
                 .bind(at_ms)
@@ -85,11 +86,11 @@ pub(super) async fn write(transaction: &mut Transaction<'_, Sqlite>, writes: &[C
     Ok(())
 }
 
-pub(super) async fn read(readers: &SqlitePool, wa_ids: &[&str]) -> Result<Vec<Contact>> {
+pub(super) async fn read(readers: &DbPool, wa_ids: &[&str]) -> Result<Vec<Contact>> {
     const OPERATION: &str = "read contacts";
     let mut contacts = Vec::with_capacity(wa_ids.len());
     for chunk in wa_ids.chunks(ROWS_PER_STATEMENT) {
-        let mut query = QueryBuilder::<Sqlite>::new("SELECT * FROM contacts WHERE wa_id IN (");
+        let mut query = QueryBuilder::<Db>::new("SELECT * FROM contacts WHERE wa_id IN (");
         let mut list = query.separated(", ");
         for wa_id in chunk {
             list.push_bind(*wa_id);

@@ -7,10 +7,10 @@
 
 use std::collections::HashMap;
 
-use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool, Transaction, sqlite::SqliteRow};
+use sqlx::{QueryBuilder, Row, Transaction};
 use uuid::Uuid;
 
-use super::{ROWS_PER_STATEMENT, audit, database, parse_text, tokens};
+use super::{Db, DbPool, DbRow, ROWS_PER_STATEMENT, audit, database, parse_text, tokens};
 use crate::{
     message::{MessageId, Status},
     store::{
@@ -37,9 +37,9 @@ struct NewCallback<'a> {
     error_code: Option<i64>,
 }
 
-async fn insert(transaction: &mut Transaction<'_, Sqlite>, rows: &[NewCallback<'_>]) -> Result<()> {
+async fn insert(transaction: &mut Transaction<'_, Db>, rows: &[NewCallback<'_>]) -> Result<()> {
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        let mut query = QueryBuilder::<Sqlite>::new(
+        let mut query = QueryBuilder::<Db>::new(
             "INSERT INTO callback_outbox (delivery_id, message_id, url, token_id, status, at, cause, recipient, \
              error_code, next_at) ",
         );
@@ -67,7 +67,7 @@ async fn insert(transaction: &mut Transaction<'_, Sqlite>, rows: &[NewCallback<'
 /// After `insert_messages`: the newly accepted messages of `targets` keep their callback URL
 /// and token, and their `accepted` callback joins the outbox. Repeats (idempotency) do not.
 pub(super) async fn subscribe(
-    transaction: &mut Transaction<'_, Sqlite>,
+    transaction: &mut Transaction<'_, Db>,
     messages: &[NewMessage],
     outcomes: &[AcceptOutcome],
     targets: &[CallbackTarget],
@@ -85,7 +85,7 @@ pub(super) async fn subscribe(
         return Ok(());
     }
     for chunk in accepted.chunks(ROWS_PER_STATEMENT) {
-        let mut query = QueryBuilder::<Sqlite>::new("WITH v (id, url, token) AS (");
+        let mut query = QueryBuilder::<Db>::new("WITH v (id, url, token) AS (");
         query.push_values(chunk, |mut row, (message, target)| {
             row.push_bind(message.id.0)
                 .push_bind(target.url.as_str())
@@ -119,7 +119,7 @@ pub(super) async fn subscribe(
 /// One outbox row per transition of a subscribed message, in the transitions' order (the
 /// order of their history rows).
 pub(super) async fn enqueue(
-    transaction: &mut Transaction<'_, Sqlite>,
+    transaction: &mut Transaction<'_, Db>,
     transitions: &[Transition],
     subscribed: &Subscriptions,
 ) -> Result<()> {
@@ -147,14 +147,14 @@ pub(super) async fn enqueue(
 
 /// For a history row written outside `apply_transitions` (a cancel): the message's latest
 /// history row joins the outbox if the message is subscribed. One statement.
-pub(super) async fn enqueue_latest(transaction: &mut Transaction<'_, Sqlite>, id: MessageId) -> Result<()> {
+pub(super) async fn enqueue_latest(transaction: &mut Transaction<'_, Db>, id: MessageId) -> Result<()> {
     sqlx::query(
         "INSERT INTO callback_outbox (delivery_id, message_id, url, token_id, status, at, cause, recipient, \
          error_code, next_at) \
-         SELECT ?2, m.id, m.callback_url, m.callback_token, h.status, h.at, h.cause, m.recipient, m.error_code, h.at \
+         SELECT $2, m.id, m.callback_url, m.callback_token, h.status, h.at, h.cause, m.recipient, m.error_code, h.at \
          FROM messages m JOIN message_history h ON h.message_id = m.id \
-         WHERE m.id = ?1 AND m.callback_url IS NOT NULL AND m.callback_token IS NOT NULL \
-           AND h.seq = (SELECT MAX(seq) FROM message_history WHERE message_id = ?1)",
+         WHERE m.id = $1 AND m.callback_url IS NOT NULL AND m.callback_token IS NOT NULL \
+           AND h.seq = (SELECT MAX(seq) FROM message_history WHERE message_id = $1)",
     )
     .bind(id.0)
     .bind(Uuid::now_v7().to_string())
@@ -166,13 +166,13 @@ pub(super) async fn enqueue_latest(transaction: &mut Transaction<'_, Sqlite>, id
 
 /// Creates a token, its callback defaults and its audit row.
 pub(super) async fn create_token(
-    transaction: &mut Transaction<'_, Sqlite>,
+    transaction: &mut Transaction<'_, Db>,
     token: &ApiToken,
     callback: &TokenCallback,
     entry: &AuditEntry,
 ) -> Result<TokenOutcome> {
     let outcome = tokens::write(transaction, &TokenWrite::Create(token.clone()), entry).await?;
-    sqlx::query("INSERT INTO token_callbacks (token_id, url, secret) VALUES (?, ?, ?)")
+    sqlx::query("INSERT INTO token_callbacks (token_id, url, secret) VALUES ($1, $2, $3)")
         .bind(&callback.token_id)
         .bind(callback.url.as_deref())
         .bind(&callback.secret)
@@ -182,7 +182,7 @@ pub(super) async fn create_token(
     Ok(outcome)
 }
 
-pub(super) async fn token_callbacks(readers: &SqlitePool) -> Result<Vec<TokenCallback>> {
+pub(super) async fn token_callbacks(readers: &DbPool) -> Result<Vec<TokenCallback>> {
     const OPERATION: &str = "read token callbacks";
     sqlx::query("SELECT token_id, url, secret FROM token_callbacks")
         .fetch_all(readers)
@@ -202,7 +202,7 @@ pub(super) async fn token_callbacks(readers: &SqlitePool) -> Result<Vec<TokenCal
 const COLUMNS: &str = "seq, delivery_id, message_id, url, token_id, status, at, cause, recipient, error_code, \
                        attempts, next_at, last_error, dead_at";
 
-fn from_row(row: &SqliteRow, operation: &'static str) -> Result<PendingCallback> {
+fn from_row(row: &DbRow, operation: &'static str) -> Result<PendingCallback> {
     let message_id: Uuid = row.try_get("message_id").map_err(database(operation))?;
     let attempts: i64 = row.try_get("attempts").map_err(database(operation))?;
     Ok(PendingCallback {
@@ -225,14 +225,14 @@ fn from_row(row: &SqliteRow, operation: &'static str) -> Result<PendingCallback>
 
 /// The due callbacks that head their message's queue: a later callback of a message never
 /// goes before an earlier one still waiting.
-pub(super) async fn due(readers: &SqlitePool, now_ms: i64, limit: usize) -> Result<Vec<PendingCallback>> {
+pub(super) async fn due(readers: &DbPool, now_ms: i64, limit: usize) -> Result<Vec<PendingCallback>> {
     const OPERATION: &str = "due callbacks";
     let query = format!(
         "SELECT {COLUMNS} FROM callback_outbox o \
-         WHERE o.dead_at IS NULL AND o.next_at <= ?1 \
+         WHERE o.dead_at IS NULL AND o.next_at <= $1 \
            AND NOT EXISTS (SELECT 1 FROM callback_outbox e \
                            WHERE e.message_id = o.message_id AND e.dead_at IS NULL AND e.seq < o.seq) \
-         ORDER BY o.seq LIMIT ?2"
+         ORDER BY o.seq LIMIT $2"
     );
     sqlx::query(&query)
         .bind(now_ms)
@@ -245,7 +245,7 @@ pub(super) async fn due(readers: &SqlitePool, now_ms: i64, limit: usize) -> Resu
         .collect()
 }
 
-pub(super) async fn next_due(readers: &SqlitePool) -> Result<Option<i64>> {
+pub(super) async fn next_due(readers: &DbPool) -> Result<Option<i64>> {
     // Only heads count: a later callback waits for its message's earlier one, whatever its own time.
     sqlx::query_scalar(
         "SELECT MIN(o.next_at) FROM callback_outbox o WHERE o.dead_at IS NULL \
@@ -257,10 +257,10 @@ pub(super) async fn next_due(readers: &SqlitePool) -> Result<Option<i64>> {
     .map_err(database("next callback due"))
 }
 
-pub(super) async fn dead(readers: &SqlitePool, after_seq: Option<i64>, limit: usize) -> Result<Vec<PendingCallback>> {
+pub(super) async fn dead(readers: &DbPool, after_seq: Option<i64>, limit: usize) -> Result<Vec<PendingCallback>> {
     const OPERATION: &str = "dead callbacks";
     let query =
-        format!("SELECT {COLUMNS} FROM callback_outbox WHERE dead_at IS NOT NULL AND seq > ? ORDER BY seq LIMIT ?");
+        format!("SELECT {COLUMNS} FROM callback_outbox WHERE dead_at IS NOT NULL AND seq > $1 ORDER BY seq LIMIT $2");
     sqlx::query(&query)
         .bind(after_seq.unwrap_or(0))
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
@@ -276,7 +276,7 @@ pub(super) async fn dead(readers: &SqlitePool, after_seq: Option<i64>, limit: us
 type FailedRow<'a> = (i64, i64, Option<i64>, Option<i64>, &'a str);
 
 /// Delivered rows leave; the others get their attempts, next time or dead time, and error.
-pub(super) async fn record(transaction: &mut Transaction<'_, Sqlite>, outcomes: &[CallbackOutcome]) -> Result<()> {
+pub(super) async fn record(transaction: &mut Transaction<'_, Db>, outcomes: &[CallbackOutcome]) -> Result<()> {
     let delivered: Vec<i64> = outcomes
         .iter()
         .filter_map(|outcome| match outcome {
@@ -285,7 +285,7 @@ pub(super) async fn record(transaction: &mut Transaction<'_, Sqlite>, outcomes: 
         })
         .collect();
     for chunk in delivered.chunks(ROWS_PER_STATEMENT) {
-        let mut query = QueryBuilder::<Sqlite>::new("DELETE FROM callback_outbox WHERE seq IN (");
+        let mut query = QueryBuilder::<Db>::new("DELETE FROM callback_outbox WHERE seq IN (");
         let mut list = query.separated(", ");
         for seq in chunk {
             list.push_bind(*seq);
@@ -316,7 +316,7 @@ pub(super) async fn record(transaction: &mut Transaction<'_, Sqlite>, outcomes: 
         })
         .collect();
     for chunk in failed.chunks(ROWS_PER_STATEMENT) {
-        let mut query = QueryBuilder::<Sqlite>::new("WITH v (seq, attempts, next_at, dead_at, error) AS (");
+        let mut query = QueryBuilder::<Db>::new("WITH v (seq, attempts, next_at, dead_at, error) AS (");
         query.push_values(chunk, |mut row, (seq, attempts, next_at, dead_at, error)| {
             row.push_bind(*seq)
                 .push_bind(*attempts)
@@ -340,7 +340,7 @@ pub(super) async fn record(transaction: &mut Transaction<'_, Sqlite>, outcomes: 
 
 /// Dead callbacks back in the queue, due now with their attempts reset; and the audit row.
 pub(super) async fn replay(
-    transaction: &mut Transaction<'_, Sqlite>,
+    transaction: &mut Transaction<'_, Db>,
     which: &CallbackReplay,
     now_ms: i64,
     entry: &AuditEntry,
@@ -350,7 +350,7 @@ pub(super) async fn replay(
     let mut replayed = 0;
     match which {
         CallbackReplay::All => {
-            let mut query = QueryBuilder::<Sqlite>::new(SET);
+            let mut query = QueryBuilder::<Db>::new(SET);
             query.push_bind(now_ms).push(" WHERE dead_at IS NOT NULL");
             replayed += query
                 .build()
@@ -361,7 +361,7 @@ pub(super) async fn replay(
         }
         CallbackReplay::Ids(ids) => {
             for chunk in ids.chunks(ROWS_PER_STATEMENT) {
-                let mut query = QueryBuilder::<Sqlite>::new(SET);
+                let mut query = QueryBuilder::<Db>::new(SET);
                 query
                     .push_bind(now_ms)
                     .push(" WHERE dead_at IS NOT NULL AND delivery_id IN (");
@@ -388,20 +388,12 @@ mod tests {
     use super::*;
     use crate::{
         message::{Category, Content, PhoneNumber, Priority, Submission, content::TextBody},
-        store::{Backend, Changes, Store},
+        store::{Changes, Store},
     };
 
-    async fn fresh() -> (Store, tempfile::TempDir) {
-        let directory = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}/wasp.db", directory.path().display());
-        (Store::open(&url, 1_000).await.unwrap(), directory)
-    }
+    use super::super::fresh;
 
-    fn readers(store: &Store) -> &SqlitePool {
-        match &*store.backend {
-            Backend::Sqlite(sqlite) => &sqlite.readers,
-        }
-    }
+    use super::super::readers_of as readers;
 
     async fn outbox_rows(store: &Store) -> i64 {
         sqlx::query_scalar("SELECT COUNT(*) FROM callback_outbox")

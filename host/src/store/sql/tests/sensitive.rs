@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use base64::{Engine as _, engine::general_purpose::STANDARD};
 
+use super::super::Db;
+use super::super::super::TestDatabase;
 use super::{new_message, submission, transition};
 use crate::store::*;
 
@@ -22,12 +24,8 @@ fn sealing(keys: &[(&str, u8)], active: Option<&str>) -> Sealing {
     }
 }
 
-fn url(directory: &tempfile::TempDir) -> String {
-    format!("sqlite://{}/wasp.db", directory.path().display())
-}
-
-async fn open(directory: &tempfile::TempDir, sealing: Sealing) -> Store {
-    Store::open_with(&url(directory), 1_000, sealing).await.unwrap()
+async fn open(database: &TestDatabase, sealing: Sealing) -> Store {
+    Store::open_with(&database.url, 1_000, sealing).await.unwrap()
 }
 
 fn sensitive(body: &str, at_ms: i64) -> NewMessage {
@@ -47,20 +45,10 @@ fn text(body: &str) -> Content {
     }
 }
 
-/// Whether `needle` occurs in the database file or its WAL.
-fn on_disk(directory: &tempfile::TempDir, needle: &str) -> bool {
-    ["wasp.db", "wasp.db-wal"].iter().any(|name| {
-        std::fs::read(directory.path().join(name))
-            .unwrap_or_default()
-            .windows(needle.len())
-            .any(|window| window == needle.as_bytes())
-    })
-}
-
-/// The stored `content` column as it is on disk.
-async fn raw_content(directory: &tempfile::TempDir, id: MessageId) -> String {
-    let pool = sqlx::SqlitePool::connect(&url(directory)).await.unwrap();
-    let content: String = sqlx::query_scalar("SELECT content FROM messages WHERE id = ?")
+/// The stored `content` column as it is in the database.
+async fn raw_content(database: &TestDatabase, id: MessageId) -> String {
+    let pool = sqlx::Pool::<Db>::connect(&database.url).await.unwrap();
+    let content: String = sqlx::query_scalar("SELECT content FROM messages WHERE id = $1")
         .bind(id.0)
         .fetch_one(&pool)
         .await
@@ -71,13 +59,13 @@ async fn raw_content(directory: &tempfile::TempDir, id: MessageId) -> String {
 
 #[tokio::test]
 async fn a_sensitive_body_is_sealed_at_rest_and_read_back_in_the_clear() {
-    let directory = tempfile::tempdir().unwrap();
+    let directory = TestDatabase::new().await;
     let store = open(&directory, sealing(&[("k1", 1)], Some("k1"))).await;
     assert!(store.can_seal());
     let message = sensitive("your code is 424242", 1_000);
     let id = message.id;
     store.accept(vec![message]).await.unwrap();
-    assert!(!on_disk(&directory, "424242"), "the body is on disk in the clear");
+    assert!(!directory.holds_bytes("424242"), "the body is on disk in the clear");
     assert!(raw_content(&directory, id).await.starts_with("wasp-aes256gcm-v1:k1:"));
 
     let view = store.message(id).await.unwrap().unwrap();
@@ -104,7 +92,7 @@ async fn a_sensitive_body_is_sealed_at_rest_and_read_back_in_the_clear() {
         )])
         .await
         .unwrap();
-    assert!(!on_disk(&directory, "777111"), "the body sent is on disk in the clear");
+    assert!(!directory.holds_bytes("777111"), "the body sent is on disk in the clear");
     let view = store.message(id).await.unwrap().unwrap();
     assert_eq!(view.content_sent, Some(text("rewritten 777111")));
     assert_eq!(view.rewritten_by, vec!["p".to_owned()]);
@@ -112,12 +100,12 @@ async fn a_sensitive_body_is_sealed_at_rest_and_read_back_in_the_clear() {
     // Plain messages are stored as they always were.
     let plain = new_message(submission("+6591234568", Priority::High, None, "plain 5555"), 1_000);
     store.accept(vec![plain]).await.unwrap();
-    assert!(on_disk(&directory, "plain 5555"));
+    assert!(directory.holds_bytes("plain 5555"));
 }
 
 #[tokio::test]
 async fn without_an_active_key_a_sensitive_message_is_refused() {
-    let directory = tempfile::tempdir().unwrap();
+    let directory = TestDatabase::new().await;
     let store = open(&directory, Sealing::default()).await;
     assert!(!store.can_seal());
     let error = store.accept(vec![sensitive("nope", 1_000)]).await.unwrap_err();
@@ -135,7 +123,7 @@ async fn without_an_active_key_a_sensitive_message_is_refused() {
 
 #[tokio::test]
 async fn keys_rotate_and_a_body_whose_key_is_gone_is_an_error_for_that_message() {
-    let directory = tempfile::tempdir().unwrap();
+    let directory = TestDatabase::new().await;
     let first = open(&directory, sealing(&[("k1", 1)], Some("k1"))).await;
     let old = sensitive("old body", 1_000);
     let old_id = old.id;
@@ -183,7 +171,7 @@ async fn keys_rotate_and_a_body_whose_key_is_gone_is_an_error_for_that_message()
 
 #[tokio::test]
 async fn a_read_sensitive_message_is_purged_with_a_history_row() {
-    let directory = tempfile::tempdir().unwrap();
+    let directory = TestDatabase::new().await;
     let store = open(&directory, sealing(&[("k1", 1)], Some("k1"))).await;
     let message = sensitive("read me 313131", 1_000);
     let id = message.id;
@@ -235,7 +223,7 @@ async fn a_read_sensitive_message_is_purged_with_a_history_row() {
 
 #[tokio::test]
 async fn the_ttl_purges_every_sensitive_body_and_ends_unsent_ones_expired() {
-    let directory = tempfile::tempdir().unwrap();
+    let directory = TestDatabase::new().await;
     let store = open(&directory, sealing(&[("k1", 1)], Some("k1"))).await;
     let waiting = sensitive("waiting", 1_000);
     let sent = sensitive("sent", 1_000);
@@ -291,7 +279,7 @@ async fn the_ttl_purges_every_sensitive_body_and_ends_unsent_ones_expired() {
 
 #[tokio::test]
 async fn a_leased_message_is_left_to_its_worker_by_the_ttl_sweep() {
-    let directory = tempfile::tempdir().unwrap();
+    let directory = TestDatabase::new().await;
     let store = open(&directory, sealing(&[("k1", 1)], Some("k1"))).await;
     let message = sensitive("leased", 1_000);
     let id = message.id;
@@ -308,7 +296,7 @@ async fn a_leased_message_is_left_to_its_worker_by_the_ttl_sweep() {
 
 #[tokio::test]
 async fn each_sensitive_send_is_audited_without_its_body() {
-    let directory = tempfile::tempdir().unwrap();
+    let directory = TestDatabase::new().await;
     let store = open(&directory, sealing(&[("k1", 1)], Some("k1"))).await;
     let message = sensitive("audited 999000", 1_000);
     let id = message.id;
@@ -326,12 +314,12 @@ async fn each_sensitive_send_is_audited_without_its_body() {
     assert_eq!(entry.action, SENSITIVE_SEND_ACTION);
     assert_eq!(entry.target, Some(id.to_string()));
     assert_eq!(entry.token_id, "tok_a");
-    assert!(!on_disk(&directory, "999000"));
+    assert!(!directory.holds_bytes("999000"));
 }
 
 #[tokio::test]
 async fn the_fallback_of_a_sensitive_message_is_sensitive_too() {
-    let directory = tempfile::tempdir().unwrap();
+    let directory = TestDatabase::new().await;
     let store = open(&directory, sealing(&[("k1", 1)], Some("k1"))).await;
     let original = sensitive("first try 246810", 1_000);
     let original_id = original.id;
@@ -358,5 +346,5 @@ async fn the_fallback_of_a_sensitive_message_is_sensitive_too() {
     let view = store.message(id).await.unwrap().unwrap();
     assert!(view.sensitive);
     assert_eq!(view.content, Some(text("again 135790")));
-    assert!(!on_disk(&directory, "135790") && !on_disk(&directory, "246810"));
+    assert!(!directory.holds_bytes("135790") && !directory.holds_bytes("246810"));
 }

@@ -9,10 +9,10 @@
 //! the order they were accepted, retries included. Deferred messages (a policy's decision)
 //! hold nobody back. Called by the SQLite backend's writer only.
 
-use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool, Transaction};
+use sqlx::{QueryBuilder, Row, Transaction};
 use uuid::Uuid;
 
-use super::{ROWS_PER_STATEMENT, database, pending_from_row};
+use super::{Db, DbPool, ROWS_PER_STATEMENT, database, pending_from_row};
 use crate::store::{PendingMessage, Result};
 
 /// Share of each claim's slots offered first to each class below critical, in percent.
@@ -38,17 +38,17 @@ pub const RESEND_GRACE_MS: i64 = 2_000;
 
 const CANDIDATES: &str = "SELECT m.id FROM messages AS m \
     WHERE m.status IN ('accepted', 'queued', 'deferred', 'sending') \
-      AND m.priority_rank = ?1 AND m.due_at <= ?2 AND (m.lease_until IS NULL OR m.lease_until < ?2) \
-      AND (m.status <> 'sending' OR m.updated_at <= ?5) \
+      AND m.priority_rank = $1 AND m.due_at <= $2 AND (m.lease_until IS NULL OR m.lease_until < $2) \
+      AND (m.status <> 'sending' OR m.updated_at <= $5) \
       AND NOT EXISTS (SELECT 1 FROM messages AS e \
           WHERE e.recipient = m.recipient AND e.priority_rank = m.priority_rank AND e.id < m.id \
             AND e.status IN ('accepted', 'queued', 'deferred', 'sending') AND e.status <> 'deferred' \
-            AND (e.due_at > ?2 OR e.lease_until >= ?2 OR e.due_at > m.due_at \
-                 OR (e.status = 'sending' AND e.updated_at > ?5))) \
-    ORDER BY m.due_at, m.id LIMIT ?3 OFFSET ?4";
+            AND (e.due_at > $2 OR e.lease_until >= $2 OR e.due_at > m.due_at \
+                 OR (e.status = 'sending' AND e.updated_at > $5))) \
+    ORDER BY m.due_at, m.id LIMIT $3 OFFSET $4";
 
 async fn candidates(
-    transaction: &mut Transaction<'_, Sqlite>,
+    transaction: &mut Transaction<'_, Db>,
     rank: i64,
     now_ms: i64,
     limit: usize,
@@ -73,7 +73,7 @@ async fn candidates(
 
 /// Takes up to `limit` due messages under a lease until `lease_until_ms`, in queue order.
 pub(super) async fn claim(
-    transaction: &mut Transaction<'_, Sqlite>,
+    transaction: &mut Transaction<'_, Db>,
     now_ms: i64,
     limit: usize,
     lease_until_ms: i64,
@@ -99,7 +99,7 @@ pub(super) async fn claim(
 
     let mut claimed = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(ROWS_PER_STATEMENT) {
-        let mut query = QueryBuilder::<Sqlite>::new("UPDATE messages SET lease_until = ");
+        let mut query = QueryBuilder::<Db>::new("UPDATE messages SET lease_until = ");
         query.push_bind(lease_until_ms).push(" WHERE id IN (");
         let mut list = query.separated(", ");
         for id in chunk {
@@ -124,7 +124,7 @@ pub(super) async fn claim(
 
 /// Messages not yet sent upstream nor ended (the backlog the API's backpressure bounds), per
 /// shard and priority class, in one scan; pairs with none left out.
-pub(super) async fn pending(readers: &SqlitePool) -> Result<Vec<(u16, String, u64)>> {
+pub(super) async fn pending(readers: &DbPool) -> Result<Vec<(u16, String, u64)>> {
     let rows: Vec<(i64, String, i64)> = sqlx::query_as(
         "SELECT shard, priority, COUNT(*) FROM messages WHERE status IN ('accepted', 'queued', 'deferred', 'sending') \
          GROUP BY shard, priority",
@@ -159,11 +159,7 @@ mod tests {
         assert_eq!(floors(512), [0, 25, 25, 25]);
     }
 
-    async fn fresh() -> (Store, tempfile::TempDir) {
-        let directory = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}/wasp.db", directory.path().display());
-        (Store::open(&url, 1_000).await.unwrap(), directory)
-    }
+    use super::super::fresh;
 
     fn message(to: &str, priority: Priority, at_ms: i64) -> NewMessage {
         let submission = Submission {

@@ -1,12 +1,12 @@
-//! SQL of message templates on SQLite: new versions, status changes (by version, or by Meta's
+//! SQL of message templates: new versions, status changes (by version, or by Meta's
 //! template id for what the Cloud API reports), each with its audit row in the same
 //! transaction, and the reads the template registry and the submitter work from.
 
 use std::str::FromStr;
 
-use sqlx::{Row, Sqlite, SqlitePool, Transaction, sqlite::SqliteRow};
+use sqlx::{Row, Transaction};
 
-use super::{audit, database, parse_json};
+use super::{Db, DbPool, DbRow, audit, database, parse_json};
 use crate::{
     message::Category,
     store::{AuditEntry, Error, Result, TemplateVersion, TemplateWrite},
@@ -17,7 +17,7 @@ const COLUMNS: &str = "name, language, version, category, definition, status, re
                        created_by, created_at, updated_at";
 
 pub(super) async fn write(
-    transaction: &mut Transaction<'_, Sqlite>,
+    transaction: &mut Transaction<'_, Db>,
     write: &TemplateWrite,
     entry: Option<&AuditEntry>,
 ) -> Result<Option<TemplateVersion>> {
@@ -34,10 +34,10 @@ pub(super) async fn write(
             at_ms,
         } => {
             let current: Option<String> =
-                sqlx::query_scalar("SELECT status FROM templates WHERE name = ? AND language = ? AND version = ?")
+                sqlx::query_scalar("SELECT status FROM templates WHERE name = $1 AND language = $2 AND version = $3")
                     .bind(name)
                     .bind(language)
-                    .bind(version)
+                    .bind(i64::from(*version))
                     .fetch_optional(&mut **transaction)
                     .await
                     .map_err(database("template status"))?;
@@ -46,8 +46,8 @@ pub(super) async fn write(
                 .is_some_and(|current| from.is_empty() || from.iter().any(|status| status.as_str() == current));
             if allowed {
                 sqlx::query(
-                    "UPDATE templates SET status = ?, reason = ?, meta_id = COALESCE(?, meta_id), updated_at = ?
-                     WHERE name = ? AND language = ? AND version = ?",
+                    "UPDATE templates SET status = $1, reason = $2, meta_id = COALESCE($3, meta_id), updated_at = $4
+                     WHERE name = $5 AND language = $6 AND version = $7",
                 )
                 .bind(status.as_str())
                 .bind(reason)
@@ -55,11 +55,11 @@ pub(super) async fn write(
                 .bind(at_ms)
                 .bind(name)
                 .bind(language)
-                .bind(version)
+                .bind(i64::from(*version))
                 .execute(&mut **transaction)
                 .await
                 .map_err(database("template status"))?;
-                Some((name.clone(), language.clone(), *version))
+                Some((name.clone(), language.clone(), i64::from(*version)))
             } else {
                 None
             }
@@ -73,7 +73,7 @@ pub(super) async fn write(
             at_ms,
         } => {
             let target = sqlx::query(
-                "SELECT name, language, version FROM templates WHERE meta_id = ? ORDER BY version DESC LIMIT 1",
+                "SELECT name, language, version FROM templates WHERE meta_id = $1 ORDER BY version DESC LIMIT 1",
             )
             .bind(meta_id)
             .fetch_optional(&mut **transaction)
@@ -84,16 +84,16 @@ pub(super) async fn write(
                 Some(row) => {
                     let name: String = row.try_get("name").map_err(database("template meta update"))?;
                     let language: String = row.try_get("language").map_err(database("template meta update"))?;
-                    let version: u32 = row.try_get("version").map_err(database("template meta update"))?;
+                    let version: i64 = row.try_get("version").map_err(database("template meta update"))?;
                     // A status change replaces the reason (an approval clears a rejection's).
                     sqlx::query(
                         "UPDATE templates SET
-                            status = COALESCE(?1, status),
-                            reason = CASE WHEN ?1 IS NULL THEN reason ELSE ?2 END,
-                            quality = COALESCE(?3, quality),
-                            category = COALESCE(?4, category),
-                            updated_at = ?5
-                         WHERE name = ?6 AND language = ?7 AND version = ?8",
+                            status = COALESCE($1, status),
+                            reason = CASE WHEN $1 IS NULL THEN reason ELSE $2 END,
+                            quality = COALESCE($3, quality),
+                            category = COALESCE($4, category),
+                            updated_at = $5
+                         WHERE name = $6 AND language = $7 AND version = $8",
                     )
                     .bind(status.map(TemplateStatus::as_str))
                     .bind(reason)
@@ -118,7 +118,7 @@ pub(super) async fn write(
         audit::insert(transaction, std::slice::from_ref(entry)).await?;
     }
     let row = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM templates WHERE name = ? AND language = ? AND version = ?"
+        "SELECT {COLUMNS} FROM templates WHERE name = $1 AND language = $2 AND version = $3"
     ))
     .bind(&name)
     .bind(&language)
@@ -130,9 +130,9 @@ pub(super) async fn write(
 }
 
 /// Inserts `version` numbered after the newest of its (name, language); answers the key.
-async fn create(transaction: &mut Transaction<'_, Sqlite>, version: &TemplateVersion) -> Result<(String, String, u32)> {
+async fn create(transaction: &mut Transaction<'_, Db>, version: &TemplateVersion) -> Result<(String, String, i64)> {
     const OPERATION: &str = "create template version";
-    let newest: Option<u32> = sqlx::query_scalar("SELECT MAX(version) FROM templates WHERE name = ? AND language = ?")
+    let newest: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM templates WHERE name = $1 AND language = $2")
         .bind(&version.name)
         .bind(&version.language)
         .fetch_one(&mut **transaction)
@@ -144,7 +144,7 @@ async fn create(transaction: &mut Transaction<'_, Sqlite>, version: &TemplateVer
         detail: error.to_string(),
     })?;
     sqlx::query(&format!(
-        "INSERT INTO templates ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        "INSERT INTO templates ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
     ))
     .bind(&version.name)
     .bind(&version.language)
@@ -165,12 +165,12 @@ async fn create(transaction: &mut Transaction<'_, Sqlite>, version: &TemplateVer
     Ok((version.name.clone(), version.language.clone(), number))
 }
 
-pub(super) async fn versions(readers: &SqlitePool, name: Option<&str>) -> Result<Vec<TemplateVersion>> {
+pub(super) async fn versions(readers: &DbPool, name: Option<&str>) -> Result<Vec<TemplateVersion>> {
     const OPERATION: &str = "list templates";
     let rows = match name {
         Some(name) => {
             sqlx::query(&format!(
-                "SELECT {COLUMNS} FROM templates WHERE name = ? ORDER BY language, version"
+                "SELECT {COLUMNS} FROM templates WHERE name = $1 ORDER BY language, version"
             ))
             .bind(name)
             .fetch_all(readers)
@@ -189,13 +189,13 @@ pub(super) async fn versions(readers: &SqlitePool, name: Option<&str>) -> Result
 }
 
 pub(super) async fn in_status(
-    readers: &SqlitePool,
+    readers: &DbPool,
     status: TemplateStatus,
     limit: usize,
 ) -> Result<Vec<TemplateVersion>> {
     const OPERATION: &str = "templates by status";
     let rows = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM templates WHERE status = ? ORDER BY updated_at LIMIT ?"
+        "SELECT {COLUMNS} FROM templates WHERE status = $1 ORDER BY updated_at LIMIT $2"
     ))
     .bind(status.as_str())
     .bind(i64::try_from(limit).unwrap_or(i64::MAX))
@@ -205,7 +205,7 @@ pub(super) async fn in_status(
     rows.iter().map(|row| from_row(row, OPERATION)).collect()
 }
 
-fn from_row(row: &SqliteRow, operation: &'static str) -> Result<TemplateVersion> {
+fn from_row(row: &DbRow, operation: &'static str) -> Result<TemplateVersion> {
     let corrupt = |detail: String| Error::Corrupt { operation, detail };
     let category: String = row.try_get("category").map_err(database(operation))?;
     let status: String = row.try_get("status").map_err(database(operation))?;
@@ -214,7 +214,7 @@ fn from_row(row: &SqliteRow, operation: &'static str) -> Result<TemplateVersion>
     Ok(TemplateVersion {
         name: row.try_get("name").map_err(database(operation))?,
         language: row.try_get("language").map_err(database(operation))?,
-        version: row.try_get("version").map_err(database(operation))?,
+        version: u32::try_from(row.try_get::<i64, _>("version").map_err(database(operation))?).unwrap_or_default(),
         category: Category::from_str(&category).map_err(corrupt)?,
         definition: parse_json(&definition, operation)?,
         status: TemplateStatus::from_str(&status).map_err(corrupt)?,
@@ -234,15 +234,11 @@ mod tests {
 
     use crate::{
         message::Category,
-        store::{AuditEntry, AuditFilter, Store, TemplateVersion, TemplateWrite},
+        store::{AuditEntry, AuditFilter, TemplateVersion, TemplateWrite},
         templates::TemplateStatus,
     };
 
-    async fn fresh() -> (Store, tempfile::TempDir) {
-        let directory = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}/wasp.db", directory.path().display());
-        (Store::open(&url, 1_000).await.unwrap(), directory)
-    }
+    use super::super::fresh;
 
     fn draft(name: &str, language: &str, status: TemplateStatus) -> TemplateWrite {
         TemplateWrite::Create(Box::new(TemplateVersion {

@@ -5,9 +5,9 @@
 
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool, Transaction};
+use sqlx::{QueryBuilder, Row, Transaction};
 
-use super::{ROWS_PER_STATEMENT, apply_transitions, database, insert_sealed, parse_text};
+use super::{Db, DbPool, ROWS_PER_STATEMENT, apply_transitions, database, insert_sealed, parse_text};
 use crate::{
     message::{Category, MessageId, Quality, Status},
     store::{AcceptOutcome, Changes, Error, FallBackOutcome, NewMessage, Result, SendCounts, SenderNumber, Transition},
@@ -27,13 +27,13 @@ fn hour_of(at_ms: i64) -> i64 {
 /// Counts the messages `sent` now (Meta accepted them) into the rollups. The hour is each
 /// message's `updated_at`, which the same transaction just set to the send time.
 pub(super) async fn record_sends(
-    transaction: &mut Transaction<'_, Sqlite>,
+    transaction: &mut Transaction<'_, Db>,
     sent: &[MessageId],
     now_ms: i64,
 ) -> Result<()> {
     const OPERATION: &str = "count sends";
     for chunk in sent.chunks(ROWS_PER_STATEMENT) {
-        let mut query = QueryBuilder::<Sqlite>::new(
+        let mut query = QueryBuilder::<Db>::new(
             "INSERT INTO contact_sends (wa_id, hour, category, count) \
              SELECT substr(recipient, 2), updated_at / 3600000, category, COUNT(*) FROM messages \
              WHERE channel = 'whatsapp' AND id IN (",
@@ -52,7 +52,7 @@ pub(super) async fn record_sends(
             .await
             .map_err(database(OPERATION))?;
 
-        let mut query = QueryBuilder::<Sqlite>::new(
+        let mut query = QueryBuilder::<Db>::new(
             "INSERT INTO account_sends (hour, count) \
              SELECT updated_at / 3600000, COUNT(*) FROM messages \
              WHERE channel = 'whatsapp' AND category != 'service' AND id IN (",
@@ -71,8 +71,8 @@ pub(super) async fn record_sends(
     let hour = hour_of(now_ms);
     if PRUNED_HOUR.swap(hour, Ordering::Relaxed) != hour {
         for statement in [
-            "DELETE FROM contact_sends WHERE hour <= ?",
-            "DELETE FROM account_sends WHERE hour <= ?",
+            "DELETE FROM contact_sends WHERE hour <= $1",
+            "DELETE FROM account_sends WHERE hour <= $1",
         ] {
             sqlx::query(statement)
                 .bind(hour - HOURS_KEPT)
@@ -85,7 +85,7 @@ pub(super) async fn record_sends(
 }
 
 pub(super) async fn send_counts(
-    readers: &SqlitePool,
+    readers: &DbPool,
     wa_ids: &[&str],
     now_ms: i64,
 ) -> Result<std::collections::HashMap<String, SendCounts>> {
@@ -93,10 +93,10 @@ pub(super) async fn send_counts(
     let hour = hour_of(now_ms);
     let mut counts: std::collections::HashMap<String, SendCounts> = std::collections::HashMap::new();
     for chunk in wa_ids.chunks(ROWS_PER_STATEMENT) {
-        let mut query = QueryBuilder::<Sqlite>::new("SELECT wa_id, category, SUM(CASE WHEN hour > ");
+        let mut query = QueryBuilder::<Db>::new("SELECT wa_id, category, CAST(SUM(CASE WHEN hour > ");
         query
             .push_bind(hour - 24)
-            .push(" THEN count ELSE 0 END) AS day, SUM(count) AS week FROM contact_sends WHERE hour > ")
+            .push(" THEN count ELSE 0 END) AS BIGINT) AS day, CAST(SUM(count) AS BIGINT) AS week FROM contact_sends WHERE hour > ")
             .push_bind(hour - HOURS_KEPT)
             .push(" AND wa_id IN (");
         let mut list = query.separated(", ");
@@ -118,8 +118,8 @@ pub(super) async fn send_counts(
     Ok(counts)
 }
 
-pub(super) async fn account_sends_24h(readers: &SqlitePool, now_ms: i64) -> Result<u32> {
-    let total: Option<i64> = sqlx::query_scalar("SELECT SUM(count) FROM account_sends WHERE hour > ?")
+pub(super) async fn account_sends_24h(readers: &DbPool, now_ms: i64) -> Result<u32> {
+    let total: Option<i64> = sqlx::query_scalar("SELECT CAST(SUM(count) AS BIGINT) FROM account_sends WHERE hour > $1")
         .bind(hour_of(now_ms) - 24)
         .fetch_one(readers)
         .await
@@ -127,7 +127,7 @@ pub(super) async fn account_sends_24h(readers: &SqlitePool, now_ms: i64) -> Resu
     Ok(u32::try_from(total.unwrap_or(0)).unwrap_or(u32::MAX))
 }
 
-pub(super) async fn sender_numbers(readers: &SqlitePool) -> Result<Vec<SenderNumber>> {
+pub(super) async fn sender_numbers(readers: &DbPool) -> Result<Vec<SenderNumber>> {
     const OPERATION: &str = "read sender numbers";
     let rows = sqlx::query("SELECT * FROM sender_numbers ORDER BY updated_at DESC")
         .fetch_all(readers)
@@ -148,10 +148,10 @@ pub(super) async fn sender_numbers(readers: &SqlitePool) -> Result<Vec<SenderNum
         .collect()
 }
 
-pub(super) async fn put_sender_number(transaction: &mut Transaction<'_, Sqlite>, number: &SenderNumber) -> Result<()> {
+pub(super) async fn put_sender_number(transaction: &mut Transaction<'_, Db>, number: &SenderNumber) -> Result<()> {
     sqlx::query(
         "INSERT INTO sender_numbers (phone_number, tier_limit, quality, last_event, source, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?)
+         VALUES ($1, $2, $3, $4, $5, $6)
          ON CONFLICT (phone_number) DO UPDATE SET
             tier_limit = excluded.tier_limit, quality = excluded.quality, last_event = excluded.last_event,
             source = excluded.source, updated_at = excluded.updated_at",
@@ -174,13 +174,13 @@ fn may_fall_back(status: Status) -> bool {
 }
 
 pub(super) async fn fall_back(
-    transaction: &mut Transaction<'_, Sqlite>,
+    transaction: &mut Transaction<'_, Db>,
     original: MessageId,
     follow_up: &NewMessage,
     sealed: &[Option<String>],
 ) -> Result<FallBackOutcome> {
     const OPERATION: &str = "fall back";
-    let Some(row) = sqlx::query("SELECT status FROM messages WHERE id = ?")
+    let Some(row) = sqlx::query("SELECT status FROM messages WHERE id = $1")
         .bind(original.0)
         .fetch_optional(&mut **transaction)
         .await

@@ -1,16 +1,16 @@
 //! SQL of the plugin platform on SQLite: component versions (immutable), chain bindings,
 //! shadow verdicts and plugin timers. Writes run inside the group-commit transaction.
 
-use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool, Transaction, sqlite::SqliteRow};
+use sqlx::{QueryBuilder, Row, Transaction};
 use uuid::Uuid;
 
-use super::database;
+use super::{Db, DbPool, DbRow, database};
 use crate::{
     message::MessageId,
     store::{Error, PluginBinding, PluginVersionRow, PluginWrite, Result, ShadowRecord, ShadowReport, Timer},
 };
 
-pub(super) async fn write(transaction: &mut Transaction<'_, Sqlite>, writes: &[PluginWrite]) -> Result<()> {
+pub(super) async fn write(transaction: &mut Transaction<'_, Db>, writes: &[PluginWrite]) -> Result<()> {
     for write in writes {
         match write {
             PluginWrite::PutVersion {
@@ -22,7 +22,7 @@ pub(super) async fn write(transaction: &mut Transaction<'_, Sqlite>, writes: &[P
                 // Versions are immutable: the same bytes again change nothing.
                 sqlx::query(
                     "INSERT INTO plugin_versions (name, version, component, size_bytes, uploaded_at)
-                     VALUES (?, ?, ?, ?, ?) ON CONFLICT (name, version) DO NOTHING",
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (name, version) DO NOTHING",
                 )
                 .bind(name)
                 .bind(version)
@@ -37,7 +37,7 @@ pub(super) async fn write(transaction: &mut Transaction<'_, Sqlite>, writes: &[P
                 sqlx::query(
                     "INSERT INTO plugins (name, live_version, previous_versions, shadow_version, shadow_config,
                                           position, hooks, failure, limits, config, quarantined, enabled, updated_at)
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
                      ON CONFLICT (name) DO UPDATE SET
                         live_version = excluded.live_version, previous_versions = excluded.previous_versions,
                         shadow_version = excluded.shadow_version, shadow_config = excluded.shadow_config,
@@ -65,10 +65,10 @@ pub(super) async fn write(transaction: &mut Transaction<'_, Sqlite>, writes: &[P
             }
             PluginWrite::Delete { name } => {
                 for statement in [
-                    "DELETE FROM plugins WHERE name = ?",
-                    "DELETE FROM plugin_versions WHERE name = ?",
-                    "DELETE FROM plugin_timers WHERE plugin = ?",
-                    "DELETE FROM plugin_state WHERE plugin = ?",
+                    "DELETE FROM plugins WHERE name = $1",
+                    "DELETE FROM plugin_versions WHERE name = $1",
+                    "DELETE FROM plugin_timers WHERE plugin = $1",
+                    "DELETE FROM plugin_state WHERE plugin = $1",
                 ] {
                     sqlx::query(statement)
                         .bind(name)
@@ -79,7 +79,7 @@ pub(super) async fn write(transaction: &mut Transaction<'_, Sqlite>, writes: &[P
             }
             PluginWrite::ShadowVerdicts(records) => {
                 for chunk in records.chunks(200) {
-                    let mut query = QueryBuilder::<Sqlite>::new(
+                    let mut query = QueryBuilder::<Db>::new(
                         "INSERT INTO shadow_verdicts (plugin, shadow_version, live_version, message_id, hook,
                          live_verdict, shadow_verdict, agreed, at) ",
                     );
@@ -103,7 +103,7 @@ pub(super) async fn write(transaction: &mut Transaction<'_, Sqlite>, writes: &[P
             }
             PluginWrite::SetTimer(timer) => {
                 sqlx::query(
-                    "INSERT INTO plugin_timers (plugin, key, payload, due_at) VALUES (?, ?, ?, ?)
+                    "INSERT INTO plugin_timers (plugin, key, payload, due_at) VALUES ($1, $2, $3, $4)
                      ON CONFLICT (plugin, key) DO UPDATE SET payload = excluded.payload, due_at = excluded.due_at",
                 )
                 .bind(&timer.plugin)
@@ -115,7 +115,7 @@ pub(super) async fn write(transaction: &mut Transaction<'_, Sqlite>, writes: &[P
                 .map_err(database("set plugin timer"))?;
             }
             PluginWrite::CancelTimer { plugin, key } => {
-                sqlx::query("DELETE FROM plugin_timers WHERE plugin = ? AND key = ?")
+                sqlx::query("DELETE FROM plugin_timers WHERE plugin = $1 AND key = $2")
                     .bind(plugin)
                     .bind(key)
                     .execute(&mut **transaction)
@@ -124,7 +124,7 @@ pub(super) async fn write(transaction: &mut Transaction<'_, Sqlite>, writes: &[P
             }
             PluginWrite::FiredTimers(timers) => {
                 for timer in timers {
-                    sqlx::query("DELETE FROM plugin_timers WHERE plugin = ? AND key = ? AND due_at = ?")
+                    sqlx::query("DELETE FROM plugin_timers WHERE plugin = $1 AND key = $2 AND due_at = $3")
                         .bind(&timer.plugin)
                         .bind(&timer.key)
                         .bind(timer.due_at_ms)
@@ -145,7 +145,7 @@ fn corrupt(operation: &'static str) -> impl Fn(serde_json::Error) -> Error {
     }
 }
 
-fn binding_from_row(row: &SqliteRow) -> Result<PluginBinding> {
+fn binding_from_row(row: &DbRow) -> Result<PluginBinding> {
     const OPERATION: &str = "read plugin bindings";
     let text = |column: &str| -> Result<String> { row.try_get(column).map_err(database(OPERATION)) };
     Ok(PluginBinding {
@@ -170,7 +170,7 @@ fn binding_from_row(row: &SqliteRow) -> Result<PluginBinding> {
     })
 }
 
-pub(super) async fn bindings(readers: &SqlitePool) -> Result<Vec<PluginBinding>> {
+pub(super) async fn bindings(readers: &DbPool) -> Result<Vec<PluginBinding>> {
     sqlx::query("SELECT * FROM plugins ORDER BY position, name")
         .fetch_all(readers)
         .await
@@ -180,10 +180,10 @@ pub(super) async fn bindings(readers: &SqlitePool) -> Result<Vec<PluginBinding>>
         .collect()
 }
 
-pub(super) async fn versions(readers: &SqlitePool, name: &str) -> Result<Vec<PluginVersionRow>> {
+pub(super) async fn versions(readers: &DbPool, name: &str) -> Result<Vec<PluginVersionRow>> {
     const OPERATION: &str = "read plugin versions";
     sqlx::query(
-        "SELECT name, version, size_bytes, uploaded_at FROM plugin_versions WHERE name = ? ORDER BY uploaded_at, version",
+        "SELECT name, version, size_bytes, uploaded_at FROM plugin_versions WHERE name = $1 ORDER BY uploaded_at, version",
     )
     .bind(name)
     .fetch_all(readers)
@@ -201,8 +201,8 @@ pub(super) async fn versions(readers: &SqlitePool, name: &str) -> Result<Vec<Plu
     .collect()
 }
 
-pub(super) async fn component(readers: &SqlitePool, name: &str, version: &str) -> Result<Option<Vec<u8>>> {
-    sqlx::query_scalar("SELECT component FROM plugin_versions WHERE name = ? AND version = ?")
+pub(super) async fn component(readers: &DbPool, name: &str, version: &str) -> Result<Option<Vec<u8>>> {
+    sqlx::query_scalar("SELECT component FROM plugin_versions WHERE name = $1 AND version = $2")
         .bind(name)
         .bind(version)
         .fetch_optional(readers)
@@ -211,15 +211,15 @@ pub(super) async fn component(readers: &SqlitePool, name: &str, version: &str) -
 }
 
 pub(super) async fn shadow_report(
-    readers: &SqlitePool,
+    readers: &DbPool,
     plugin: &str,
     shadow_version: &str,
     samples: usize,
 ) -> Result<ShadowReport> {
     const OPERATION: &str = "read shadow report";
     let totals = sqlx::query(
-        "SELECT COUNT(*) AS compared, COALESCE(SUM(agreed), 0) AS agreed FROM shadow_verdicts
-         WHERE plugin = ? AND shadow_version = ?",
+        "SELECT COUNT(*) AS compared, COALESCE(SUM(CASE WHEN agreed THEN 1 ELSE 0 END), 0) AS agreed FROM shadow_verdicts
+         WHERE plugin = $1 AND shadow_version = $2",
     )
     .bind(plugin)
     .bind(shadow_version)
@@ -229,8 +229,8 @@ pub(super) async fn shadow_report(
     let compared: i64 = totals.try_get("compared").map_err(database(OPERATION))?;
     let agreed: i64 = totals.try_get("agreed").map_err(database(OPERATION))?;
     let rows = sqlx::query(
-        "SELECT * FROM shadow_verdicts WHERE plugin = ? AND shadow_version = ? AND agreed = 0
-         ORDER BY seq DESC LIMIT ?",
+        "SELECT * FROM shadow_verdicts WHERE plugin = $1 AND shadow_version = $2 AND agreed = FALSE
+         ORDER BY seq DESC LIMIT $3",
     )
     .bind(plugin)
     .bind(shadow_version)
@@ -260,9 +260,9 @@ pub(super) async fn shadow_report(
     })
 }
 
-pub(super) async fn due_timers(readers: &SqlitePool, now_ms: i64, limit: usize) -> Result<Vec<Timer>> {
+pub(super) async fn due_timers(readers: &DbPool, now_ms: i64, limit: usize) -> Result<Vec<Timer>> {
     const OPERATION: &str = "read due timers";
-    sqlx::query("SELECT plugin, key, payload, due_at FROM plugin_timers WHERE due_at <= ? ORDER BY due_at LIMIT ?")
+    sqlx::query("SELECT plugin, key, payload, due_at FROM plugin_timers WHERE due_at <= $1 ORDER BY due_at LIMIT $2")
         .bind(now_ms)
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .fetch_all(readers)

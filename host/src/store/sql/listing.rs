@@ -16,10 +16,10 @@
 //! sent and not leased, exactly the rows a claim may take, so a cancel and a claim never both
 //! win. Called by the SQLite backend only.
 
-use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool, Transaction};
+use sqlx::{QueryBuilder, Row, Transaction};
 use uuid::Uuid;
 
-use super::{database, insert_history, parse_json, parse_text};
+use super::{Db, DbPool, database, insert_history, parse_json, parse_text};
 use crate::{
     message::{MessageId, Status},
     store::{CancelOutcome, Changes, MessageFilter, MessagePage, MessageSummary, Result, Transition},
@@ -57,7 +57,7 @@ fn key_bounds(filter: &MessageFilter) -> (Option<Uuid>, Option<Uuid>) {
     (lower, upper)
 }
 
-fn push_key_bounds(query: &mut QueryBuilder<'_, Sqlite>, lower: Option<Uuid>, upper: Option<Uuid>) {
+fn push_key_bounds(query: &mut QueryBuilder<'_, Db>, lower: Option<Uuid>, upper: Option<Uuid>) {
     if let Some(lower) = lower {
         query.push(" AND id >= ").push_bind(lower);
     }
@@ -71,18 +71,18 @@ fn filters_rows(filter: &MessageFilter) -> bool {
     !filter.statuses.is_empty() || filter.category.is_some() || filter.to.is_some() || filter.tag.is_some()
 }
 
-pub(super) async fn list(readers: &SqlitePool, filter: &MessageFilter) -> Result<MessagePage> {
+pub(super) async fn list(readers: &DbPool, filter: &MessageFilter) -> Result<MessagePage> {
     list_scanning(readers, filter, SCAN_ROWS).await
 }
 
-async fn list_scanning(readers: &SqlitePool, filter: &MessageFilter, scan_rows: usize) -> Result<MessagePage> {
+async fn list_scanning(readers: &DbPool, filter: &MessageFilter, scan_rows: usize) -> Result<MessagePage> {
     const OPERATION: &str = "list messages";
     let limit = filter.limit.max(1);
     let (lower, upper) = key_bounds(filter);
 
     // The oldest message this page may examine: `scan_rows` into the key range.
     let floor: Option<Uuid> = if filters_rows(filter) {
-        let mut query = QueryBuilder::<Sqlite>::new("SELECT id FROM messages WHERE 1 = 1");
+        let mut query = QueryBuilder::<Db>::new("SELECT id FROM messages WHERE 1 = 1");
         push_key_bounds(&mut query, lower, upper);
         query
             .push(" ORDER BY id DESC LIMIT 1 OFFSET ")
@@ -99,7 +99,7 @@ async fn list_scanning(readers: &SqlitePool, filter: &MessageFilter, scan_rows: 
         None
     };
 
-    let mut query = QueryBuilder::<Sqlite>::new(
+    let mut query = QueryBuilder::<Db>::new(
         "SELECT id, recipient, category, priority, channel, status, tags, reason, error_code, created_at, \
          updated_at FROM messages WHERE 1 = 1",
     );
@@ -125,15 +125,7 @@ async fn list_scanning(readers: &SqlitePool, filter: &MessageFilter, scan_rows: 
         query.push(" AND recipient = ").push_bind(to.as_str().to_owned());
     }
     if let Some(tag) = &filter.tag {
-        // `instr` on the stored JSON is a cheap first sieve (its quoted form can also match
-        // inside another tag with escaped quotes); `json_each` decides.
-        let quoted = serde_json::to_string(tag).unwrap_or_default();
-        query
-            .push(" AND instr(tags, ")
-            .push_bind(quoted)
-            .push(") > 0 AND EXISTS (SELECT 1 FROM json_each(messages.tags) WHERE value = ")
-            .push_bind(tag.clone())
-            .push(")");
+        super::dialect::push_has_tag(&mut query, tag);
     }
     query
         .push(" ORDER BY id DESC LIMIT ")
@@ -174,16 +166,16 @@ async fn list_scanning(readers: &SqlitePool, filter: &MessageFilter, scan_rows: 
 /// Ends the message `cancelled` if it is accepted, queued or deferred and not leased by a
 /// dispatch worker (the rows a claim may take, so a claim and a cancel never both win).
 pub(super) async fn cancel(
-    transaction: &mut Transaction<'_, Sqlite>,
+    transaction: &mut Transaction<'_, Db>,
     id: MessageId,
     now_ms: i64,
 ) -> Result<CancelOutcome> {
     const OPERATION: &str = "cancel message";
     // The class comes back with the update (no extra read), for the status counter.
     let cancelled = sqlx::query(
-        "UPDATE messages SET status = 'cancelled', reason = ?3, updated_at = ?2, lease_until = NULL \
-         WHERE id = ?1 AND status IN ('accepted', 'queued', 'deferred') \
-           AND (lease_until IS NULL OR lease_until < ?2) \
+        "UPDATE messages SET status = 'cancelled', reason = $3, updated_at = $2, lease_until = NULL \
+         WHERE id = $1 AND status IN ('accepted', 'queued', 'deferred') \
+           AND (lease_until IS NULL OR lease_until < $2) \
          RETURNING category, priority",
     )
     .bind(id.0)
@@ -213,7 +205,7 @@ pub(super) async fn cancel(
         .await?;
         return Ok(CancelOutcome::Cancelled);
     }
-    let Some(row) = sqlx::query("SELECT status, lease_until FROM messages WHERE id = ?")
+    let Some(row) = sqlx::query("SELECT status, lease_until FROM messages WHERE id = $1")
         .bind(id.0)
         .fetch_optional(&mut **transaction)
         .await
@@ -236,20 +228,12 @@ mod tests {
     use super::*;
     use crate::{
         message::{Category, Content, PhoneNumber, Priority, Submission, content::TextBody},
-        store::{Backend, NewMessage, Store},
+        store::{NewMessage, Store},
     };
 
-    async fn fresh() -> (Store, tempfile::TempDir) {
-        let directory = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}/wasp.db", directory.path().display());
-        (Store::open(&url, 1_000).await.unwrap(), directory)
-    }
+    use super::super::fresh;
 
-    fn readers(store: &Store) -> &SqlitePool {
-        match &*store.backend {
-            Backend::Sqlite(sqlite) => &sqlite.readers,
-        }
-    }
+    use super::super::readers_of as readers;
 
     fn message(to: &str, category: Category, tags: &[&str], at_ms: i64) -> NewMessage {
         let submission = Submission {

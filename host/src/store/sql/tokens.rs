@@ -2,13 +2,13 @@
 //! transaction), and the list the API's token cache is loaded from. Secrets never reach
 //! here; only their sha256.
 
-use sqlx::{Row, Sqlite, SqlitePool, Transaction};
+use sqlx::{Row, Transaction};
 
-use super::{audit, database};
+use super::{Db, DbPool, audit, database};
 use crate::store::{ApiToken, AuditEntry, Error, Result, TokenOutcome, TokenWrite};
 
 pub(super) async fn write(
-    transaction: &mut Transaction<'_, Sqlite>,
+    transaction: &mut Transaction<'_, Db>,
     write: &TokenWrite,
     entry: &AuditEntry,
 ) -> Result<TokenOutcome> {
@@ -20,7 +20,7 @@ pub(super) async fn write(
             })?;
             sqlx::query(
                 "INSERT INTO api_tokens (id, name, scopes, digest, created_at, revoked_at)
-                 VALUES (?, ?, ?, ?, ?, NULL)",
+                 VALUES ($1, $2, $3, $4, $5, NULL)",
             )
             .bind(&token.id)
             .bind(&token.name)
@@ -33,7 +33,7 @@ pub(super) async fn write(
             TokenOutcome::Created
         }
         TokenWrite::Revoke { id, at_ms } => {
-            let revoked_at: Option<Option<i64>> = sqlx::query_scalar("SELECT revoked_at FROM api_tokens WHERE id = ?")
+            let revoked_at: Option<Option<i64>> = sqlx::query_scalar("SELECT revoked_at FROM api_tokens WHERE id = $1")
                 .bind(id)
                 .fetch_optional(&mut **transaction)
                 .await
@@ -42,7 +42,7 @@ pub(super) async fn write(
                 None => TokenOutcome::UnknownToken,
                 Some(Some(_)) => TokenOutcome::AlreadyRevoked,
                 Some(None) => {
-                    sqlx::query("UPDATE api_tokens SET revoked_at = ? WHERE id = ?")
+                    sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE id = $2")
                         .bind(at_ms)
                         .bind(id)
                         .execute(&mut **transaction)
@@ -61,7 +61,7 @@ pub(super) async fn write(
     Ok(outcome)
 }
 
-pub(super) async fn all(readers: &SqlitePool) -> Result<Vec<ApiToken>> {
+pub(super) async fn all(readers: &DbPool) -> Result<Vec<ApiToken>> {
     const OPERATION: &str = "list tokens";
     let rows =
         sqlx::query("SELECT id, name, scopes, digest, created_at, revoked_at FROM api_tokens ORDER BY created_at, id")
@@ -89,13 +89,9 @@ pub(super) async fn all(readers: &SqlitePool) -> Result<Vec<ApiToken>> {
 
 #[cfg(test)]
 mod tests {
-    use crate::store::{ApiToken, AuditEntry, AuditFilter, ContactWrite, Store, TokenOutcome, TokenWrite};
+    use crate::store::{ApiToken, AuditEntry, AuditFilter, ContactWrite, TokenOutcome, TokenWrite};
 
-    async fn fresh() -> (Store, tempfile::TempDir) {
-        let directory = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}/wasp.db", directory.path().display());
-        (Store::open(&url, 1_000).await.unwrap(), directory)
-    }
+    use super::super::fresh;
 
     fn token(id: &str, at_ms: i64) -> ApiToken {
         ApiToken {

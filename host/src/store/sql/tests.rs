@@ -1,15 +1,11 @@
-//! Store tests: each runs on a fresh database file and reads rows back.
+//! Store tests: each runs on a fresh database (on each backend) and reads rows back.
 
-use super::*;
+use super::fresh;
+use crate::store::*;
 use crate::message::content::TextBody;
 
 mod sensitive;
 
-async fn fresh() -> (Store, tempfile::TempDir) {
-    let directory = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}/wasp.db", directory.path().display());
-    (Store::open(&url, 1_000).await.unwrap(), directory)
-}
 
 fn submission(to: &str, priority: Priority, key: Option<&str>, body: &str) -> Submission {
     Submission {

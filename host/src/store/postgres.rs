@@ -1,0 +1,145 @@
+//! The PostgreSQL backend, for several nodes sharing one database: one writer connection per
+//! node (its group-commit task) and a pool of readers. The statements are the shared ones in
+//! `sql/`; this module connects, migrates (its own migrations, `migrations/postgres`) and says
+//! where PostgreSQL's dialect differs: claims lock what they take with `FOR UPDATE SKIP
+//! LOCKED`, so two nodes never take the same message even during a shard handover.
+
+use std::{str::FromStr, time::Duration};
+
+use sqlx::{
+    ConnectOptions, Connection, PgConnection,
+    postgres::{PgConnectOptions, PgPoolOptions},
+};
+
+pub(super) use sqlx::Postgres as Db;
+
+use super::{Error, Result, Sealing};
+
+#[path = "sql/mod.rs"]
+mod sql;
+
+pub use sql::SqlStore as PgStore;
+
+const READERS: u32 = 8;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+pub async fn open(url: &str, write_batch_rows: usize, sealing: Sealing) -> Result<PgStore> {
+    let database = |operation| move |source| Error::Database { operation, source };
+    let options = PgConnectOptions::from_str(url)
+        .map_err(database("parse url"))?
+        .application_name("wasp")
+        .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_secs(2));
+    let mut writer = PgConnection::connect_with(&options)
+        .await
+        .map_err(database("open writer"))?;
+    // Several nodes may start at once: the migrator holds an advisory lock while it runs.
+    MIGRATOR.run(&mut writer).await?;
+    let readers = PgPoolOptions::new()
+        .max_connections(READERS)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(options)
+        .await
+        .map_err(database("open readers"))?;
+    Ok(PgStore::start(writer, readers, write_batch_rows, sealing))
+}
+
+/// Where PostgreSQL's SQL differs from SQLite's.
+mod dialect {
+    pub const GREATEST: &str = "GREATEST";
+    pub const LEAST: &str = "LEAST";
+    /// Locks the rows a claim reads and passes over rows another node's claim holds.
+    pub const FOR_UPDATE_SKIP_LOCKED: &str = " FOR UPDATE SKIP LOCKED";
+    /// `tags` (a JSON array stored as text) holds the bound value.
+    pub fn push_has_tag(query: &mut sqlx::QueryBuilder<'_, super::Db>, tag: &str) {
+        query
+            .push(" AND tags::jsonb ? ")
+            .push_bind(tag.to_owned());
+    }
+}
+
+/// A fresh database for one test: a schema of its own in the PostgreSQL at
+/// `WASP_TEST_POSTGRES_URL` (the local one by default), dropped when it drops.
+#[cfg(test)]
+pub(crate) struct TestDatabase {
+    pub url: String,
+    schema: String,
+    server: String,
+}
+
+#[cfg(test)]
+impl TestDatabase {
+    pub async fn new() -> Self {
+        let server = super::test_postgres_url();
+        let schema = format!("wasp_test_{}", uuid::Uuid::now_v7().simple());
+        let mut connection = PgConnection::connect(&server).await.unwrap_or_else(|error| {
+            panic!("PostgreSQL at {server} (WASP_TEST_POSTGRES_URL) is unreachable: {error}")
+        });
+        sqlx::query(&format!("CREATE SCHEMA {schema}"))
+            .execute(&mut connection)
+            .await
+            .unwrap();
+        let separator = if server.contains('?') { '&' } else { '?' };
+        let url = format!("{server}{separator}options=-c%20search_path%3D{schema}");
+        Self { url, schema, server }
+    }
+
+    /// Whether `needle` appears in any row of any table of the test's schema.
+    pub fn holds_bytes(&self, needle: &str) -> bool {
+        let (server, schema, needle) = (self.server.clone(), self.schema.clone(), needle.to_owned());
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async move {
+                let mut connection = PgConnection::connect(&server).await.unwrap();
+                let tables: Vec<String> =
+                    sqlx::query_scalar("SELECT table_name::text FROM information_schema.tables WHERE table_schema = $1")
+                        .bind(&schema)
+                        .fetch_all(&mut connection)
+                        .await
+                        .unwrap();
+                for table in tables {
+                    let found: bool = sqlx::query_scalar(&format!(
+                        "SELECT EXISTS (SELECT 1 FROM {schema}.{table} AS t WHERE t::text LIKE '%' || $1 || '%')"
+                    ))
+                    .bind(&needle)
+                    .fetch_one(&mut connection)
+                    .await
+                    .unwrap();
+                    if found {
+                        return true;
+                    }
+                }
+                false
+            })
+        })
+        .join()
+        .unwrap()
+    }
+}
+
+#[cfg(test)]
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let (server, schema) = (self.server.clone(), self.schema.clone());
+        // Dropped inside a test's runtime: the schema goes on a thread of its own.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            runtime.block_on(async move {
+                let mut connection = PgConnection::connect(&server).await.ok()?;
+                sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                    .execute(&mut connection)
+                    .await
+                    .ok()
+            })
+        });
+        let _ = dropped.join();
+    }
+}
+
+#[cfg(test)]
+fn backend_of(store: &super::Store) -> &PgStore {
+    match &*store.backend {
+        super::Backend::Postgres(postgres) => postgres,
+        super::Backend::Sqlite(_) => panic!("a PostgreSQL test was given a SQLite store"),
+    }
+}
