@@ -6,6 +6,7 @@
 pub mod audit;
 pub mod auth;
 pub mod callbacks;
+pub mod cluster;
 pub mod contacts;
 pub mod error;
 pub mod messages;
@@ -41,6 +42,8 @@ use crate::{dispatch::DispatchHandle, policy::PolicyRuntime, store::Store};
 #[derive(Clone)]
 pub struct ApiState {
     pub store: Store,
+    /// This node's membership and shard leases.
+    pub cluster: Arc<crate::cluster::Cluster>,
     pub dispatch: DispatchHandle,
     pub policies: Arc<PolicyRuntime>,
     pub events: Arc<crate::events::Events>,
@@ -139,6 +142,7 @@ fn handler(route: &auth::Route, max_batch_body_bytes: usize) -> Option<MethodRou
         (Post, "/v1/templates/{name}/{language}/review") => post(templates::review),
         (Get, "/v1/regions") => get(regions::list),
         (Get, "/v1/shards") => get(shards::list),
+        (Get, "/v1/cluster") => get(cluster::get),
         (Get, "/v1/senders") => get(senders::list),
         (Put, "/v1/senders/{phone_number}") => put(senders::put),
         (Get, "/v1/tokens") => get(tokens::list),

@@ -38,6 +38,16 @@ pub async fn start(config: Config, shutdown: impl Future<Output = ()> + Send + '
         .await
         .with_context(|| format!("opening the store at {}", config.store.database_url))?;
 
+    let cluster = crate::cluster::Cluster::join(
+        &config.cluster,
+        &config.server.listen,
+        config.dispatch.shards,
+        store.clone(),
+    )
+    .await
+    .context("joining the cluster (heartbeat and shard leases)")?;
+    cluster.spawn();
+
     let cache_dir = Path::new(&config.policy.compiled_cache_dir);
     std::fs::create_dir_all(cache_dir)
         .with_context(|| format!("creating the compiled-code cache {}", cache_dir.display()))?;
@@ -64,6 +74,7 @@ pub async fn start(config: Config, shutdown: impl Future<Output = ()> + Send + '
         store.clone(),
         policies.clone(),
         outbound,
+        cluster.clone(),
     )
     .await
     .context("starting the dispatcher")?;
@@ -77,8 +88,8 @@ pub async fn start(config: Config, shutdown: impl Future<Output = ()> + Send + '
         dispatch.clone(),
         (regions.clone(), senders.clone()),
         config.channel.cloud_api.phone_number_id.clone(),
-        config.dispatch.shards,
         std::time::Duration::from_millis(config.dispatch.poll_interval_ms),
+        cluster.clone(),
     );
     let stored_tokens = store.tokens().await.context("loading the API tokens")?;
     let tokens = Arc::new(api::auth::Tokens::new(
@@ -107,7 +118,7 @@ pub async fn start(config: Config, shutdown: impl Future<Output = ()> + Send + '
     }
     crate::callbacks::Deliverer::new(store.clone(), config.callbacks.clone())
         .context("building the callback client")?
-        .spawn();
+        .spawn(cluster.clone());
     let business_account = config.channel.cloud_api.business_account_id.clone();
     let templates = Arc::new(
         crate::templates::Registry::load(business_account.is_some() && config.templates.check_at_submit, &store)
@@ -133,13 +144,26 @@ pub async fn start(config: Config, shutdown: impl Future<Output = ()> + Send + '
                 std::time::Duration::from_millis(config.templates.sync_interval_ms),
                 std::time::Duration::from_millis(config.templates.full_sync_interval_ms),
             )?;
-            tokio::spawn(submitter.run());
+            tokio::spawn(submitter.run(cluster.clone()));
         }
         None => tracing::info!(
             "no channel.cloud_api.business_account_id: templates are not managed and messages naming one are not checked"
         ),
     }
+    if store.is_shared() {
+        crate::cluster::spawn_change_feed(
+            store.clone(),
+            std::time::Duration::from_millis(config.cluster.change_poll_ms),
+            crate::cluster::Reloaders {
+                policies: policies.clone(),
+                templates: templates.clone(),
+                tokens: tokens.clone(),
+            },
+        );
+    }
+    let leaving = cluster.clone();
     let state = ApiState {
+        cluster,
         templates,
         template_review: business_account.is_some().then_some(config.templates.review),
         regions,
@@ -174,6 +198,8 @@ pub async fn start(config: Config, shutdown: impl Future<Output = ()> + Send + '
                 "in-flight sends did not drain in time; they go again after restart"
             );
         }
+        // The other nodes take this node's shards at once instead of after the TTL.
+        leaving.leave().await;
         served
     });
     Ok(RunningHost { addr, server, channel })

@@ -265,20 +265,25 @@ impl Deliverer {
         })
     }
 
-    /// Runs until the process ends.
-    pub fn spawn(self) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(self.run())
+    /// Runs until the process ends, delivering while `leader` holds shard 0 (once in the
+    /// cluster).
+    pub fn spawn(self, leader: std::sync::Arc<crate::cluster::Cluster>) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(self.run(leader))
     }
 
     /// Keeps up to [`MAX_IN_FLIGHT`] attempts under way, each on its own, so a slow receiver
     /// holds back only its own messages; outcomes are recorded as they come, those finished
     /// together in one write.
-    async fn run(mut self) {
+    async fn run(mut self, leader: std::sync::Arc<crate::cluster::Cluster>) {
         let poll = Duration::from_millis(self.config.poll_interval_ms);
         let mut in_flight: JoinSet<(PendingCallback, Attempt)> = JoinSet::new();
         let mut busy: HashSet<i64> = HashSet::new();
         loop {
-            if busy.len() < MAX_IN_FLIGHT {
+            if in_flight.is_empty() && !leader.is_leader() {
+                tokio::time::sleep(poll).await;
+                continue;
+            }
+            if busy.len() < MAX_IN_FLIGHT && leader.is_leader() {
                 self.start_due(&mut in_flight, &mut busy).await;
             }
             let wait = if busy.len() >= MAX_IN_FLIGHT {

@@ -19,6 +19,9 @@ pub const DEFAULT_CLAIM_BATCH: usize = 512;
 pub const DEFAULT_SENDS_IN_FLIGHT_PER_WORKER: usize = 64;
 pub const DEFAULT_POLL_INTERVAL_MS: u64 = 200;
 pub const DEFAULT_LEASE_MS: u64 = 30_000;
+pub const DEFAULT_LEASE_TTL_MS: u64 = 5_000;
+pub const DEFAULT_RENEW_INTERVAL_MS: u64 = 1_000;
+pub const DEFAULT_CHANGE_POLL_MS: u64 = 250;
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 8;
 pub const DEFAULT_RETRY_BASE_MS: u64 = 500;
 pub const DEFAULT_RETRY_MAX_MS: u64 = 60_000;
@@ -117,6 +120,39 @@ pub struct Config {
     pub log: LogConfig,
     pub callbacks: crate::callbacks::CallbackConfig,
     pub templates: crate::templates::TemplatesConfig,
+    pub cluster: ClusterConfig,
+}
+
+/// Several nodes on one PostgreSQL: who this node is and how its shard leases run. A node on
+/// SQLite is a cluster of one and holds every shard.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    /// This node's name; empty: the host name. Every start adds a random suffix, so a
+    /// restarted process is a new node and takes its shards over with a new fencing epoch.
+    pub node_id: String,
+    /// Where other nodes and `wasp cluster status` reach this node's API; empty:
+    /// `server.listen`.
+    pub advertise_address: String,
+    /// A shard lease not renewed for this long is lost and taken by another live node.
+    pub lease_ttl_ms: u64,
+    /// How often a node heartbeats and renews its leases.
+    pub renew_interval_ms: u64,
+    /// How often a node looks for admin changes made on other nodes (plugins, templates,
+    /// tokens) and loads them.
+    pub change_poll_ms: u64,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self {
+            node_id: String::new(),
+            advertise_address: String::new(),
+            lease_ttl_ms: DEFAULT_LEASE_TTL_MS,
+            renew_interval_ms: DEFAULT_RENEW_INTERVAL_MS,
+            change_poll_ms: DEFAULT_CHANGE_POLL_MS,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -148,7 +184,8 @@ impl Default for ServerConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
-    /// `sqlite://path/to/file.db`.
+    /// `sqlite://path/to/file.db` (one node) or `postgres://user@host/db` (one or more nodes
+    /// sharing it).
     pub database_url: String,
     /// Most rows one group-commit transaction takes.
     pub write_batch_rows: usize,
@@ -536,10 +573,34 @@ impl Config {
         }
         crate::store::Keyring::new(&self.store.encryption_keys, self.store.active_key_id.as_deref())
             .map_err(|error| Error::Invalid(format!("store.encryption_keys: {error}")))?;
-        if !self.store.database_url.starts_with("sqlite:") {
+        let url = &self.store.database_url;
+        if !["sqlite:", "postgres:", "postgresql:"]
+            .iter()
+            .any(|scheme| url.starts_with(scheme))
+        {
             return Err(Error::Invalid(format!(
-                "store.database_url {:?}: only sqlite: URLs are supported by this build",
-                self.store.database_url
+                "store.database_url {url:?}: expected a sqlite: or postgres: URL"
+            )));
+        }
+        let cluster = &self.cluster;
+        if cluster.renew_interval_ms == 0 || cluster.lease_ttl_ms < cluster.renew_interval_ms.saturating_mul(2) {
+            return Err(Error::Invalid(format!(
+                "cluster.lease_ttl_ms ({}) must be at least twice cluster.renew_interval_ms ({}, at least 1)",
+                cluster.lease_ttl_ms, cluster.renew_interval_ms
+            )));
+        }
+        if cluster.change_poll_ms == 0 {
+            return Err(Error::Invalid("cluster.change_poll_ms must be at least 1".into()));
+        }
+        if cluster.node_id.len() > 64
+            || cluster
+                .node_id
+                .chars()
+                .any(|c| !(c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.'))
+        {
+            return Err(Error::Invalid(format!(
+                "cluster.node_id {:?}: up to 64 letters, digits, '-', '_' or '.'",
+                cluster.node_id
             )));
         }
         let contacts = &self.contacts;

@@ -33,6 +33,7 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 
 use crate::{
     channel::{CloudApi, SmsChannel},
+    cluster::Cluster,
     config::{CloudApiConfig, DispatchConfig},
     policy::PolicyRuntime,
     regions::RegionHealth,
@@ -214,10 +215,15 @@ impl Dispatcher {
         store: Store,
         policies: Arc<PolicyRuntime>,
         outbound: Outbound,
+        cluster: Arc<Cluster>,
     ) -> store::Result<DispatchHandle> {
-        let released = store.release_leases().await?;
-        if released > 0 {
-            tracing::info!(released, "messages claimed before the last stop are pending again");
+        // One node owns a SQLite file: no claim of it is still running. A shared store's
+        // claims belong to the nodes that made them (a node taking a shard over frees them).
+        if !store.is_shared() {
+            let released = store.release_leases().await?;
+            if released > 0 {
+                tracing::info!(released, "messages claimed before the last stop are pending again");
+            }
         }
         let backlog = Backlog::default();
         backlog.set(store.pending_by_shard().await?);
@@ -239,6 +245,7 @@ impl Dispatcher {
                 wake: wake.clone(),
                 limits: limits.clone(),
                 backlog: backlog.clone(),
+                cluster: cluster.clone(),
             };
             tokio::spawn(worker.run(receiver));
         }
@@ -270,14 +277,26 @@ impl Dispatcher {
             }
         });
         tokio::spawn(async move {
-            claim_loop(config, store, senders, in_flight, wake, limits, stopping).await;
+            Claimer {
+                config,
+                store,
+                workers: senders,
+                in_flight,
+                wake,
+                limits,
+                stopping,
+                cluster,
+            }
+            .run()
+            .await;
             tracing::info!("dispatcher stopped claiming");
         });
         Ok(handle)
     }
 }
 
-async fn claim_loop(
+/// The claim loop and what it works with.
+struct Claimer {
     config: DispatchConfig,
     store: Store,
     workers: Vec<mpsc::UnboundedSender<Claimed>>,
@@ -285,81 +304,98 @@ async fn claim_loop(
     wake: Arc<Notify>,
     limits: Arc<limits::Limits>,
     stopping: Arc<AtomicBool>,
-) {
-    let poll = Duration::from_millis(config.poll_interval_ms);
-    let mut routing = routing::Routing::new(config.shards, workers.len());
-    let (report, mut finished) = mpsc::unbounded_channel::<FinishedReport>();
-    loop {
-        if stopping.load(Ordering::SeqCst) {
-            return;
-        }
-        // No more than the sender's rate limit lets out soon: the rest would only go back.
-        let headroom = limits.sender_headroom();
-        if headroom == 0 {
-            tokio::time::sleep(Duration::from_millis(config.rate_limit_hold_ms.clamp(1, 50))).await;
-            continue;
-        }
-        let free = in_flight.available_permits().min(config.claim_batch).min(headroom);
-        if free == 0 {
-            // Every slot is busy: wait for one to come back rather than spinning.
-            match in_flight.clone().acquire_owned().await {
-                Ok(permit) => drop(permit),
-                Err(_) => return,
-            }
-            continue;
-        }
-        let now = store::now_ms();
-        let lease_until = now + i64::try_from(config.lease_ms).unwrap_or(i64::MAX / 2);
-        let claimed = match store.claim_due(now, free, lease_until).await {
-            Ok(claimed) => claimed,
-            Err(error) => {
-                tracing::error!(%error, "claiming due messages failed; trying again");
-                tokio::time::sleep(poll).await;
-                continue;
-            }
-        };
-        if claimed.is_empty() {
-            tokio::select! {
-                () = wake.notified() => {}
-                () = tokio::time::sleep(poll) => {}
-            }
-            continue;
-        }
-        while let Ok((shard, worker)) = finished.try_recv() {
-            routing.finished(shard, worker);
-        }
-        if let Some(moved) = routing.rebalance() {
-            tracing::debug!(
-                shard = moved.shard,
-                from = moved.from,
-                to = moved.to,
-                from_in_flight = moved.from_in_flight,
-                to_in_flight = moved.to_in_flight,
-                moves = routing.moves(),
-                "shard moved to a less busy worker"
-            );
-        }
-        for message in claimed {
-            let Ok(permit) = in_flight.clone().try_acquire_owned() else {
-                tracing::warn!("no in-flight slot (draining); message waits for its lease to end");
-                continue;
-            };
-            let shard = message.shard;
-            let worker = routing.claimed(shard);
-            if workers[worker]
-                .send(Claimed {
-                    message,
-                    _finished: Finished {
-                        shard,
-                        worker,
-                        report: report.clone(),
-                    },
-                    _permit: permit,
-                })
-                .is_err()
-            {
-                tracing::error!(worker, "dispatch worker has stopped");
+    cluster: Arc<Cluster>,
+}
+
+impl Claimer {
+    async fn run(self) {
+        let Self {
+            config,
+            store,
+            workers,
+            in_flight,
+            wake,
+            limits,
+            stopping,
+            cluster,
+        } = self;
+        let poll = Duration::from_millis(config.poll_interval_ms);
+        let mut routing = routing::Routing::new(config.shards, workers.len());
+        let (report, mut finished) = mpsc::unbounded_channel::<FinishedReport>();
+        loop {
+            if stopping.load(Ordering::SeqCst) {
                 return;
+            }
+            // This node's share of each number's rate follows its share of the shards.
+            limits.set_share(cluster.held_count(), cluster.shard_count());
+            // No more than the sender's rate limit lets out soon: the rest would only go back.
+            let headroom = limits.sender_headroom();
+            if headroom == 0 {
+                tokio::time::sleep(Duration::from_millis(config.rate_limit_hold_ms.clamp(1, 50))).await;
+                continue;
+            }
+            let free = in_flight.available_permits().min(config.claim_batch).min(headroom);
+            if free == 0 {
+                // Every slot is busy: wait for one to come back rather than spinning.
+                match in_flight.clone().acquire_owned().await {
+                    Ok(permit) => drop(permit),
+                    Err(_) => return,
+                }
+                continue;
+            }
+            let now = store::now_ms();
+            let lease_until = now + i64::try_from(config.lease_ms).unwrap_or(i64::MAX / 2);
+            let claimed = match store.claim_due(now, free, lease_until, cluster.node_id()).await {
+                Ok(claimed) => claimed,
+                Err(error) => {
+                    tracing::error!(%error, "claiming due messages failed; trying again");
+                    tokio::time::sleep(poll).await;
+                    continue;
+                }
+            };
+            if claimed.is_empty() {
+                tokio::select! {
+                    () = wake.notified() => {}
+                    () = tokio::time::sleep(poll) => {}
+                }
+                continue;
+            }
+            while let Ok((shard, worker)) = finished.try_recv() {
+                routing.finished(shard, worker);
+            }
+            if let Some(moved) = routing.rebalance() {
+                tracing::debug!(
+                    shard = moved.shard,
+                    from = moved.from,
+                    to = moved.to,
+                    from_in_flight = moved.from_in_flight,
+                    to_in_flight = moved.to_in_flight,
+                    moves = routing.moves(),
+                    "shard moved to a less busy worker"
+                );
+            }
+            for message in claimed {
+                let Ok(permit) = in_flight.clone().try_acquire_owned() else {
+                    tracing::warn!("no in-flight slot (draining); message waits for its lease to end");
+                    continue;
+                };
+                let shard = message.shard;
+                let worker = routing.claimed(shard);
+                if workers[worker]
+                    .send(Claimed {
+                        message,
+                        _finished: Finished {
+                            shard,
+                            worker,
+                            report: report.clone(),
+                        },
+                        _permit: permit,
+                    })
+                    .is_err()
+                {
+                    tracing::error!(worker, "dispatch worker has stopped");
+                    return;
+                }
             }
         }
     }

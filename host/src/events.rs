@@ -40,11 +40,13 @@ pub struct Events {
     policies: Arc<PolicyRuntime>,
     dispatch: DispatchHandle,
     sender: String,
-    shards: u16,
     regions: Arc<RegionHealth>,
     senders: Arc<Senders>,
     timers_changed: Notify,
     poll: Duration,
+    /// Timers fire on the node holding shard 0 only: once in the cluster. Also says how
+    /// many shards there are.
+    leader: Arc<crate::cluster::Cluster>,
 }
 
 /// Where an event came from, for the follow-up's idempotency key.
@@ -61,8 +63,8 @@ impl Events {
         dispatch: DispatchHandle,
         (regions, senders): (Arc<RegionHealth>, Arc<Senders>),
         sender: String,
-        shards: u16,
         poll: Duration,
+        leader: Arc<crate::cluster::Cluster>,
     ) -> Arc<Self> {
         let events = Arc::new(Self {
             store,
@@ -71,9 +73,9 @@ impl Events {
             regions,
             senders,
             sender,
-            shards,
             timers_changed: Notify::new(),
             poll,
+            leader,
         });
         tokio::spawn(events.clone().timer_loop());
         events
@@ -125,7 +127,9 @@ impl Events {
             let now = store::now_ms();
             for message in messages {
                 let to = PhoneNumber::parse(&message.from).ok();
-                let shard = to.as_ref().map_or(0, |number| number.shard(events.shards));
+                let shard = to
+                    .as_ref()
+                    .map_or(0, |number| number.shard(events.leader.shard_count()));
                 let contact = match &to {
                     Some(number) => events
                         .store
@@ -200,6 +204,10 @@ impl Events {
 
     async fn timer_loop(self: Arc<Self>) {
         loop {
+            if !self.leader.is_leader() {
+                tokio::time::sleep(self.poll).await;
+                continue;
+            }
             let now = store::now_ms();
             let due = match self.store.due_timers(now, TIMER_BATCH).await {
                 Ok(due) => due,
@@ -371,7 +379,7 @@ impl Events {
         };
         Ok(NewMessage {
             id: MessageId::new(),
-            shard: submission.to.shard(self.shards),
+            shard: submission.to.shard(self.leader.shard_count()),
             request_hash: crate::api::messages::request_hash(&submission),
             at_ms: store::now_ms(),
             expires_at_ms: None,

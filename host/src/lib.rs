@@ -10,6 +10,7 @@ pub mod bench;
 pub mod callbacks;
 pub mod channel;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod demo;
 pub mod dispatch;

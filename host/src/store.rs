@@ -18,8 +18,8 @@ use crate::message::{
 };
 use crate::templates::{LintFinding, TemplateStatus};
 
-pub use sealing::{Keyring, SealError, Sealing};
 pub use postgres::PgStore;
+pub use sealing::{Keyring, SealError, Sealing};
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -641,6 +641,68 @@ pub struct PendingBacklog {
     pub by_priority: Vec<(crate::message::Priority, u64)>,
 }
 
+/// A node of the cluster as its heartbeat row has it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterNode {
+    pub id: String,
+    /// Where its API listens.
+    pub address: String,
+    pub started_at_ms: i64,
+    /// The database's time of its last heartbeat.
+    pub heartbeat_at_ms: i64,
+}
+
+/// What one node asks of the shard leases in one round.
+#[derive(Debug, Clone)]
+pub struct LeaseRequest {
+    pub node_id: String,
+    /// Shards to renew or acquire (those free, expired or already this node's).
+    pub want: Vec<u16>,
+    /// Shards this node gives up now, having stopped using them.
+    pub release: Vec<u16>,
+    pub ttl_ms: i64,
+}
+
+/// A shard lease a node holds after a round.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldLease {
+    pub shard: u16,
+    /// The fencing epoch: moves on whenever the shard changes hands.
+    pub epoch: i64,
+    pub acquired_at_ms: i64,
+    pub expires_at_ms: i64,
+    /// Acquired in this round (from another node, or back after it ran out).
+    pub taken_over: bool,
+    /// The database's time the round ran at.
+    pub database_now_ms: i64,
+}
+
+/// One shard's lease row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseRow {
+    pub shard: u16,
+    pub node_id: Option<String>,
+    pub epoch: i64,
+    pub acquired_at_ms: i64,
+    pub expires_at_ms: i64,
+}
+
+/// The cluster as the store has it, with the database's time to age it by.
+#[derive(Debug, Clone)]
+pub struct ClusterSnapshot {
+    pub now_ms: i64,
+    pub nodes: Vec<ClusterNode>,
+    pub leases: Vec<LeaseRow>,
+}
+
+/// What a node holds, for its writes to be checked against: its id and the epoch of each
+/// shard it believes it holds.
+#[derive(Debug, Clone, Default)]
+pub struct Fence {
+    pub node_id: Arc<str>,
+    pub epochs: Arc<Vec<(u16, i64)>>,
+}
+
 /// The store, cheap to clone.
 #[derive(Clone)]
 pub struct Store {
@@ -704,10 +766,17 @@ impl Store {
         on_backend!(self, store => store.purge_sensitive(now_ms).await)
     }
 
-    /// Takes up to `limit` due messages, highest class first, and leases them until
-    /// `lease_until_ms` so no other claim takes them meanwhile.
-    pub async fn claim_due(&self, now_ms: i64, limit: usize, lease_until_ms: i64) -> Result<Vec<PendingMessage>> {
-        on_backend!(self, store => store.claim_due(now_ms, limit, lease_until_ms).await)
+    /// Takes up to `limit` due messages of the shards `node_id` holds a live lease on, highest
+    /// class first, and leases them until `lease_until_ms` so no other claim takes them
+    /// meanwhile.
+    pub async fn claim_due(
+        &self,
+        now_ms: i64,
+        limit: usize,
+        lease_until_ms: i64,
+        node_id: &str,
+    ) -> Result<Vec<PendingMessage>> {
+        on_backend!(self, store => store.claim_due(now_ms, limit, lease_until_ms, node_id).await)
     }
 
     pub async fn record(&self, transitions: Vec<Transition>) -> Result<()> {
@@ -715,6 +784,63 @@ impl Store {
             return Ok(());
         }
         on_backend!(self, store => store.record(transitions).await)
+    }
+
+    /// Records the transitions of messages whose shard (`shards[i]` for `transitions[i]`)
+    /// `fence` still holds at the epoch it believes, checked in the same transaction; answers
+    /// the messages refused (their transitions are not written).
+    pub async fn record_fenced(
+        &self,
+        transitions: Vec<Transition>,
+        shards: Vec<u16>,
+        fence: &Fence,
+    ) -> Result<Vec<MessageId>> {
+        if transitions.is_empty() {
+            return Ok(Vec::new());
+        }
+        on_backend!(self, store => store.record_fenced(transitions, shards, fence.clone()).await)
+    }
+
+    /// Records `node`'s heartbeat; answers the database's time and every node known.
+    pub async fn heartbeat(&self, node: ClusterNode) -> Result<(i64, Vec<ClusterNode>)> {
+        on_backend!(self, store => store.heartbeat(node).await)
+    }
+
+    /// Releases, renews and acquires shard leases as `request` asks; answers the leases held.
+    pub async fn renew_leases(&self, request: LeaseRequest) -> Result<Vec<HeldLease>> {
+        on_backend!(self, store => store.renew_leases(request).await)
+    }
+
+    /// Ends `node_id`'s leases and forgets it: the others take its shards at once.
+    pub async fn leave_cluster(&self, node_id: &str) -> Result<()> {
+        on_backend!(self, store => store.leave_cluster(node_id.to_owned()).await)
+    }
+
+    pub async fn cluster_snapshot(&self) -> Result<ClusterSnapshot> {
+        on_backend!(self, store => store.cluster_snapshot().await)
+    }
+
+    /// The kinds of admin change (plugins, templates, tokens) made after `after_seq`, and the
+    /// newest sequence number.
+    pub async fn config_changes_since(&self, after_seq: i64) -> Result<(i64, Vec<String>)> {
+        on_backend!(self, store => store.config_changes_since(after_seq).await)
+    }
+
+    pub async fn newest_config_change(&self) -> Result<i64> {
+        on_backend!(self, store => store.newest_config_change().await)
+    }
+
+    /// Whether several nodes can share this store (PostgreSQL); SQLite is one node's own.
+    pub fn is_shared(&self) -> bool {
+        matches!(&*self.backend, Backend::Postgres(_))
+    }
+
+    /// The backend's name: `sqlite` or `postgres`.
+    pub fn backend_name(&self) -> &'static str {
+        match &*self.backend {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgres",
+        }
     }
 
     /// Applies webhook statuses; each one that moved its message on is counted once committed.
@@ -1087,9 +1213,12 @@ pub fn now_ms() -> i64 {
     i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
 }
 
-
 /// The PostgreSQL the tests use: `WASP_TEST_POSTGRES_URL`, else the local one.
 #[cfg(test)]
 pub(crate) fn test_postgres_url() -> String {
     std::env::var("WASP_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
 }
+
+/// The node a test store's leases are held by: every shard, for an hour.
+#[cfg(test)]
+pub(crate) const TEST_NODE: &str = "test-node";

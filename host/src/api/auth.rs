@@ -4,11 +4,12 @@
 //!
 //! The router is built from [`ROUTES`], so a route cannot exist without its scope. Token
 //! checks never touch the database: the live tokens are loaded at start and updated on
-//! create and revoke. Presented tokens are hashed (sha256) and compared in constant time.
+//! create and revoke, and read again when another node changed them ([`Tokens::reload`]).
+//! Presented tokens are hashed (sha256) and compared in constant time.
 //! May call the store (to append audit rows).
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::{Arc, RwLock},
 };
 
@@ -23,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use subtle::{Choice, ConstantTimeEq};
 
 use super::{ApiError, ApiState, error::ErrorCode, token_digest};
-use crate::store::{ApiToken, AuditEntry};
+use crate::store::{ApiToken, AuditEntry, TokenCallback};
 
 /// The token id of the admin token from config (`server.admin_token`, `WASP_ADMIN_TOKEN`).
 pub const BOOTSTRAP_TOKEN_ID: &str = "bootstrap";
@@ -238,6 +239,7 @@ pub const ROUTES: &[Route] = &[
     ),
     route(Verb::Get, "/v1/regions", Scope::MessagesRead, None),
     route(Verb::Get, "/v1/shards", Scope::MessagesRead, None),
+    route(Verb::Get, "/v1/cluster", Scope::MessagesRead, None),
     route(Verb::Get, "/v1/senders", Scope::MessagesRead, None),
     route(
         Verb::Put,
@@ -294,6 +296,16 @@ pub struct TokenCallbacks {
     pub signed: bool,
 }
 
+impl From<&TokenCallback> for TokenCallbacks {
+    /// A stored token's defaults: every stored token has a signing secret.
+    fn from(callback: &TokenCallback) -> Self {
+        Self {
+            url: callback.url.as_deref().map(Into::into),
+            signed: true,
+        }
+    }
+}
+
 /// Set on a response by a handler that wrote its audit row in the same transaction as the
 /// change: the middleware then writes none.
 #[derive(Debug, Clone, Copy)]
@@ -312,10 +324,13 @@ struct LiveToken {
 }
 
 /// The tokens that may call the API, in memory: the bootstrap token and every stored token
-/// not revoked. Read on every request, written on create and revoke.
+/// not revoked. Read on every request, written on create, revoke and reload.
 #[derive(Debug, Default)]
 pub struct Tokens {
     live: RwLock<Arc<Vec<LiveToken>>>,
+    /// Tokens revoked through this node. Revoking is final, so a reload from a read of the
+    /// store older than the revocation must not bring one back.
+    revoked_here: RwLock<HashSet<Arc<str>>>,
 }
 
 impl Tokens {
@@ -331,15 +346,46 @@ impl Tokens {
             })
             .into_iter()
             .collect();
-        live.extend(
-            stored
-                .iter()
-                .filter(|token| token.revoked_at_ms.is_none())
-                .map(live_token),
-        );
+        live.extend(stored_live(stored, &[]));
         Self {
             live: RwLock::new(Arc::new(live)),
+            revoked_here: RwLock::default(),
         }
+    }
+
+    /// Replaces the stored tokens and their callback defaults with what the store holds now,
+    /// after another node changed them; the bootstrap token and its defaults (from config)
+    /// stay. The read may be older than a change this node made meanwhile, and that change
+    /// stands: a token created here that the read lacks stays, one revoked here stays out,
+    /// and a token whose callback row the read lacks keeps the defaults it has. (Tokens are
+    /// never deleted and their defaults never change once created, so nothing else can
+    /// explain either gap.)
+    pub fn reload(&self, stored: &[ApiToken], callbacks: &[TokenCallback]) {
+        let revoked_here = self
+            .revoked_here
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let in_store: HashSet<&str> = stored.iter().map(|token| token.id.as_str()).collect();
+        let with_callback: HashSet<&str> = callbacks.iter().map(|callback| callback.token_id.as_str()).collect();
+        self.change(|live| {
+            let previous: HashMap<Arc<str>, TokenCallbacks> = live
+                .iter()
+                .map(|token| (token.id.clone(), token.callback.clone()))
+                .collect();
+            live.retain(|token| &*token.id == BOOTSTRAP_TOKEN_ID || !in_store.contains(&*token.id));
+            for mut token in stored_live(stored, callbacks) {
+                if revoked_here.contains(&token.id) {
+                    continue;
+                }
+                if !with_callback.contains(&*token.id)
+                    && let Some(callback) = previous.get(&token.id)
+                {
+                    token.callback = callback.clone();
+                }
+                live.push(token);
+            }
+        });
     }
 
     fn snapshot(&self) -> Arc<Vec<LiveToken>> {
@@ -390,8 +436,31 @@ impl Tokens {
     }
 
     pub fn remove(&self, id: &str) {
+        self.revoked_here
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(Arc::from(id));
         self.change(|live| live.retain(|token| &*token.id != id));
     }
+}
+
+/// The live entries of the stored tokens not revoked, each with its callback defaults from
+/// `callbacks` (none when it has no row there).
+fn stored_live<'a>(stored: &'a [ApiToken], callbacks: &'a [TokenCallback]) -> impl Iterator<Item = LiveToken> + 'a {
+    let callbacks: HashMap<&str, &TokenCallback> = callbacks
+        .iter()
+        .map(|callback| (callback.token_id.as_str(), callback))
+        .collect();
+    stored
+        .iter()
+        .filter(|token| token.revoked_at_ms.is_none())
+        .map(move |token| {
+            let mut live = live_token(token);
+            if let Some(callback) = callbacks.get(token.id.as_str()) {
+                live.callback = TokenCallbacks::from(*callback);
+            }
+            live
+        })
 }
 
 fn live_token(token: &ApiToken) -> LiveToken {
@@ -559,6 +628,7 @@ mod tests {
                     if path.starts_with("/v1/contacts")
                         || path.starts_with("/v1/regions")
                         || path.starts_with("/v1/shards")
+                        || path.starts_with("/v1/cluster")
                         || path.starts_with("/v1/senders") =>
                 {
                     Scope::MessagesRead
@@ -608,6 +678,120 @@ mod tests {
         tokens.remove("tok_a");
         assert_eq!(tokens.authenticate("secret-a"), None);
         assert!(tokens.authenticate("bootstrap-secret").is_some());
+    }
+
+    fn audit(action: &str, target: &str) -> AuditEntry {
+        AuditEntry {
+            at_ms: 1,
+            token_id: BOOTSTRAP_TOKEN_ID.to_owned(),
+            action: action.to_owned(),
+            target: Some(target.to_owned()),
+            outcome: "ok".to_owned(),
+        }
+    }
+
+    fn callback(token_id: &str, url: &str) -> TokenCallback {
+        TokenCallback {
+            token_id: token_id.to_owned(),
+            url: Some(url.to_owned()),
+            secret: "whsec_test".to_owned(),
+        }
+    }
+
+    #[tokio::test]
+    async fn reload_takes_in_tokens_another_node_created_or_revoked() {
+        let directory = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", directory.path().join("wasp.db").display());
+        let store = crate::store::Store::open(&url, 1_000).await.unwrap();
+        let tokens = Tokens::new(Some("bootstrap-secret"), &[]);
+        let bootstrap_callback = TokenCallbacks {
+            url: Some("https://ops.example/callbacks".into()),
+            signed: true,
+        };
+        tokens.set_callback(BOOTSTRAP_TOKEN_ID, bootstrap_callback.clone());
+        let reload = async || {
+            tokens.reload(&store.tokens().await.unwrap(), &store.token_callbacks().await.unwrap());
+        };
+
+        store
+            .create_token_with_callback(
+                token("tok_a", "secret-a", &["messages:send"], false),
+                callback("tok_a", "https://a.example/hook"),
+                audit("token.create", "tok_a"),
+            )
+            .await
+            .unwrap();
+        assert_eq!(tokens.authenticate("secret-a"), None, "not seen before the reload");
+        reload().await;
+        let caller = tokens.authenticate("secret-a").unwrap();
+        assert_eq!(&*caller.token_id, "tok_a");
+        assert!(caller.scopes.allows(Scope::MessagesSend));
+        assert_eq!(caller.callback.url.as_deref(), Some("https://a.example/hook"));
+        assert!(caller.callback.signed);
+
+        store
+            .token_write(
+                crate::store::TokenWrite::Revoke {
+                    id: "tok_a".to_owned(),
+                    at_ms: 2,
+                },
+                audit("token.revoke", "tok_a"),
+            )
+            .await
+            .unwrap();
+        reload().await;
+        assert_eq!(tokens.authenticate("secret-a"), None, "revoked on another node");
+        let bootstrap = tokens.authenticate("bootstrap-secret").unwrap();
+        assert_eq!(&*bootstrap.token_id, BOOTSTRAP_TOKEN_ID);
+        assert_eq!(bootstrap.callback, bootstrap_callback, "config's defaults stay");
+    }
+
+    #[test]
+    fn a_reload_from_an_older_read_does_not_undo_this_nodes_changes() {
+        let stale = [
+            token("tok_a", "secret-a", &["messages:send"], false),
+            token("tok_b", "secret-b", &["messages:send"], false),
+        ];
+        let tokens = Tokens::new(None, &stale);
+        // Made here after the read: tok_c created (its callback row unread), tok_a revoked,
+        // and tok_b's callback row unread as well.
+        tokens.insert(&token("tok_c", "secret-c", &["messages:read"], false));
+        let c_callback = TokenCallbacks {
+            url: Some("https://c.example/hook".into()),
+            signed: true,
+        };
+        tokens.set_callback("tok_c", c_callback.clone());
+        tokens.set_callback(
+            "tok_b",
+            TokenCallbacks::from(&callback("tok_b", "https://b.example/hook")),
+        );
+        tokens.remove("tok_a");
+
+        tokens.reload(&stale, &[]);
+        assert_eq!(tokens.authenticate("secret-a"), None, "revoked here stays revoked");
+        assert_eq!(tokens.authenticate("secret-c").unwrap().callback, c_callback);
+        assert_eq!(
+            tokens.authenticate("secret-b").unwrap().callback.url.as_deref(),
+            Some("https://b.example/hook")
+        );
+
+        // The newer read has everything: it decides.
+        let mut fresh = stale.to_vec();
+        fresh[0].revoked_at_ms = Some(3);
+        fresh.push(token("tok_c", "secret-c", &["messages:read"], false));
+        tokens.reload(
+            &fresh,
+            &[
+                callback("tok_b", "https://b.example/new"),
+                callback("tok_c", "https://c.example/hook"),
+            ],
+        );
+        assert_eq!(tokens.authenticate("secret-a"), None);
+        assert_eq!(
+            tokens.authenticate("secret-b").unwrap().callback.url.as_deref(),
+            Some("https://b.example/new")
+        );
+        assert_eq!(tokens.authenticate("secret-c").unwrap().callback, c_callback);
     }
 
     #[test]

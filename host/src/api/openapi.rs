@@ -18,7 +18,8 @@ use utoipa::{
 #[cfg(test)]
 use super::auth;
 use super::{
-    ApiError, audit, callbacks, contacts, messages, plugins, regions, senders, shards, templates, tokens, webhook,
+    ApiError, audit, callbacks, cluster, contacts, messages, plugins, regions, senders, shards, templates, tokens,
+    webhook,
 };
 
 /// The security scheme every `/v1` operation names.
@@ -57,6 +58,7 @@ pub const BEARER: &str = "bearer";
         templates::review,
         regions::list,
         shards::list,
+        cluster::get,
         senders::list,
         senders::put,
         tokens::list,

@@ -179,26 +179,36 @@ struct State {
     senders: Vec<Bucket>,
     recipients: HashMap<PhoneNumber, Bucket>,
     prune_at: usize,
+    /// The per-number rate this node may use: its share of the configured one.
+    sender_rate: Option<Rate>,
     /// None: no tier limit, nothing kept.
     tier: Option<Tier>,
 }
 
 pub struct Limits {
     origin: Instant,
-    sender_rate: Option<Rate>,
+    /// The configured messages per second per number, before this node's share.
+    sender_per_second: u32,
     pair_rate: Option<Rate>,
     hold_us: i64,
     state: Mutex<State>,
 }
 
+/// A per-number rate of `per_second` (none when zero). The burst is a tenth of a second's
+/// worth: Meta counts per second, and a smaller burst keeps what it sees steady.
+fn sender_rate(per_second: f64) -> Option<Rate> {
+    (per_second > 0.0).then(|| {
+        #[allow(clippy::cast_possible_truncation)]
+        let interval_us = (1_000_000.0 / per_second).ceil() as i64;
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let burst = ((per_second / 10.0) as u32).max(1);
+        Rate::new(interval_us, burst)
+    })
+}
+
 impl Limits {
     pub fn new(config: &CloudApiConfig, hold_ms: u64) -> Self {
-        // The sender's burst is a tenth of a second's worth: Meta counts per second, and a
-        // smaller burst keeps what it sees steady.
-        let sender_rate = (config.messages_per_second > 0).then(|| {
-            let per_second = config.messages_per_second;
-            Rate::new(1_000_000 / i64::from(per_second), (per_second / 10).max(1))
-        });
+        let sender_rate = sender_rate(f64::from(config.messages_per_second));
         let pair_rate = (config.pair_burst > 0 && config.pair_interval_ms > 0).then(|| {
             Rate::new(
                 i64::try_from(config.pair_interval_ms.saturating_mul(1_000)).unwrap_or(i64::MAX / 4),
@@ -207,13 +217,14 @@ impl Limits {
         });
         Self {
             origin: Instant::now(),
-            sender_rate,
+            sender_per_second: config.messages_per_second,
             pair_rate,
             hold_us: i64::try_from(hold_ms.saturating_mul(1_000)).unwrap_or(i64::MAX / 4),
             state: Mutex::new(State {
                 senders: vec![Bucket { tat_us: 0 }; config.senders().len().max(1)],
                 recipients: HashMap::new(),
                 prune_at: PRUNE_AT,
+                sender_rate,
                 tier: (config.daily_tier_limit > 0).then(|| Tier::new(config.daily_tier_limit)),
             }),
         }
@@ -241,9 +252,8 @@ impl Limits {
         }
         let sender = sender_index(recipient, state.senders.len());
         let fresh = Bucket { tat_us: now };
-        let sender_wait = self
-            .sender_rate
-            .map_or(0, |rate| rate.wait_us(state.senders[sender], now));
+        let sender_rate = state.sender_rate;
+        let sender_wait = sender_rate.map_or(0, |rate| rate.wait_us(state.senders[sender], now));
         let pair_bucket = state.recipients.get(recipient).copied().unwrap_or(fresh);
         let pair_wait = self.pair_rate.map_or(0, |rate| rate.wait_us(pair_bucket, now));
         let wait = sender_wait.max(pair_wait);
@@ -256,7 +266,7 @@ impl Limits {
         }
         // Taken at the time the send will leave.
         let at = now + wait;
-        if let Some(rate) = self.sender_rate {
+        if let Some(rate) = sender_rate {
             rate.take(&mut state.senders[sender], at);
         }
         if let Some(rate) = self.pair_rate {
@@ -278,12 +288,29 @@ impl Limits {
         }
     }
 
+    /// Sets this node's share of each number's rate: `held` of `total` shards. Nodes split the
+    /// shards evenly, so the shares add up to the configured rate across the cluster.
+    pub fn set_share(&self, held: usize, total: u16) {
+        if self.sender_per_second == 0 {
+            return;
+        }
+        let share = if total == 0 {
+            0.0
+        } else {
+            held as f64 / f64::from(total)
+        };
+        let rate = sender_rate(f64::from(self.sender_per_second) * share.min(1.0))
+            // Nothing held: nothing is sent, a rate of one a day keeps the arithmetic whole.
+            .or(Some(Rate::new(86_400_000_000, 1)));
+        self.lock().sender_rate = rate;
+    }
+
     /// A throughput answer from Meta: the whole sender waits `for_ms`. The answer does not
     /// say which number of the pool it was about, so every number waits.
     pub fn slow_sender(&self, for_ms: i64) {
         let until = self.now_us() + for_ms.saturating_mul(1_000);
         let mut state = self.lock();
-        let rate = self.sender_rate.unwrap_or(Rate::new(1, 1));
+        let rate = state.sender_rate.unwrap_or(Rate::new(1, 1));
         for bucket in &mut state.senders {
             rate.pause(bucket, until);
         }
@@ -305,11 +332,11 @@ impl Limits {
     /// How many sends the sender limits let through within the hold, summed over the
     /// numbers of the pool: the most worth claiming.
     pub fn sender_headroom(&self) -> usize {
-        let Some(rate) = self.sender_rate else {
-            return usize::MAX;
-        };
         let now = self.now_us();
         let state = self.lock();
+        let Some(rate) = state.sender_rate else {
+            return usize::MAX;
+        };
         state
             .senders
             .iter()

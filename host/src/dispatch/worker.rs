@@ -36,6 +36,7 @@ pub struct Worker {
     pub wake: Arc<Notify>,
     pub limits: Arc<Limits>,
     pub backlog: Backlog,
+    pub cluster: Arc<crate::cluster::Cluster>,
 }
 
 /// A message that passed its policies and goes out now.
@@ -137,15 +138,59 @@ impl Worker {
             }
         };
         mark_sensitive(&batch, &mut transitions);
-        let ended = leaving_queue(&transitions);
-        let counted = to_count(&transitions);
-        if let Err(error) = self.store.record(transitions).await {
-            // Nothing was sent; the leases run out and the messages are claimed again.
-            tracing::error!(%error, worker = self.index, "recording policy outcomes failed");
-            return;
+        // The pre-send write is fenced: only for shards this node still holds at the epoch it
+        // believes, so a node that lost a shard (paused, cut off) never sends for it.
+        let shard_of: HashMap<MessageId, u16> = batch
+            .iter()
+            .map(|claimed| (claimed.message.id, claimed.message.shard))
+            .collect();
+        let shards: Vec<u16> = transitions
+            .iter()
+            .map(|transition| shard_of.get(&transition.id).copied().unwrap_or_default())
+            .collect();
+        // What the counters need, kept aside before the store takes the transitions.
+        let leaving: Vec<MessageId> = transitions
+            .iter()
+            .filter(|transition| !transition.status.is_pending())
+            .map(|transition| transition.id)
+            .collect();
+        let mut counted = to_count(&transitions);
+        let refused = match self
+            .store
+            .record_fenced(transitions, shards, &self.cluster.fence())
+            .await
+        {
+            Ok(refused) => refused,
+            Err(error) => {
+                // Nothing was sent; the leases run out and the messages are claimed again.
+                tracing::error!(%error, worker = self.index, "recording policy outcomes failed");
+                return;
+            }
+        };
+        let mut ended = leaving.len();
+        if !refused.is_empty() {
+            crate::telemetry::metrics::fenced(refused.len());
+            tracing::warn!(
+                count = refused.len(),
+                worker = self.index,
+                "shard lease lost: messages left to the node that holds their shard now"
+            );
+            counted.retain(|(id, ..)| !refused.contains(id));
+            ended = leaving.iter().filter(|id| !refused.contains(id)).count();
         }
         count_transitions(&batch, &counted);
         self.backlog.remove(ended);
+        // A lease whose deadline passed since (by this node's clock) sends nothing more: the
+        // message stays `sending` under its claim and the shard's holder settles it later.
+        let outgoing: Vec<Outgoing> = outgoing
+            .into_iter()
+            .filter(|message| {
+                !refused.contains(&message.id)
+                    && shard_of
+                        .get(&message.id)
+                        .is_some_and(|shard| self.cluster.holds(*shard))
+            })
+            .collect();
 
         let results = self.send_all(outgoing).await;
         let left = leaving_queue(&results);

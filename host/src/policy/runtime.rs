@@ -2,7 +2,8 @@
 //! cache), the plugins' lifecycle (upload, activate, roll back, shadow, settings, delete),
 //! and the live chain built from their bindings. Every change builds the new plugin fully
 //! (compiled, `init` accepted) before one atomic swap of the chain; the store keeps versions
-//! and bindings, so a restart comes back to the same chain.
+//! and bindings, so a restart comes back to the same chain, and a node takes in another
+//! node's changes by reading the bindings again ([`PolicyRuntime::reload`]).
 
 use std::{
     collections::BTreeMap,
@@ -221,33 +222,7 @@ impl PolicyRuntime {
         let stored = self.store.plugin_bindings().await.map_err(Self::store_error("(all)"))?;
         for binding in stored {
             let name = binding.name.clone();
-            let live = match &binding.live_version {
-                Some(version) => match self.load_stored(&binding, version, &binding.config).await {
-                    Ok(plugin) => Some(plugin),
-                    Err(error) => {
-                        tracing::error!(plugin = %name, %error, "stored live version does not load; plugin left out of the chain");
-                        None
-                    }
-                },
-                None => None,
-            };
-            let shadow = match &binding.shadow_version {
-                Some(version) => self
-                    .load_stored(
-                        &binding,
-                        version,
-                        binding.shadow_config.as_ref().unwrap_or(&binding.config),
-                    )
-                    .await
-                    .ok(),
-                None => None,
-            };
-            if let Some(live) = &live
-                && binding.quarantined
-            {
-                live.quarantined.store(true, std::sync::atomic::Ordering::Relaxed);
-            }
-            managed.insert(name, Managed { binding, live, shadow });
+            managed.insert(name, self.load_binding(binding).await);
         }
 
         let directory = PathBuf::from(&config.plugins_dir);
@@ -307,6 +282,88 @@ impl PolicyRuntime {
         }
         self.rebuild(&managed);
         Ok(())
+    }
+
+    /// Brings the chain in line with the bindings the store holds now, after another node
+    /// changed them: a binding that differs from the one running is loaded again (as at
+    /// start), a plugin the store no longer has leaves, and an unchanged one keeps its loaded
+    /// instances, stats and quarantine. The chain is swapped once, and only when something
+    /// changed; returns whether it did. This node's own changes come back through the change
+    /// feed too and find nothing different.
+    pub async fn reload(&self) -> Result<bool> {
+        // The store is read under the lock, so a change this node makes meanwhile is either
+        // in the read or made after the reload; a stale read never undoes it.
+        let mut managed = self.managed.lock().await;
+        let stored = self.store.plugin_bindings().await.map_err(Self::store_error("(all)"))?;
+        let mut changed = false;
+        let before = managed.len();
+        managed.retain(|name, _| {
+            let kept = stored.iter().any(|binding| &binding.name == name);
+            if !kept {
+                tracing::info!(plugin = %name, "plugin deleted on another node; taken out of the chain");
+            }
+            kept
+        });
+        changed |= managed.len() != before;
+        for binding in stored {
+            if managed.get(&binding.name).is_some_and(|entry| entry.binding == binding) {
+                continue;
+            }
+            let name = binding.name.clone();
+            let entry = self.load_binding(binding).await;
+            tracing::info!(
+                plugin = %name,
+                live = %short(entry.binding.live_version.as_deref().unwrap_or("-")),
+                "plugin changed on another node; reloaded"
+            );
+            managed.insert(name, entry);
+            changed = true;
+        }
+        if changed {
+            self.rebuild(&managed);
+        }
+        Ok(changed)
+    }
+
+    /// Loads what a stored binding runs: its live version and its shadow, each with the
+    /// binding's settings. A version that does not load is logged and left out (the plugin
+    /// then stays out of the chain, or runs without its shadow), so one broken plugin does not
+    /// keep the others from starting.
+    async fn load_binding(&self, binding: PluginBinding) -> Managed {
+        let name = binding.name.as_str();
+        let live = match &binding.live_version {
+            Some(version) => match self.load_stored(&binding, version, &binding.config).await {
+                Ok(plugin) => Some(plugin),
+                Err(error) => {
+                    tracing::error!(plugin = %name, version = %short(version), %error, "stored live version does not load; plugin left out of the chain");
+                    None
+                }
+            },
+            None => None,
+        };
+        let shadow = match &binding.shadow_version {
+            Some(version) => match self
+                .load_stored(
+                    &binding,
+                    version,
+                    binding.shadow_config.as_ref().unwrap_or(&binding.config),
+                )
+                .await
+            {
+                Ok(plugin) => Some(plugin),
+                Err(error) => {
+                    tracing::error!(plugin = %name, version = %short(version), %error, "stored shadow version does not load; plugin runs without its shadow");
+                    None
+                }
+            },
+            None => None,
+        };
+        if let Some(live) = &live
+            && binding.quarantined
+        {
+            live.quarantined.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        Managed { binding, live, shadow }
     }
 
     /// Validates a component and stores it as a version of `name` (creating the plugin, not
@@ -867,6 +924,117 @@ impl PolicyRuntime {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A component `scripts/build-plugins` built, by crate name.
+    fn component(name: &str) -> Vec<u8> {
+        let path = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
+            .join("wasm32-wasip2/plugin")
+            .join(format!("{}.wasm", name.replace('-', "_")));
+        std::fs::read(&path).unwrap_or_else(|error| {
+            panic!(
+                "{name} is not built at {} ({error}): run scripts/build-plugins",
+                path.display()
+            )
+        })
+    }
+
+    /// The chain as (plugin, hooks), in order.
+    fn chain_of(runtime: &PolicyRuntime) -> Vec<(String, Vec<String>)> {
+        runtime
+            .chain()
+            .entries
+            .iter()
+            .map(|entry| (entry.live.name.to_string(), entry.hooks.clone()))
+            .collect()
+    }
+
+    fn live_of(runtime: &PolicyRuntime, name: &str) -> Arc<LoadedPlugin> {
+        runtime
+            .chain()
+            .entries
+            .iter()
+            .find(|entry| &*entry.live.name == name)
+            .map(|entry| entry.live.clone())
+            .unwrap_or_else(|| panic!("{name} is not in the chain"))
+    }
+
+    #[tokio::test]
+    async fn reload_takes_in_what_another_node_wrote_and_keeps_what_did_not_change() {
+        let directory = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", directory.path().join("wasp.db").display());
+        let store = Store::open(&url, 1_000).await.unwrap();
+        let runtime = PolicyRuntime::new(&PolicyConfig::default(), store.clone(), None).unwrap();
+        for name in ["priority", "fallback"] {
+            let uploaded = runtime.upload(name, component(name)).await.unwrap();
+            runtime.activate(name, &uploaded.version, None).await.unwrap();
+        }
+        let every_hook: Vec<String> = HOOKS.iter().map(|hook| (*hook).to_owned()).collect();
+        assert_eq!(
+            chain_of(&runtime),
+            [
+                ("priority".to_owned(), every_hook.clone()),
+                ("fallback".to_owned(), every_hook.clone())
+            ]
+        );
+        // This node's own changes come back through the feed: nothing to do.
+        assert!(!runtime.reload().await.unwrap());
+        let priority_before = live_of(&runtime, "priority");
+        let fallback_before = live_of(&runtime, "fallback");
+
+        // Another node moves `fallback` first and narrows its hooks.
+        let mut fallback = store
+            .plugin_bindings()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|binding| binding.name == "fallback")
+            .unwrap();
+        fallback.position = -1;
+        fallback.hooks = vec!["on-dispatch".to_owned()];
+        fallback.updated_at_ms += 1;
+        store
+            .plugin_writes(vec![PluginWrite::PutBinding(fallback)])
+            .await
+            .unwrap();
+        let held = runtime.chain();
+        assert!(runtime.reload().await.unwrap());
+        assert_eq!(
+            chain_of(&runtime),
+            [
+                ("fallback".to_owned(), vec!["on-dispatch".to_owned()]),
+                ("priority".to_owned(), every_hook.clone())
+            ]
+        );
+        assert!(
+            Arc::ptr_eq(&live_of(&runtime, "priority"), &priority_before),
+            "an unchanged plugin keeps its loaded instances"
+        );
+        assert!(!Arc::ptr_eq(&live_of(&runtime, "fallback"), &fallback_before));
+        assert_eq!(
+            held.entries.len(),
+            2,
+            "a chain already held is not changed under its holder"
+        );
+        assert_eq!(&*held.entries[0].live.name, "priority");
+        assert!(!runtime.reload().await.unwrap(), "a second reload finds nothing new");
+
+        // Another node deletes `priority`.
+        store
+            .plugin_writes(vec![PluginWrite::Delete {
+                name: "priority".to_owned(),
+            }])
+            .await
+            .unwrap();
+        assert!(runtime.reload().await.unwrap());
+        assert_eq!(
+            chain_of(&runtime),
+            [("fallback".to_owned(), vec!["on-dispatch".to_owned()])]
+        );
+        assert!(matches!(runtime.status("priority").await, Err(Error::UnknownPlugin(_))));
+        assert!(!runtime.reload().await.unwrap());
+    }
 
     #[test]
     fn plugin_names_are_checked() {

@@ -15,6 +15,9 @@ pub(super) use sqlx::Postgres as Db;
 
 use super::{Error, Result, Sealing};
 
+// The shared statements, compiled once for each backend (on purpose: the same source over
+// another `Db`).
+#[allow(clippy::duplicate_mod)]
 #[path = "sql/mod.rs"]
 mod sql;
 
@@ -50,11 +53,13 @@ mod dialect {
     pub const LEAST: &str = "LEAST";
     /// Locks the rows a claim reads and passes over rows another node's claim holds.
     pub const FOR_UPDATE_SKIP_LOCKED: &str = " FOR UPDATE SKIP LOCKED";
+    /// Holds the lease rows a fenced write checked until it commits: a takeover waits.
+    pub const FOR_SHARE: &str = " FOR SHARE";
+    /// The database's clock in Unix milliseconds: one clock for every node.
+    pub const NOW_MS: &str = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)";
     /// `tags` (a JSON array stored as text) holds the bound value.
     pub fn push_has_tag(query: &mut sqlx::QueryBuilder<'_, super::Db>, tag: &str) {
-        query
-            .push(" AND tags::jsonb ? ")
-            .push_bind(tag.to_owned());
+        query.push(" AND tags::jsonb ? ").push_bind(tag.to_owned());
     }
 }
 
@@ -72,9 +77,9 @@ impl TestDatabase {
     pub async fn new() -> Self {
         let server = super::test_postgres_url();
         let schema = format!("wasp_test_{}", uuid::Uuid::now_v7().simple());
-        let mut connection = PgConnection::connect(&server).await.unwrap_or_else(|error| {
-            panic!("PostgreSQL at {server} (WASP_TEST_POSTGRES_URL) is unreachable: {error}")
-        });
+        let mut connection = PgConnection::connect(&server)
+            .await
+            .unwrap_or_else(|error| panic!("PostgreSQL at {server} (WASP_TEST_POSTGRES_URL) is unreachable: {error}"));
         sqlx::query(&format!("CREATE SCHEMA {schema}"))
             .execute(&mut connection)
             .await
@@ -88,15 +93,19 @@ impl TestDatabase {
     pub fn holds_bytes(&self, needle: &str) -> bool {
         let (server, schema, needle) = (self.server.clone(), self.schema.clone(), needle.to_owned());
         std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             runtime.block_on(async move {
                 let mut connection = PgConnection::connect(&server).await.unwrap();
-                let tables: Vec<String> =
-                    sqlx::query_scalar("SELECT table_name::text FROM information_schema.tables WHERE table_schema = $1")
-                        .bind(&schema)
-                        .fetch_all(&mut connection)
-                        .await
-                        .unwrap();
+                let tables: Vec<String> = sqlx::query_scalar(
+                    "SELECT table_name::text FROM information_schema.tables WHERE table_schema = $1",
+                )
+                .bind(&schema)
+                .fetch_all(&mut connection)
+                .await
+                .unwrap();
                 for table in tables {
                     let found: bool = sqlx::query_scalar(&format!(
                         "SELECT EXISTS (SELECT 1 FROM {schema}.{table} AS t WHERE t::text LIKE '%' || $1 || '%')"
@@ -123,7 +132,10 @@ impl Drop for TestDatabase {
         let (server, schema) = (self.server.clone(), self.schema.clone());
         // Dropped inside a test's runtime: the schema goes on a thread of its own.
         let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
             runtime.block_on(async move {
                 let mut connection = PgConnection::connect(&server).await.ok()?;
                 sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))

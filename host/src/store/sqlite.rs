@@ -14,6 +14,9 @@ pub(super) use sqlx::Sqlite as Db;
 
 use super::{Error, Result, Sealing};
 
+// The shared statements, compiled once for each backend (on purpose: the same source over
+// another `Db`).
+#[allow(clippy::duplicate_mod)]
 #[path = "sql/mod.rs"]
 mod sql;
 
@@ -63,6 +66,10 @@ mod dialect {
     pub const LEAST: &str = "MIN";
     /// Locks the rows a claim reads: SQLite has one writer, so nothing to add.
     pub const FOR_UPDATE_SKIP_LOCKED: &str = "";
+    /// Locks lease rows a fenced write checks until the commit: nothing to add either.
+    pub const FOR_SHARE: &str = "";
+    /// The database's clock in Unix milliseconds.
+    pub const NOW_MS: &str = "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)";
     /// `tags` (a JSON array stored as text) holds the bound value: a cheap `instr` sieve on
     /// the text first, then `json_each` decides.
     pub fn push_has_tag(query: &mut sqlx::QueryBuilder<'_, super::Db>, tag: &str) {

@@ -120,6 +120,15 @@ fn describe() {
         Unit::Seconds,
         "Time to run and commit one group-commit transaction"
     );
+    describe_gauge!("wasp_cluster_shards_held", "Shards this node holds a lease on");
+    describe_gauge!(
+        "wasp_cluster_live_nodes",
+        "Nodes heartbeating within the lease TTL, as this node saw them"
+    );
+    describe_counter!(
+        "wasp_cluster_fenced_messages_total",
+        "Messages whose pre-send write was refused: this node no longer held their shard"
+    );
     describe_counter!(
         "wasp_http_requests_total",
         "HTTP requests, by route template, method and status"
@@ -230,6 +239,17 @@ pub fn plugin_counter(plugin: &Arc<str>, name: &str, delta: u64) {
 pub fn store_commit(rows: usize, elapsed: Duration) {
     metrics::histogram!("wasp_store_batch_rows").record(rows as f64);
     metrics::histogram!("wasp_store_commit_duration_seconds").record(elapsed.as_secs_f64());
+}
+
+/// One lease round: shards held and live nodes seen.
+pub fn cluster_round(shards_held: usize, live_nodes: usize) {
+    metrics::gauge!("wasp_cluster_shards_held").set(shards_held as f64);
+    metrics::gauge!("wasp_cluster_live_nodes").set(live_nodes as f64);
+}
+
+/// Messages a fenced write refused.
+pub fn fenced(count: usize) {
+    metrics::counter!("wasp_cluster_fenced_messages_total").increment(count as u64);
 }
 
 /// One HTTP request; `route` is the matched template (`/v1/messages/{id}`) or `unmatched`.

@@ -1,6 +1,7 @@
 //! What each (name, language) of a template stands at, in memory, for the checks on the
 //! message path and for listing: loaded from the store at start and updated with every
-//! template write this node makes (and every sync). The versions themselves stay in the store.
+//! template write this node makes (and every sync), and read again when another node changed
+//! templates ([`Registry::reload`]). The versions themselves stay in the store.
 //!
 //! A (name, language) may be sent when its newest version that reached the Cloud API is
 //! `APPROVED`: an edit goes back under Meta's review, and until it is approved again the
@@ -124,6 +125,9 @@ pub struct Registry {
     pairs: RwLock<Arc<BTreeMap<(String, String), TemplateSummary>>>,
     /// Rung when a version is ready for the Cloud API, so it does not wait a whole round.
     submit_ready: tokio::sync::Notify,
+    /// Held by [`Registry::record`] across its write and by [`Registry::reload`] across its
+    /// read: a reload's read of the store then never undoes a write this node made meanwhile.
+    writes: tokio::sync::Mutex<()>,
 }
 
 impl Registry {
@@ -132,19 +136,34 @@ impl Registry {
             enforce,
             pairs: RwLock::default(),
             submit_ready: tokio::sync::Notify::new(),
+            writes: tokio::sync::Mutex::new(()),
         }
     }
 
     /// Builds the registry from every stored version.
     pub async fn load(enforce: bool, store: &Store) -> store::Result<Self> {
         let registry = Self::new(enforce);
-        let versions = store.template_versions().await?;
-        let mut pairs = BTreeMap::new();
-        for version in &versions {
-            fold(&mut pairs, version);
-        }
-        *registry.pairs_mut() = Arc::new(pairs);
+        *registry.pairs_mut() = Arc::new(summaries(&store.template_versions().await?));
         Ok(registry)
+    }
+
+    /// Replaces what the registry holds with every stored version, after another node changed
+    /// templates. A version now waiting for the Cloud API that was not waiting here before
+    /// wakes the submitter, as [`Registry::record`] does for this node's own writes.
+    pub async fn reload(&self, store: &Store) -> store::Result<()> {
+        let _writes = self.writes.lock().await;
+        let fresh = Arc::new(summaries(&store.template_versions().await?));
+        let previous = std::mem::replace(&mut *self.pairs_mut(), Arc::clone(&fresh));
+        let newly_submitting = fresh.iter().any(|(key, summary)| {
+            summary.newest_status == TemplateStatus::Submitting
+                && previous.get(key).is_none_or(|before| {
+                    before.newest_version != summary.newest_version || before.newest_status != summary.newest_status
+                })
+        });
+        if newly_submitting {
+            self.wake_submitter();
+        }
+        Ok(())
     }
 
     fn wake_submitter(&self) {
@@ -173,6 +192,7 @@ impl Registry {
         write: store::TemplateWrite,
         audit: Option<store::AuditEntry>,
     ) -> store::Result<Option<TemplateVersion>> {
+        let _writes = self.writes.lock().await;
         let written = store.template_write(write, audit).await?;
         if let Some(version) = &written {
             self.observe(version);
@@ -279,6 +299,15 @@ impl Registry {
     }
 }
 
+/// The summary of every (name, language) the versions hold.
+fn summaries(versions: &[TemplateVersion]) -> BTreeMap<(String, String), TemplateSummary> {
+    let mut pairs = BTreeMap::new();
+    for version in versions {
+        fold(&mut pairs, version);
+    }
+    pairs
+}
+
 /// Folds one version into the summary of its (name, language).
 fn fold(pairs: &mut BTreeMap<(String, String), TemplateSummary>, version: &TemplateVersion) {
     let key = (version.name.clone(), version.language.clone());
@@ -341,6 +370,54 @@ mod tests {
             created_at_ms: i64::from(number),
             updated_at_ms: i64::from(number),
         }
+    }
+
+    /// Whether the submitter was woken (and takes the wake-up); never waits.
+    async fn woken(registry: &Registry) -> bool {
+        tokio::time::timeout(
+            std::time::Duration::ZERO,
+            registry.submit_ready(std::time::Duration::from_secs(3_600)),
+        )
+        .await
+        .is_ok()
+    }
+
+    #[tokio::test]
+    async fn reload_takes_in_versions_another_node_wrote() {
+        let directory = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", directory.path().join("wasp.db").display());
+        let store = Store::open(&url, 1_000).await.unwrap();
+        let registry = Registry::load(true, &store).await.unwrap();
+        let write =
+            |version: TemplateVersion| store.template_write(store::TemplateWrite::Create(Box::new(version)), None);
+
+        write(version(1, TemplateStatus::Approved, Some("77"))).await.unwrap();
+        assert_eq!(
+            registry
+                .check("order_shipped", "en", ParameterShape::default())
+                .unwrap_err()
+                .field,
+            "content.template.name",
+            "not seen before the reload"
+        );
+        registry.reload(&store).await.unwrap();
+        assert_eq!(registry.check("order_shipped", "en", ParameterShape::default()), Ok(()));
+        assert_eq!(registry.summary("order_shipped", "en").unwrap().live_version, Some(1));
+        assert!(!woken(&registry).await, "nothing waits for the Cloud API");
+
+        // An edit made on another node waits for the Cloud API: the submitter here is woken
+        // once, and the approved version still decides sends.
+        write(version(2, TemplateStatus::Submitting, None)).await.unwrap();
+        registry.reload(&store).await.unwrap();
+        let summary = registry.summary("order_shipped", "en").unwrap();
+        assert_eq!((summary.live_version, summary.newest_version), (Some(1), 2));
+        assert_eq!(summary.newest_status, TemplateStatus::Submitting);
+        assert!(woken(&registry).await);
+        registry.reload(&store).await.unwrap();
+        assert!(
+            !woken(&registry).await,
+            "a version already waiting does not wake it again"
+        );
     }
 
     #[test]

@@ -131,9 +131,14 @@ impl Submitter {
 
     /// Runs rounds for as long as the process lives; the first round lists the whole
     /// account. Every write is durable when made, so stopping between rounds loses nothing.
-    pub async fn run(self) {
+    /// Rounds run while `leader` holds shard 0: once in the cluster.
+    pub async fn run(self, leader: Arc<crate::cluster::Cluster>) {
         let mut round: u32 = 0;
         loop {
+            if !leader.is_leader() {
+                tokio::time::sleep(self.interval).await;
+                continue;
+            }
             if let Err(error) = self.round(round.is_multiple_of(self.full_sync_every)).await {
                 tracing::warn!(%error, "template sync round failed; next round retries");
             }

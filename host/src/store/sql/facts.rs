@@ -26,11 +26,7 @@ fn hour_of(at_ms: i64) -> i64 {
 
 /// Counts the messages `sent` now (Meta accepted them) into the rollups. The hour is each
 /// message's `updated_at`, which the same transaction just set to the send time.
-pub(super) async fn record_sends(
-    transaction: &mut Transaction<'_, Db>,
-    sent: &[MessageId],
-    now_ms: i64,
-) -> Result<()> {
+pub(super) async fn record_sends(transaction: &mut Transaction<'_, Db>, sent: &[MessageId], now_ms: i64) -> Result<()> {
     const OPERATION: &str = "count sends";
     for chunk in sent.chunks(ROWS_PER_STATEMENT) {
         let mut query = QueryBuilder::<Db>::new(

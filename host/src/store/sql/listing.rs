@@ -165,11 +165,7 @@ async fn list_scanning(readers: &DbPool, filter: &MessageFilter, scan_rows: usiz
 
 /// Ends the message `cancelled` if it is accepted, queued or deferred and not leased by a
 /// dispatch worker (the rows a claim may take, so a claim and a cancel never both win).
-pub(super) async fn cancel(
-    transaction: &mut Transaction<'_, Db>,
-    id: MessageId,
-    now_ms: i64,
-) -> Result<CancelOutcome> {
+pub(super) async fn cancel(transaction: &mut Transaction<'_, Db>, id: MessageId, now_ms: i64) -> Result<CancelOutcome> {
     const OPERATION: &str = "cancel message";
     // The class comes back with the update (no extra read), for the status counter.
     let cancelled = sqlx::query(
@@ -489,7 +485,7 @@ mod tests {
 
         // The claim takes the other two (never the cancelled one) under a lease until 60,000.
         let claimed: HashSet<MessageId> = store
-            .claim_due(2_000, 10, 60_000)
+            .claim_due(2_000, 10, 60_000, crate::store::TEST_NODE)
             .await
             .unwrap()
             .iter()
@@ -533,7 +529,7 @@ mod tests {
         assert_eq!(store.cancel(ids[1], 3_200).await.unwrap(), CancelOutcome::Cancelled);
         assert!(
             store
-                .claim_due(100_000, 10, 200_000)
+                .claim_due(100_000, 10, 200_000, crate::store::TEST_NODE)
                 .await
                 .unwrap()
                 .iter()

@@ -25,6 +25,11 @@ type DbPool = sqlx::Pool<Db>;
 type DbRow = <Db as sqlx::Database>::Row;
 pub(super) type DbConnection = <Db as sqlx::Database>::Connection;
 
+/// The change-feed kinds: what other nodes reload when an admin changed it.
+pub(super) const CHANGED_PLUGINS: &str = "plugins";
+pub(super) const CHANGED_TEMPLATES: &str = "templates";
+pub(super) const CHANGED_TOKENS: &str = "tokens";
+
 /// Rows per multi-row statement: well under SQLite's 32,766 bound parameters (PostgreSQL
 /// allows 65,535).
 const ROWS_PER_STATEMENT: usize = 500;
@@ -32,6 +37,7 @@ const WRITER_QUEUE: usize = 4_096;
 
 mod audit;
 mod callbacks;
+mod cluster;
 mod contacts;
 mod facts;
 mod listing;
@@ -48,7 +54,22 @@ mod tests;
 async fn fresh() -> (crate::store::Store, super::TestDatabase) {
     let database = super::TestDatabase::new().await;
     let store = crate::store::Store::open(&database.url, 1_000).await.unwrap();
+    hold_every_shard(&store).await;
     (store, database)
+}
+
+/// Gives a test store's every shard to [`crate::store::TEST_NODE`], so its claims take work.
+#[cfg(test)]
+async fn hold_every_shard(store: &crate::store::Store) {
+    store
+        .renew_leases(crate::store::LeaseRequest {
+            node_id: crate::store::TEST_NODE.to_owned(),
+            want: (0..256).collect(),
+            release: Vec::new(),
+            ttl_ms: 3_600_000,
+        })
+        .await
+        .unwrap();
 }
 
 /// The read pool of a store on this backend, for tests that look at rows directly.
@@ -87,8 +108,17 @@ enum WriteOp {
         now_ms: i64,
         limit: usize,
         lease_until_ms: i64,
+        node_id: String,
         reply: Reply<Vec<PendingMessage>>,
     },
+    /// Transitions, the shard of each one's message, and the fence they are checked against.
+    RecordFenced(
+        Box<(Vec<Transition>, Vec<u16>, crate::store::Fence)>,
+        Reply<Vec<MessageId>>,
+    ),
+    Heartbeat(crate::store::ClusterNode, Reply<(i64, Vec<crate::store::ClusterNode>)>),
+    Leases(crate::store::LeaseRequest, Reply<Vec<crate::store::HeldLease>>),
+    Leave(String, Reply<()>),
     ReleaseLeases(Reply<u64>),
     State(Vec<StateWrite>, Reply<()>),
     Plugin(Vec<crate::store::PluginWrite>, Reply<()>),
@@ -101,7 +131,11 @@ enum WriteOp {
         Reply<crate::store::FallBackOutcome>,
     ),
     SenderNumber(crate::store::SenderNumber, Reply<()>),
-    Token(crate::store::TokenWrite, crate::store::AuditEntry, Reply<crate::store::TokenOutcome>),
+    Token(
+        crate::store::TokenWrite,
+        crate::store::AuditEntry,
+        Reply<crate::store::TokenOutcome>,
+    ),
     Audit(Vec<crate::store::AuditEntry>, Reply<()>),
     AuditedContact(Vec<crate::store::ContactWrite>, crate::store::AuditEntry, Reply<()>),
     AuditedSenderNumber(crate::store::SenderNumber, crate::store::AuditEntry, Reply<()>),
@@ -110,7 +144,11 @@ enum WriteOp {
     /// subscribed to callbacks in the same transaction.
     AcceptWithCallbacks(Box<AcceptCallbacks>, Reply<Vec<AcceptOutcome>>),
     TokenWithCallback(
-        Box<(crate::store::ApiToken, crate::store::TokenCallback, crate::store::AuditEntry)>,
+        Box<(
+            crate::store::ApiToken,
+            crate::store::TokenCallback,
+            crate::store::AuditEntry,
+        )>,
         Reply<crate::store::TokenOutcome>,
     ),
     Callbacks(Vec<crate::store::CallbackOutcome>, Reply<()>),
@@ -140,6 +178,9 @@ impl WriteOp {
             WriteOp::Record(transitions, _) => transitions.len(),
             WriteOp::Statuses(updates, _) => updates.len(),
             WriteOp::Claim { limit, .. } => *limit,
+            WriteOp::RecordFenced(fenced, _) => fenced.0.len(),
+            WriteOp::Heartbeat(..) | WriteOp::Leave(..) => 1,
+            WriteOp::Leases(request, _) => request.want.len() + request.release.len(),
             WriteOp::ReleaseLeases(_) => 1,
             WriteOp::State(writes, _) => writes.len(),
             WriteOp::Plugin(writes, _) => writes.len(),
@@ -164,6 +205,9 @@ enum Output {
     Cancel(crate::store::CancelOutcome),
     Purge(crate::store::SensitivePurge),
     Template(Option<crate::store::TemplateVersion>),
+    Fenced(Vec<MessageId>),
+    Heartbeat((i64, Vec<crate::store::ClusterNode>)),
+    Leases(Vec<crate::store::HeldLease>),
 }
 
 fn database(operation: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
@@ -315,17 +359,59 @@ impl SqlStore {
         self.submit(|reply| WriteOp::Statuses(updates, reply)).await
     }
 
-    pub async fn claim_due(&self, now_ms: i64, limit: usize, lease_until_ms: i64) -> Result<Vec<PendingMessage>> {
+    pub async fn claim_due(
+        &self,
+        now_ms: i64,
+        limit: usize,
+        lease_until_ms: i64,
+        node_id: &str,
+    ) -> Result<Vec<PendingMessage>> {
         let mut claimed = self
             .submit(|reply| WriteOp::Claim {
                 now_ms,
                 limit,
                 lease_until_ms,
+                node_id: node_id.to_owned(),
                 reply,
             })
             .await?;
         self.open_all(&mut claimed);
         Ok(claimed)
+    }
+
+    pub async fn record_fenced(
+        &self,
+        mut transitions: Vec<Transition>,
+        shards: Vec<u16>,
+        fence: crate::store::Fence,
+    ) -> Result<Vec<MessageId>> {
+        self.seal_transitions(&mut transitions);
+        self.submit(|reply| WriteOp::RecordFenced(Box::new((transitions, shards, fence)), reply))
+            .await
+    }
+
+    pub async fn heartbeat(&self, node: crate::store::ClusterNode) -> Result<(i64, Vec<crate::store::ClusterNode>)> {
+        self.submit(|reply| WriteOp::Heartbeat(node, reply)).await
+    }
+
+    pub async fn renew_leases(&self, request: crate::store::LeaseRequest) -> Result<Vec<crate::store::HeldLease>> {
+        self.submit(|reply| WriteOp::Leases(request, reply)).await
+    }
+
+    pub async fn leave_cluster(&self, node_id: String) -> Result<()> {
+        self.submit(|reply| WriteOp::Leave(node_id, reply)).await
+    }
+
+    pub async fn cluster_snapshot(&self) -> Result<crate::store::ClusterSnapshot> {
+        cluster::snapshot(&self.readers).await
+    }
+
+    pub async fn config_changes_since(&self, after_seq: i64) -> Result<(i64, Vec<String>)> {
+        cluster::changes_since(&self.readers, after_seq).await
+    }
+
+    pub async fn newest_config_change(&self) -> Result<i64> {
+        cluster::newest_change(&self.readers).await
     }
 
     /// Opens the sensitive bodies among `messages` and caps their deadline at the TTL.
@@ -478,7 +564,11 @@ impl SqlStore {
         .map_err(database("next due"))
     }
 
-    pub async fn fall_back(&self, original: MessageId, mut follow_up: NewMessage) -> Result<crate::store::FallBackOutcome> {
+    pub async fn fall_back(
+        &self,
+        original: MessageId,
+        mut follow_up: NewMessage,
+    ) -> Result<crate::store::FallBackOutcome> {
         // The fallback of a sensitive message carries the same body: it is sensitive too.
         let sensitive: Option<bool> = sqlx::query_scalar("SELECT sensitive FROM messages WHERE id = $1")
             .bind(original.0)
@@ -521,7 +611,11 @@ impl SqlStore {
         self.submit(|reply| WriteOp::Cancel(id, now_ms, reply)).await
     }
 
-    pub async fn token_write(&self, write: crate::store::TokenWrite, audit: crate::store::AuditEntry) -> Result<crate::store::TokenOutcome> {
+    pub async fn token_write(
+        &self,
+        write: crate::store::TokenWrite,
+        audit: crate::store::AuditEntry,
+    ) -> Result<crate::store::TokenOutcome> {
         self.submit(|reply| WriteOp::Token(write, audit, reply)).await
     }
 
@@ -537,7 +631,11 @@ impl SqlStore {
         self.submit(|reply| WriteOp::AuditedContact(writes, audit, reply)).await
     }
 
-    pub async fn put_sender_number_audited(&self, number: crate::store::SenderNumber, audit: crate::store::AuditEntry) -> Result<()> {
+    pub async fn put_sender_number_audited(
+        &self,
+        number: crate::store::SenderNumber,
+        audit: crate::store::AuditEntry,
+    ) -> Result<()> {
         self.submit(|reply| WriteOp::AuditedSenderNumber(number, audit, reply))
             .await
     }
@@ -576,7 +674,11 @@ impl SqlStore {
         self.submit(|reply| WriteOp::Callbacks(outcomes, reply)).await
     }
 
-    pub async fn dead_callbacks(&self, after_seq: Option<i64>, limit: usize) -> Result<Vec<crate::store::PendingCallback>> {
+    pub async fn dead_callbacks(
+        &self,
+        after_seq: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<crate::store::PendingCallback>> {
         callbacks::dead(&self.readers, after_seq, limit).await
     }
 
@@ -711,7 +813,18 @@ async fn run_writer(mut connection: DbConnection, mut receiver: mpsc::Receiver<W
             }
         }
         let started = std::time::Instant::now();
-        let executed = execute(&mut connection, &ops).await;
+        let mut executed = execute(&mut connection, &ops).await;
+        // Two nodes' writers can deadlock on the same rows (PostgreSQL then aborts one) or
+        // conflict under serialization: the batch rolled back whole, so it is run again.
+        for _ in 0..WRITE_RETRIES {
+            match &executed {
+                Err(error) if is_transient(error) => {
+                    tracing::debug!(%error, "store batch ran into another writer; running it again");
+                    executed = execute(&mut connection, &ops).await;
+                }
+                _ => break,
+            }
+        }
         crate::telemetry::metrics::store_commit(rows, started.elapsed());
         match executed {
             Ok(outputs) => {
@@ -733,6 +846,21 @@ async fn run_writer(mut connection: DbConnection, mut receiver: mpsc::Receiver<W
                 }
             }
         }
+    }
+}
+
+/// Times a batch that hit a deadlock or a serialization failure is run again.
+const WRITE_RETRIES: usize = 5;
+
+/// A deadlock (`40P01`) or serialization failure (`40001`): the transaction rolled back and
+/// may simply be run again.
+fn is_transient(error: &Error) -> bool {
+    match error {
+        Error::Database {
+            source: sqlx::Error::Database(database),
+            ..
+        } => matches!(database.code().as_deref(), Some("40P01" | "40001")),
+        _ => false,
     }
 }
 
@@ -786,6 +914,14 @@ fn answer(op: WriteOp, output: Result<Output>) {
         (WriteOp::Statuses(_, reply), Err(error)) => send(reply, Err(error)),
         (WriteOp::Claim { reply, .. }, Err(error)) => send(reply, Err(error)),
         (WriteOp::ReleaseLeases(reply), Err(error)) => send(reply, Err(error)),
+        (WriteOp::RecordFenced(_, reply), Ok(Output::Fenced(refused))) => send(reply, Ok(refused)),
+        (WriteOp::RecordFenced(_, reply), Err(error)) => send(reply, Err(error)),
+        (WriteOp::Heartbeat(_, reply), Ok(Output::Heartbeat(nodes))) => send(reply, Ok(nodes)),
+        (WriteOp::Heartbeat(_, reply), Err(error)) => send(reply, Err(error)),
+        (WriteOp::Leases(_, reply), Ok(Output::Leases(held))) => send(reply, Ok(held)),
+        (WriteOp::Leases(_, reply), Err(error)) => send(reply, Err(error)),
+        (WriteOp::Leave(_, reply), Ok(Output::Unit)) => send(reply, Ok(())),
+        (WriteOp::Leave(_, reply), Err(error)) => send(reply, Err(error)),
         (_, Ok(_)) => tracing::error!("store writer produced an output of the wrong kind"),
     }
 }
@@ -814,8 +950,22 @@ async fn execute(connection: &mut DbConnection, ops: &[WriteOp]) -> Result<Vec<O
                 now_ms,
                 limit,
                 lease_until_ms,
+                node_id,
                 ..
-            } => Output::Claim(queue::claim(&mut transaction, *now_ms, *limit, *lease_until_ms).await?),
+            } => Output::Claim(queue::claim(&mut transaction, *now_ms, *limit, *lease_until_ms, node_id).await?),
+            WriteOp::RecordFenced(fenced, _) => {
+                let (transitions, shards, fence) = &**fenced;
+                Output::Fenced(
+                    cluster::record_fenced(&mut transaction, transitions, shards, &fence.node_id, &fence.epochs)
+                        .await?,
+                )
+            }
+            WriteOp::Heartbeat(node, _) => Output::Heartbeat(cluster::heartbeat(&mut transaction, node).await?),
+            WriteOp::Leases(request, _) => Output::Leases(cluster::renew_leases(&mut transaction, request).await?),
+            WriteOp::Leave(node_id, _) => {
+                cluster::leave(&mut transaction, node_id).await?;
+                Output::Unit
+            }
             WriteOp::ReleaseLeases(_) => {
                 let done = sqlx::query("UPDATE messages SET lease_until = NULL WHERE lease_until IS NOT NULL")
                     .execute(&mut *transaction)
@@ -829,6 +979,14 @@ async fn execute(connection: &mut DbConnection, ops: &[WriteOp]) -> Result<Vec<O
             }
             WriteOp::Plugin(writes, _) => {
                 plugins::write(&mut transaction, writes).await?;
+                if writes.iter().any(|write| {
+                    matches!(
+                        write,
+                        crate::store::PluginWrite::PutBinding(_) | crate::store::PluginWrite::Delete { .. }
+                    )
+                }) {
+                    cluster::note_change(&mut transaction, CHANGED_PLUGINS, crate::store::now_ms()).await?;
+                }
                 Output::Unit
             }
             WriteOp::Contact(writes, _) => {
@@ -842,7 +1000,11 @@ async fn execute(connection: &mut DbConnection, ops: &[WriteOp]) -> Result<Vec<O
                 facts::put_sender_number(&mut transaction, number).await?;
                 Output::Unit
             }
-            WriteOp::Token(write, entry, _) => Output::Token(tokens::write(&mut transaction, write, entry).await?),
+            WriteOp::Token(write, entry, _) => {
+                let outcome = tokens::write(&mut transaction, write, entry).await?;
+                cluster::note_change(&mut transaction, CHANGED_TOKENS, entry.at_ms).await?;
+                Output::Token(outcome)
+            }
             WriteOp::Audit(entries, _) => {
                 audit::insert(&mut transaction, entries).await?;
                 Output::Unit
@@ -874,7 +1036,9 @@ async fn execute(connection: &mut DbConnection, ops: &[WriteOp]) -> Result<Vec<O
             }
             WriteOp::TokenWithCallback(write, _) => {
                 let (token, callback, entry) = &**write;
-                Output::Token(callbacks::create_token(&mut transaction, token, callback, entry).await?)
+                let outcome = callbacks::create_token(&mut transaction, token, callback, entry).await?;
+                cluster::note_change(&mut transaction, CHANGED_TOKENS, entry.at_ms).await?;
+                Output::Token(outcome)
             }
             WriteOp::Callbacks(outcomes, _) => {
                 callbacks::record(&mut transaction, outcomes).await?;
@@ -884,7 +1048,9 @@ async fn execute(connection: &mut DbConnection, ops: &[WriteOp]) -> Result<Vec<O
                 Output::Count(callbacks::replay(&mut transaction, which, *now_ms, entry).await?)
             }
             WriteOp::Template(write, entry, _) => {
-                Output::Template(templates::write(&mut transaction, write, entry.as_ref()).await?)
+                let version = templates::write(&mut transaction, write, entry.as_ref()).await?;
+                cluster::note_change(&mut transaction, CHANGED_TEMPLATES, crate::store::now_ms()).await?;
+                Output::Template(version)
             }
         };
         outputs.push(output);
@@ -1230,10 +1396,7 @@ async fn take_orphans(transaction: &mut Transaction<'_, Db>, wamids: &[String]) 
     Ok(held)
 }
 
-async fn apply_status_updates(
-    transaction: &mut Transaction<'_, Db>,
-    updates: &[StatusUpdate],
-) -> Result<StatusReport> {
+async fn apply_status_updates(transaction: &mut Transaction<'_, Db>, updates: &[StatusUpdate]) -> Result<StatusReport> {
     const OPERATION: &str = "apply statuses";
     type Known = (MessageId, Status, String, Category, Priority);
     let mut current: HashMap<String, Known> = HashMap::with_capacity(updates.len());

@@ -1,4 +1,4 @@
-//! The dispatcher's queue in SQLite: which due messages a claim takes, in what order, and how
+//! The dispatcher's queue: which due messages a claim takes, in what order, and how
 //! big the backlog is.
 //!
 //! A claim fills its slots by class: first a small floor for each class below critical
@@ -36,16 +36,25 @@ fn floors(limit: usize) -> [usize; 4] {
 /// first and spare the recipient a duplicate.
 pub const RESEND_GRACE_MS: i64 = 2_000;
 
-const CANDIDATES: &str = "SELECT m.id FROM messages AS m \
-    WHERE m.status IN ('accepted', 'queued', 'deferred', 'sending') \
-      AND m.priority_rank = $1 AND m.due_at <= $2 AND (m.lease_until IS NULL OR m.lease_until < $2) \
-      AND (m.status <> 'sending' OR m.updated_at <= $5) \
-      AND NOT EXISTS (SELECT 1 FROM messages AS e \
-          WHERE e.recipient = m.recipient AND e.priority_rank = m.priority_rank AND e.id < m.id \
-            AND e.status IN ('accepted', 'queued', 'deferred', 'sending') AND e.status <> 'deferred' \
-            AND (e.due_at > $2 OR e.lease_until >= $2 OR e.due_at > m.due_at \
-                 OR (e.status = 'sending' AND e.updated_at > $5))) \
-    ORDER BY m.due_at, m.id LIMIT $3 OFFSET $4";
+/// Due messages of one class, in queue order, among the shards `$6` holds a live lease on.
+/// PostgreSQL locks what it reads and skips rows another node's claim holds.
+static CANDIDATES: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "SELECT m.id FROM messages AS m \
+         WHERE m.status IN ('accepted', 'queued', 'deferred', 'sending') \
+           AND m.priority_rank = $1 AND m.due_at <= $2 AND (m.lease_until IS NULL OR m.lease_until < $2) \
+           AND (m.status <> 'sending' OR m.updated_at <= $5) \
+           AND m.shard IN (SELECT l.shard FROM shard_leases AS l WHERE l.node_id = $6 AND l.expires_at > {now}) \
+           AND NOT EXISTS (SELECT 1 FROM messages AS e \
+               WHERE e.recipient = m.recipient AND e.priority_rank = m.priority_rank AND e.id < m.id \
+                 AND e.status IN ('accepted', 'queued', 'deferred', 'sending') AND e.status <> 'deferred' \
+                 AND (e.due_at > $2 OR e.lease_until >= $2 OR e.due_at > m.due_at \
+                      OR (e.status = 'sending' AND e.updated_at > $5))) \
+         ORDER BY m.due_at, m.id LIMIT $3 OFFSET $4{lock}",
+        now = super::dialect::NOW_MS,
+        lock = super::dialect::FOR_UPDATE_SKIP_LOCKED,
+    )
+});
 
 async fn candidates(
     transaction: &mut Transaction<'_, Db>,
@@ -53,16 +62,18 @@ async fn candidates(
     now_ms: i64,
     limit: usize,
     offset: usize,
+    node_id: &str,
 ) -> Result<Vec<Uuid>> {
     if limit == 0 {
         return Ok(Vec::new());
     }
-    let rows = sqlx::query(CANDIDATES)
+    let rows = sqlx::query(&CANDIDATES)
         .bind(rank)
         .bind(now_ms)
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .bind(i64::try_from(offset).unwrap_or(i64::MAX))
         .bind(now_ms - RESEND_GRACE_MS)
+        .bind(node_id)
         .fetch_all(&mut **transaction)
         .await
         .map_err(database("claim due messages"))?;
@@ -71,19 +82,21 @@ async fn candidates(
         .collect()
 }
 
-/// Takes up to `limit` due messages under a lease until `lease_until_ms`, in queue order.
+/// Takes up to `limit` due messages of the shards `node_id` holds under a lease until
+/// `lease_until_ms`, in queue order.
 pub(super) async fn claim(
     transaction: &mut Transaction<'_, Db>,
     now_ms: i64,
     limit: usize,
     lease_until_ms: i64,
+    node_id: &str,
 ) -> Result<Vec<PendingMessage>> {
     const OPERATION: &str = "claim due messages";
     let floors = floors(limit);
     let mut taken = [0usize; 4];
     let mut ids: Vec<Uuid> = Vec::with_capacity(limit);
     for (index, rank) in RANKS.iter().enumerate() {
-        let found = candidates(transaction, *rank, now_ms, floors[index], 0).await?;
+        let found = candidates(transaction, *rank, now_ms, floors[index], 0, node_id).await?;
         taken[index] = found.len();
         ids.extend(found);
     }
@@ -92,7 +105,7 @@ pub(super) async fn claim(
         if room == 0 {
             break;
         }
-        let found = candidates(transaction, *rank, now_ms, room, taken[index]).await?;
+        let found = candidates(transaction, *rank, now_ms, room, taken[index], node_id).await?;
         taken[index] += found.len();
         ids.extend(found);
     }
@@ -208,16 +221,22 @@ mod tests {
         .await;
         // The first is leased (being sent): the second of its class waits; another class and
         // another recipient go.
-        let first = store.claim_due(2_000, 1, 60_000).await.unwrap();
+        let first = store
+            .claim_due(2_000, 1, 60_000, crate::store::TEST_NODE)
+            .await
+            .unwrap();
         assert_eq!(
             first.iter().map(|m| m.id).collect::<Vec<_>>(),
             vec![ids[2]],
             "critical leads"
         );
-        let second = store.claim_due(2_000, 1, 60_000).await.unwrap();
+        let second = store
+            .claim_due(2_000, 1, 60_000, crate::store::TEST_NODE)
+            .await
+            .unwrap();
         assert_eq!(second[0].id, ids[0]);
         let rest: Vec<MessageId> = store
-            .claim_due(2_000, 10, 60_000)
+            .claim_due(2_000, 10, 60_000, crate::store::TEST_NODE)
             .await
             .unwrap()
             .iter()
@@ -239,9 +258,15 @@ mod tests {
             }])
             .await
             .unwrap();
-        assert!(store.claim_due(3_000, 10, 60_000).await.unwrap().is_empty());
+        assert!(
+            store
+                .claim_due(3_000, 10, 60_000, crate::store::TEST_NODE)
+                .await
+                .unwrap()
+                .is_empty()
+        );
         let both: Vec<MessageId> = store
-            .claim_due(5_000, 10, 60_000)
+            .claim_due(5_000, 10, 60_000, crate::store::TEST_NODE)
             .await
             .unwrap()
             .iter()
@@ -270,7 +295,10 @@ mod tests {
             .collect();
         messages.push(message("+6598765432", Priority::Bulk, 500));
         let ids = accept(&store, messages).await;
-        let claimed = store.claim_due(2_000, 20, 60_000).await.unwrap();
+        let claimed = store
+            .claim_due(2_000, 20, 60_000, crate::store::TEST_NODE)
+            .await
+            .unwrap();
         assert_eq!(claimed.len(), 20);
         assert!(claimed.iter().any(|m| m.id == ids[50]), "bulk is never starved");
         assert_eq!(claimed.iter().filter(|m| m.priority == Priority::Critical).count(), 19);

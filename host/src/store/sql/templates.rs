@@ -132,12 +132,13 @@ pub(super) async fn write(
 /// Inserts `version` numbered after the newest of its (name, language); answers the key.
 async fn create(transaction: &mut Transaction<'_, Db>, version: &TemplateVersion) -> Result<(String, String, i64)> {
     const OPERATION: &str = "create template version";
-    let newest: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM templates WHERE name = $1 AND language = $2")
-        .bind(&version.name)
-        .bind(&version.language)
-        .fetch_one(&mut **transaction)
-        .await
-        .map_err(database(OPERATION))?;
+    let newest: Option<i64> =
+        sqlx::query_scalar("SELECT MAX(version) FROM templates WHERE name = $1 AND language = $2")
+            .bind(&version.name)
+            .bind(&version.language)
+            .fetch_one(&mut **transaction)
+            .await
+            .map_err(database(OPERATION))?;
     let number = newest.unwrap_or(0) + 1;
     let findings = serde_json::to_string(&version.findings).map_err(|error| Error::Corrupt {
         operation: OPERATION,
@@ -188,11 +189,7 @@ pub(super) async fn versions(readers: &DbPool, name: Option<&str>) -> Result<Vec
     rows.iter().map(|row| from_row(row, OPERATION)).collect()
 }
 
-pub(super) async fn in_status(
-    readers: &DbPool,
-    status: TemplateStatus,
-    limit: usize,
-) -> Result<Vec<TemplateVersion>> {
+pub(super) async fn in_status(readers: &DbPool, status: TemplateStatus, limit: usize) -> Result<Vec<TemplateVersion>> {
     const OPERATION: &str = "templates by status";
     let rows = sqlx::query(&format!(
         "SELECT {COLUMNS} FROM templates WHERE status = $1 ORDER BY updated_at LIMIT $2"

@@ -1,11 +1,11 @@
 //! Store tests: each runs on a fresh database (on each backend) and reads rows back.
 
 use super::fresh;
-use crate::store::*;
 use crate::message::content::TextBody;
+use crate::store::*;
 
+mod cluster;
 mod sensitive;
-
 
 fn submission(to: &str, priority: Priority, key: Option<&str>, body: &str) -> Submission {
     Submission {
@@ -86,12 +86,28 @@ async fn claims_go_by_priority_then_age_and_lease_the_rows() {
     let high = new_message(submission("+6591234569", Priority::High, None, "h"), 3_000);
     let ids = [critical.id, high.id, bulk.id];
     store.accept(vec![bulk, critical, high]).await.unwrap();
-    let claimed = store.claim_due(5_000, 10, 35_000).await.unwrap();
+    let claimed = store
+        .claim_due(5_000, 10, 35_000, crate::store::TEST_NODE)
+        .await
+        .unwrap();
     assert_eq!(claimed.iter().map(|m| m.id).collect::<Vec<_>>(), ids);
     // Leased: a second claim before the lease ends finds nothing.
-    assert!(store.claim_due(6_000, 10, 36_000).await.unwrap().is_empty());
+    assert!(
+        store
+            .claim_due(6_000, 10, 36_000, crate::store::TEST_NODE)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     // After the lease ends they can be claimed again (a crashed worker's messages come back).
-    assert_eq!(store.claim_due(40_000, 10, 70_000).await.unwrap().len(), 3);
+    assert_eq!(
+        store
+            .claim_due(40_000, 10, 70_000, crate::store::TEST_NODE)
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
     assert_eq!(store.release_leases().await.unwrap(), 3);
 }
 
@@ -142,7 +158,13 @@ async fn transitions_set_fields_and_keep_history() {
         [Status::Accepted, Status::Queued, Status::Sending, Status::Sent]
     );
     // Sent is not pending: nothing to claim.
-    assert!(store.claim_due(10_000, 10, 20_000).await.unwrap().is_empty());
+    assert!(
+        store
+            .claim_due(10_000, 10, 20_000, crate::store::TEST_NODE)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test]

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use base64::{Engine as _, engine::general_purpose::STANDARD};
 
-use super::super::Db;
 use super::super::super::TestDatabase;
+use super::super::Db;
 use super::{new_message, submission, transition};
 use crate::store::*;
 
@@ -25,7 +25,9 @@ fn sealing(keys: &[(&str, u8)], active: Option<&str>) -> Sealing {
 }
 
 async fn open(database: &TestDatabase, sealing: Sealing) -> Store {
-    Store::open_with(&database.url, 1_000, sealing).await.unwrap()
+    let store = Store::open_with(&database.url, 1_000, sealing).await.unwrap();
+    super::super::hold_every_shard(&store).await;
+    store
 }
 
 fn sensitive(body: &str, at_ms: i64) -> NewMessage {
@@ -72,7 +74,10 @@ async fn a_sensitive_body_is_sealed_at_rest_and_read_back_in_the_clear() {
     assert!(view.sensitive && !view.purged && view.unreadable.is_none());
     assert_eq!(view.content, Some(text("your code is 424242")));
 
-    let claimed = store.claim_due(2_000, 10, 40_000).await.unwrap();
+    let claimed = store
+        .claim_due(2_000, 10, 40_000, crate::store::TEST_NODE)
+        .await
+        .unwrap();
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].content, text("your code is 424242"));
     // The deadline is capped at the TTL.
@@ -92,7 +97,10 @@ async fn a_sensitive_body_is_sealed_at_rest_and_read_back_in_the_clear() {
         )])
         .await
         .unwrap();
-    assert!(!directory.holds_bytes("777111"), "the body sent is on disk in the clear");
+    assert!(
+        !directory.holds_bytes("777111"),
+        "the body sent is on disk in the clear"
+    );
     let view = store.message(id).await.unwrap().unwrap();
     assert_eq!(view.content_sent, Some(text("rewritten 777111")));
     assert_eq!(view.rewritten_by, vec!["p".to_owned()]);
@@ -155,7 +163,10 @@ async fn keys_rotate_and_a_body_whose_key_is_gone_is_an_error_for_that_message()
     assert_eq!(view.content, None);
     let error = view.unreadable.unwrap();
     assert!(error.contains("\"k1\""), "{error}");
-    let claimed = without_k1.claim_due(2_000, 10, 40_000).await.unwrap();
+    let claimed = without_k1
+        .claim_due(2_000, 10, 40_000, crate::store::TEST_NODE)
+        .await
+        .unwrap();
     let old = claimed.iter().find(|message| message.id == old_id).unwrap();
     assert!(old.unreadable.as_deref().is_some_and(|error| error.contains("k1")));
     let new = claimed.iter().find(|message| message.id == new_id).unwrap();
@@ -261,7 +272,7 @@ async fn the_ttl_purges_every_sensitive_body_and_ends_unsent_ones_expired() {
     // Never sent afterwards: not pending any more.
     assert!(
         store
-            .claim_due(70_000, 10, 100_000)
+            .claim_due(70_000, 10, 100_000, crate::store::TEST_NODE)
             .await
             .unwrap()
             .iter()
@@ -284,7 +295,14 @@ async fn a_leased_message_is_left_to_its_worker_by_the_ttl_sweep() {
     let message = sensitive("leased", 1_000);
     let id = message.id;
     store.accept(vec![message]).await.unwrap();
-    assert_eq!(store.claim_due(1_000, 10, 1_000_000).await.unwrap().len(), 1);
+    assert_eq!(
+        store
+            .claim_due(1_000, 10, 1_000_000, crate::store::TEST_NODE)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     assert_eq!(store.purge_sensitive(100_000).await.unwrap(), SensitivePurge::default());
     store.release_leases().await.unwrap();
     assert_eq!(
