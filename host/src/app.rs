@@ -78,6 +78,7 @@ pub async fn start(config: Config, shutdown: impl Future<Output = ()> + Send + '
     )
     .await
     .context("starting the dispatcher")?;
+    store.listen_for_work(dispatch.waker());
     spawn_sensitive_purge(store.clone(), dispatch.clone());
     let draining = dispatch.clone();
     let drain_timeout = std::time::Duration::from_millis(config.dispatch.drain_timeout_ms);

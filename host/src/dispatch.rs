@@ -159,6 +159,11 @@ impl DispatchHandle {
         self.wake.notify_one();
     }
 
+    /// What wakes the claimer, for a source of work outside this process.
+    pub fn waker(&self) -> Arc<Notify> {
+        self.wake.clone()
+    }
+
     /// Counts newly accepted messages into the backlog.
     pub fn accepted(&self, count: usize) {
         self.backlog.add(count);

@@ -830,6 +830,14 @@ impl Store {
         on_backend!(self, store => store.newest_config_change().await)
     }
 
+    /// Wakes `wake` when any node sharing the store accepts messages (PostgreSQL: on its
+    /// notifications). A SQLite node wakes its dispatcher in-process already.
+    pub fn listen_for_work(&self, wake: Arc<tokio::sync::Notify>) {
+        if let Backend::Postgres(store) = &*self.backend {
+            postgres::listen_for_work(store, wake);
+        }
+    }
+
     /// Whether several nodes can share this store (PostgreSQL); SQLite is one node's own.
     pub fn is_shared(&self) -> bool {
         matches!(&*self.backend, Backend::Postgres(_))

@@ -47,6 +47,29 @@ pub async fn open(url: &str, write_batch_rows: usize, sealing: Sealing) -> Resul
     Ok(PgStore::start(writer, readers, write_batch_rows, sealing))
 }
 
+/// Wakes `wake` whenever any node commits new messages, so a shard's holder sends them without
+/// waiting for its next poll. Listens on one connection of the read pool; reconnects after a
+/// failure (the poll covers the gap).
+pub fn listen_for_work(store: &PgStore, wake: std::sync::Arc<tokio::sync::Notify>) {
+    let readers = store.readers().clone();
+    tokio::spawn(async move {
+        loop {
+            let listened: Result<std::convert::Infallible, sqlx::Error> = async {
+                let mut listener = sqlx::postgres::PgListener::connect_with(&readers).await?;
+                listener.listen("wasp_work").await?;
+                loop {
+                    listener.recv().await?;
+                    wake.notify_one();
+                }
+            }
+            .await;
+            let Err(error) = listened;
+            tracing::warn!(%error, "listening for new work failed; polling until it is back");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
+}
+
 /// Where PostgreSQL's SQL differs from SQLite's.
 mod dialect {
     pub const GREATEST: &str = "GREATEST";
@@ -55,6 +78,9 @@ mod dialect {
     pub const FOR_UPDATE_SKIP_LOCKED: &str = " FOR UPDATE SKIP LOCKED";
     /// Holds the lease rows a fenced write checked until it commits: a takeover waits.
     pub const FOR_SHARE: &str = " FOR SHARE";
+    /// Tells every node's dispatcher that messages were accepted (delivered on commit, once
+    /// per group commit).
+    pub const NOTIFY_WORK: &str = "NOTIFY wasp_work";
     /// The database's clock in Unix milliseconds: one clock for every node.
     pub const NOW_MS: &str = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)";
     /// `tags` (a JSON array stored as text) holds the bound value.

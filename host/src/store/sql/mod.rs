@@ -402,6 +402,12 @@ impl SqlStore {
         self.submit(|reply| WriteOp::Leave(node_id, reply)).await
     }
 
+    /// The read pool, for a backend's own extras (PostgreSQL's notification listener).
+    #[allow(dead_code, reason = "SQLite has no such extras")]
+    pub(super) fn readers(&self) -> &DbPool {
+        &self.readers
+    }
+
     pub async fn cluster_snapshot(&self) -> Result<crate::store::ClusterSnapshot> {
         cluster::snapshot(&self.readers).await
     }
@@ -1054,6 +1060,20 @@ async fn execute(connection: &mut DbConnection, ops: &[WriteOp]) -> Result<Vec<O
             }
         };
         outputs.push(output);
+    }
+    // New work for the dispatchers of every node sharing the store (delivered on commit).
+    if !dialect::NOTIFY_WORK.is_empty()
+        && ops.iter().any(|op| {
+            matches!(
+                op,
+                WriteOp::Accept(..) | WriteOp::AcceptWithCallbacks(..) | WriteOp::FallBack(..)
+            )
+        })
+    {
+        sqlx::query(dialect::NOTIFY_WORK)
+            .execute(&mut *transaction)
+            .await
+            .map_err(database("notify new work"))?;
     }
     transaction.commit().await.map_err(database("commit"))?;
     Ok(outputs)
