@@ -52,6 +52,8 @@ struct Outgoing {
     deadline_ms: Option<i64>,
     /// Marked as such upstream (in `biz_opaque_callback_data`), so a simulator keeps no copy.
     sensitive: bool,
+    /// Its shard: sent only while this node still holds the shard's lease.
+    shard: u16,
 }
 
 /// What the status counters need of a transition, kept aside before the store takes it.
@@ -180,16 +182,9 @@ impl Worker {
         }
         count_transitions(&batch, &counted);
         self.backlog.remove(ended);
-        // A lease whose deadline passed since (by this node's clock) sends nothing more: the
-        // message stays `sending` under its claim and the shard's holder settles it later.
         let outgoing: Vec<Outgoing> = outgoing
             .into_iter()
-            .filter(|message| {
-                !refused.contains(&message.id)
-                    && shard_of
-                        .get(&message.id)
-                        .is_some_and(|shard| self.cluster.holds(*shard))
-            })
+            .filter(|message| !refused.contains(&message.id))
             .collect();
 
         let results = self.send_all(outgoing).await;
@@ -359,6 +354,14 @@ impl Worker {
                     });
                     continue;
                 }
+            }
+            if !self.cluster.holds(message.shard) {
+                // The lease ran out by this node's clock (a pause, a lost database) since the
+                // pre-send write: nothing more goes out for the shard from here. This message
+                // and the recipient's later ones stay `sending` under their claim; the shard's
+                // holder settles them once the claim ends.
+                tracing::warn!(message_id = %message.id, shard = message.shard, "shard lease lost before the send: not sent");
+                break;
             }
             let started = std::time::Instant::now();
             let channel = match message.channel {
@@ -698,6 +701,7 @@ fn judge(
             attempts: message.attempts,
             deadline_ms,
             sensitive: message.sensitive,
+            shard: message.shard,
         });
     }
     (transitions, outgoing)
