@@ -1,10 +1,10 @@
 //! The cluster: this node's membership and its shard leases, and the change feed that brings
 //! admin changes made on other nodes here.
 //!
-//! Every `renew_interval_ms` the node heartbeats, works out its share of the shards (shard `s`
-//! goes to the `(s mod n)`-th live node by id, so the spread is even and every node computes
-//! the same answer), gives up the shards that are no longer its share (it stops using them
-//! first), and renews or acquires the rest. A lease it holds is usable here until a local
+//! Every `renew_interval_ms` the node heartbeats, works out its share of the shards ([`share_of`]:
+//! even over the live nodes, and moving as few shards as it can; every node computes the same
+//! answer from the same rows), gives up the shards that are no longer its share (it stops
+//! using them first), and renews or acquires the rest. A lease it holds is usable here until a local
 //! deadline: the moment the renewal was asked for plus the TTL, less a margin; a paused or cut
 //! off node stops at that deadline by its own clock, and its `sending` writes are refused by
 //! the database (the fence) once another node took the shard. A SQLite node is a cluster of
@@ -116,14 +116,22 @@ impl Cluster {
     /// One heartbeat and lease round.
     async fn round(&self) -> store::Result<()> {
         let asked_at = Instant::now();
-        let (now_ms, nodes) = self.store.heartbeat(self.node.clone()).await?;
+        let snapshot = self.store.heartbeat(self.node.clone()).await?;
+        let now_ms = snapshot.now_ms;
         let ttl_ms = i64::try_from(self.ttl.as_millis()).unwrap_or(i64::MAX / 4);
-        let live: Vec<&str> = nodes
+        let live: Vec<&str> = snapshot
+            .nodes
             .iter()
             .filter(|node| node.id == self.node.id || now_ms - node.heartbeat_at_ms < ttl_ms)
             .map(|node| node.id.as_str())
             .collect();
-        let want = share_of(&live, &self.node.id, self.shard_count);
+        let held: Vec<(u16, &str)> = snapshot
+            .leases
+            .iter()
+            .filter(|lease| lease.expires_at_ms > now_ms)
+            .filter_map(|lease| Some((lease.shard, lease.node_id.as_deref()?)))
+            .collect();
+        let want = share_of(&live, &held, &self.node.id, self.shard_count);
         let release: Vec<u16> = {
             let mut holding = self.write();
             let release: Vec<u16> = holding
@@ -248,17 +256,47 @@ impl Cluster {
     }
 }
 
-/// The shards `me` should hold among `live` nodes (sorted by id): shard `s` goes to the
-/// `(s mod n)`-th node. Sorted.
-pub fn share_of(live: &[&str], me: &str, shard_count: u16) -> Vec<u16> {
+/// The shards `me` should hold, sorted. Each live node gets an even quota (the first
+/// `shard_count mod n` nodes by id one more); a node keeps the shards it holds now, lowest
+/// first, up to its quota, and the rest (a dead node's, those over a quota, those no one
+/// holds) go to the nodes below their quota, in order. So a node joining takes about `1/n`
+/// of the shards from the others and a node leaving gives only its own away. `held` is every
+/// unexpired lease: (shard, holder).
+pub fn share_of(live: &[&str], held: &[(u16, &str)], me: &str, shard_count: u16) -> Vec<u16> {
     let mut nodes: Vec<&str> = live.to_vec();
     nodes.sort_unstable();
     nodes.dedup();
     let Some(position) = nodes.iter().position(|node| *node == me) else {
         return Vec::new();
     };
+    let total = usize::from(shard_count);
+    let quota = |index: usize| total / nodes.len() + usize::from(index < total % nodes.len());
+    let mut owner: Vec<Option<usize>> = vec![None; total];
+    let mut count = vec![0usize; nodes.len()];
+    let mut current: Vec<(u16, &str)> = held.to_vec();
+    current.sort_unstable();
+    for (shard, holder) in current {
+        let Some(slot) = owner.get_mut(usize::from(shard)) else {
+            continue;
+        };
+        if let Some(index) = nodes.iter().position(|node| *node == holder)
+            && slot.is_none()
+            && count[index] < quota(index)
+        {
+            *slot = Some(index);
+            count[index] += 1;
+        }
+    }
+    let mut next = 0;
+    for slot in owner.iter_mut().filter(|slot| slot.is_none()) {
+        while count[next] >= quota(next) {
+            next += 1;
+        }
+        *slot = Some(next);
+        count[next] += 1;
+    }
     (0..shard_count)
-        .filter(|shard| usize::from(*shard) % nodes.len() == position)
+        .filter(|shard| owner[usize::from(*shard)] == Some(position))
         .collect()
 }
 
@@ -283,31 +321,41 @@ pub struct Reloaders {
     pub tokens: Arc<crate::api::auth::Tokens>,
 }
 
+/// How far back the change feed is read at every poll: longer than any admin write takes to
+/// commit, plus the clock difference between nodes.
+const CHANGE_WINDOW_MS: i64 = 60_000;
+
 /// Polls the store's change feed every `every` and reloads what changed: plugins (the chain is
 /// swapped at once), templates, tokens. Changes this node made come back too; reloading them
-/// finds nothing different.
+/// finds nothing different. Each poll reads the last [`CHANGE_WINDOW_MS`] and acts on the rows
+/// not seen before, so a change committed late (with an older sequence number) is not missed.
 pub fn spawn_change_feed(store: Store, every: Duration, reloaders: Reloaders) {
     tokio::spawn(async move {
-        let mut seen = match store.newest_config_change().await {
-            Ok(seq) => seq,
-            Err(error) => {
-                tracing::warn!(%error, "reading the change feed failed; admin changes made on other nodes load from the start of the feed");
-                0
-            }
-        };
+        // What is in the feed at start was loaded with everything else.
+        let mut seen: HashMap<i64, i64> = HashMap::new();
+        let mut primed = false;
         let mut ticker = tokio::time::interval(every);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticker.tick().await;
-            let (newest, kinds) = match store.config_changes_since(seen).await {
-                Ok(found) => found,
+            let since = store::now_ms() - CHANGE_WINDOW_MS;
+            let rows = match store.config_changes_since(since).await {
+                Ok(rows) => rows,
                 Err(error) => {
                     tracing::warn!(%error, "reading the change feed failed");
                     continue;
                 }
             };
-            for kind in &kinds {
-                let reloaded = match kind.as_str() {
+            let mut kinds: Vec<&str> = Vec::new();
+            for (seq, kind, at) in &rows {
+                if seen.insert(*seq, *at).is_none() && primed && !kinds.contains(&kind.as_str()) {
+                    kinds.push(kind);
+                }
+            }
+            primed = true;
+            seen.retain(|_, at| *at >= since);
+            for kind in kinds {
+                let reloaded = match kind {
                     "plugins" => reloaders
                         .policies
                         .reload()
@@ -328,12 +376,15 @@ pub fn spawn_change_feed(store: Store, every: Duration, reloaders: Reloaders) {
                     }
                 };
                 if let Err(error) = reloaded {
-                    // Seen stays put: the next poll tries again.
-                    tracing::warn!(kind = %kind, %error, "loading an admin change failed");
-                    continue;
+                    // Forget the kind's rows: the next poll finds them again and retries.
+                    tracing::warn!(%kind, %error, "loading an admin change failed");
+                    for (seq, row_kind, _) in &rows {
+                        if row_kind == kind {
+                            seen.remove(seq);
+                        }
+                    }
                 }
             }
-            seen = newest;
         }
     });
 }
@@ -349,21 +400,63 @@ async fn reload_tokens(store: &Store, tokens: &crate::api::auth::Tokens) -> stor
 mod tests {
     use super::share_of;
 
-    #[test]
-    fn shards_spread_evenly_and_every_shard_has_one_owner() {
-        let live = ["b-node", "a-node", "c-node"];
-        let shares: Vec<Vec<u16>> = live.iter().map(|me| share_of(&live, me, 256)).collect();
-        let sizes: Vec<usize> = shares.iter().map(Vec::len).collect();
-        assert_eq!(sizes, vec![85, 86, 85], "a-node is first by id and takes 0, 3, 6, …");
+    fn shares(live: &[&str], held: &[(u16, &str)], count: u16) -> Vec<Vec<u16>> {
+        live.iter().map(|me| share_of(live, held, me, count)).collect()
+    }
+
+    fn every_shard_once(shares: &[Vec<u16>], count: u16) {
         let mut all: Vec<u16> = shares.concat();
         all.sort_unstable();
-        assert_eq!(all, (0..256).collect::<Vec<u16>>());
-        assert_eq!(share_of(&live, "a-node", 256)[..3], [0, 3, 6]);
+        assert_eq!(all, (0..count).collect::<Vec<u16>>());
+    }
+
+    #[test]
+    fn from_nothing_the_shards_spread_evenly_with_one_owner_each() {
+        let live = ["b-node", "a-node", "c-node"];
+        let shares = shares(&live, &[], 256);
+        let sizes: Vec<usize> = shares.iter().map(Vec::len).collect();
+        assert_eq!(sizes, vec![85, 86, 85], "a-node is first by id and takes the odd one");
+        every_shard_once(&shares, 256);
+    }
+
+    #[test]
+    fn a_node_joining_takes_its_share_and_nothing_else_moves() {
+        let two = ["a", "b"];
+        let before = shares(&two, &[], 256);
+        let held: Vec<(u16, &str)> = before[0]
+            .iter()
+            .map(|shard| (*shard, "a"))
+            .chain(before[1].iter().map(|shard| (*shard, "b")))
+            .collect();
+        let three = ["a", "b", "c"];
+        let after = shares(&three, &held, 256);
+        every_shard_once(&after, 256);
+        assert_eq!(after.iter().map(Vec::len).collect::<Vec<_>>(), vec![86, 85, 85]);
+        // `a` and `b` only give shards up; none moves between them.
+        assert!(after[0].iter().all(|shard| before[0].contains(shard)));
+        assert!(after[1].iter().all(|shard| before[1].contains(shard)));
+    }
+
+    #[test]
+    fn a_node_leaving_gives_only_its_own_shards_away() {
+        let three = ["a", "b", "c"];
+        let before = shares(&three, &[], 255);
+        let held: Vec<(u16, &str)> = three
+            .iter()
+            .zip(&before)
+            .flat_map(|(node, shards)| shards.iter().map(move |shard| (*shard, *node)))
+            .collect();
+        // `b` is gone (its leases still in the table, but it is not live).
+        let after = shares(&["a", "c"], &held, 255);
+        every_shard_once(&after, 255);
+        assert!(before[0].iter().all(|shard| after[0].contains(shard)));
+        assert!(before[2].iter().all(|shard| after[1].contains(shard)));
+        assert_eq!((after[0].len(), after[1].len()), (128, 127));
     }
 
     #[test]
     fn a_node_not_among_the_live_ones_holds_nothing_and_one_node_holds_all() {
-        assert!(share_of(&["a"], "b", 256).is_empty());
-        assert_eq!(share_of(&["a"], "a", 8), (0..8).collect::<Vec<u16>>());
+        assert!(share_of(&["a"], &[], "b", 256).is_empty());
+        assert_eq!(share_of(&["a"], &[(3, "zombie")], "a", 8), (0..8).collect::<Vec<u16>>());
     }
 }

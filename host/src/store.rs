@@ -801,8 +801,9 @@ impl Store {
         on_backend!(self, store => store.record_fenced(transitions, shards, fence.clone()).await)
     }
 
-    /// Records `node`'s heartbeat; answers the database's time and every node known.
-    pub async fn heartbeat(&self, node: ClusterNode) -> Result<(i64, Vec<ClusterNode>)> {
+    /// Records `node`'s heartbeat; answers the cluster as it stands (nodes, leases, the
+    /// database's time).
+    pub async fn heartbeat(&self, node: ClusterNode) -> Result<ClusterSnapshot> {
         on_backend!(self, store => store.heartbeat(node).await)
     }
 
@@ -820,14 +821,12 @@ impl Store {
         on_backend!(self, store => store.cluster_snapshot().await)
     }
 
-    /// The kinds of admin change (plugins, templates, tokens) made after `after_seq`, and the
-    /// newest sequence number.
-    pub async fn config_changes_since(&self, after_seq: i64) -> Result<(i64, Vec<String>)> {
-        on_backend!(self, store => store.config_changes_since(after_seq).await)
-    }
-
-    pub async fn newest_config_change(&self) -> Result<i64> {
-        on_backend!(self, store => store.newest_config_change().await)
+    /// The admin changes (plugins, templates, tokens) noted at or after `since_ms` by the
+    /// writing node's clock: sequence number, kind, time. Read by time, not from the last
+    /// sequence number seen: numbers are taken in insert order but become visible in commit
+    /// order, so a smaller one can appear after a larger one.
+    pub async fn config_changes_since(&self, since_ms: i64) -> Result<Vec<(i64, String, i64)>> {
+        on_backend!(self, store => store.config_changes_since(since_ms).await)
     }
 
     /// Wakes `wake` when any node sharing the store accepts messages (PostgreSQL: on its

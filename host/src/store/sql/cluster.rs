@@ -24,11 +24,9 @@ where
         .map_err(database("read the database clock"))
 }
 
-/// Records a heartbeat of `node` and answers every node known (with the database's time).
-pub(super) async fn heartbeat(
-    transaction: &mut Transaction<'_, Db>,
-    node: &ClusterNode,
-) -> Result<(i64, Vec<ClusterNode>)> {
+/// Records a heartbeat of `node` and answers the cluster as it stands (nodes and leases,
+/// with the database's time).
+pub(super) async fn heartbeat(transaction: &mut Transaction<'_, Db>, node: &ClusterNode) -> Result<ClusterSnapshot> {
     const OPERATION: &str = "cluster heartbeat";
     let now = database_now(&mut **transaction).await?;
     sqlx::query(
@@ -52,14 +50,7 @@ pub(super) async fn heartbeat(
             .await
             .map_err(database(OPERATION))?;
     }
-    let nodes = sqlx::query("SELECT id, address, started_at, heartbeat_at FROM cluster_nodes ORDER BY id")
-        .fetch_all(&mut **transaction)
-        .await
-        .map_err(database(OPERATION))?
-        .iter()
-        .map(|row| node_from_row(row, OPERATION))
-        .collect::<Result<Vec<_>>>()?;
-    Ok((now, nodes))
+    read_snapshot(transaction).await
 }
 
 fn node_from_row(row: &super::DbRow, operation: &'static str) -> Result<ClusterNode> {
@@ -263,44 +254,33 @@ pub(super) async fn note_change(transaction: &mut Transaction<'_, Db>, kind: &st
     Ok(())
 }
 
-/// The kinds changed after `after_seq`, and the newest sequence number seen.
-pub(super) async fn changes_since(readers: &DbPool, after_seq: i64) -> Result<(i64, Vec<String>)> {
-    const OPERATION: &str = "read config changes";
-    let rows = sqlx::query("SELECT kind, MAX(seq) AS seq FROM config_changes WHERE seq > $1 GROUP BY kind")
-        .bind(after_seq)
+/// The changes noted at or after `since_ms`: sequence number, kind, time.
+pub(super) async fn changes_since(readers: &DbPool, since_ms: i64) -> Result<Vec<(i64, String, i64)>> {
+    sqlx::query_as("SELECT seq, kind, at FROM config_changes WHERE at >= $1 ORDER BY seq")
+        .bind(since_ms)
         .fetch_all(readers)
-        .await
-        .map_err(database(OPERATION))?;
-    let mut newest = after_seq;
-    let mut kinds = Vec::with_capacity(rows.len());
-    for row in rows {
-        newest = newest.max(row.try_get("seq").map_err(database(OPERATION))?);
-        kinds.push(row.try_get("kind").map_err(database(OPERATION))?);
-    }
-    Ok((newest, kinds))
-}
-
-/// The newest change-feed sequence number (0 when none).
-pub(super) async fn newest_change(readers: &DbPool) -> Result<i64> {
-    sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM config_changes")
-        .fetch_one(readers)
         .await
         .map_err(database("read config changes"))
 }
 
 /// Nodes and leases as they stand, with the database's time to age them by.
 pub(super) async fn snapshot(readers: &DbPool) -> Result<ClusterSnapshot> {
+    let mut connection = readers.acquire().await.map_err(database("read the cluster"))?;
+    read_snapshot(&mut connection).await
+}
+
+async fn read_snapshot(connection: &mut super::DbConnection) -> Result<ClusterSnapshot> {
     const OPERATION: &str = "read the cluster";
-    let now_ms = database_now(readers).await?;
+    let now_ms = database_now(&mut *connection).await?;
     let nodes = sqlx::query("SELECT id, address, started_at, heartbeat_at FROM cluster_nodes ORDER BY id")
-        .fetch_all(readers)
+        .fetch_all(&mut *connection)
         .await
         .map_err(database(OPERATION))?
         .iter()
         .map(|row| node_from_row(row, OPERATION))
         .collect::<Result<Vec<_>>>()?;
     let leases = sqlx::query("SELECT shard, node_id, epoch, acquired_at, expires_at FROM shard_leases ORDER BY shard")
-        .fetch_all(readers)
+        .fetch_all(&mut *connection)
         .await
         .map_err(database(OPERATION))?
         .iter()

@@ -116,7 +116,7 @@ enum WriteOp {
         Box<(Vec<Transition>, Vec<u16>, crate::store::Fence)>,
         Reply<Vec<MessageId>>,
     ),
-    Heartbeat(crate::store::ClusterNode, Reply<(i64, Vec<crate::store::ClusterNode>)>),
+    Heartbeat(crate::store::ClusterNode, Reply<crate::store::ClusterSnapshot>),
     Leases(crate::store::LeaseRequest, Reply<Vec<crate::store::HeldLease>>),
     Leave(String, Reply<()>),
     ReleaseLeases(Reply<u64>),
@@ -206,7 +206,7 @@ enum Output {
     Purge(crate::store::SensitivePurge),
     Template(Option<crate::store::TemplateVersion>),
     Fenced(Vec<MessageId>),
-    Heartbeat((i64, Vec<crate::store::ClusterNode>)),
+    Heartbeat(crate::store::ClusterSnapshot),
     Leases(Vec<crate::store::HeldLease>),
 }
 
@@ -390,7 +390,7 @@ impl SqlStore {
             .await
     }
 
-    pub async fn heartbeat(&self, node: crate::store::ClusterNode) -> Result<(i64, Vec<crate::store::ClusterNode>)> {
+    pub async fn heartbeat(&self, node: crate::store::ClusterNode) -> Result<crate::store::ClusterSnapshot> {
         self.submit(|reply| WriteOp::Heartbeat(node, reply)).await
     }
 
@@ -412,12 +412,8 @@ impl SqlStore {
         cluster::snapshot(&self.readers).await
     }
 
-    pub async fn config_changes_since(&self, after_seq: i64) -> Result<(i64, Vec<String>)> {
-        cluster::changes_since(&self.readers, after_seq).await
-    }
-
-    pub async fn newest_config_change(&self) -> Result<i64> {
-        cluster::newest_change(&self.readers).await
+    pub async fn config_changes_since(&self, since_ms: i64) -> Result<Vec<(i64, String, i64)>> {
+        cluster::changes_since(&self.readers, since_ms).await
     }
 
     /// Opens the sensitive bodies among `messages` and caps their deadline at the TTL.
