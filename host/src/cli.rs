@@ -1,7 +1,8 @@
 //! The plugin author's command line, `wasp plugin …`: scaffold a plugin crate (`new`), build
 //! and check it against the host (`build`), run it offline against JSON fixtures (`test`),
 //! drive the admin API (`push`, `ls`, `activate`, `rollback`, `shadow`), and measure a policy
-//! (`bench`, the same as `wasp bench policy`); and the operator's `wasp token …` ([`tokens`]).
+//! (`bench`, the same as `wasp bench policy`); and the operator's `wasp token …` ([`tokens`])
+//! and `wasp cluster status` ([`cluster`]).
 //!
 //! Owns those commands' arguments and terminal output. May call the policy runtime (through
 //! [`offline`], on a throwaway store), cargo and rustup, and the admin API over HTTP; never
@@ -10,6 +11,7 @@
 pub mod admin;
 pub mod bench_policy;
 pub mod build;
+pub mod cluster;
 pub mod fixtures;
 pub mod offline;
 pub mod scaffold;
@@ -22,6 +24,7 @@ use std::{io::IsTerminal as _, path::Path};
 use clap::Subcommand;
 
 pub use bench_policy::{PolicyBenchArgs, run_policy_bench};
+pub use cluster::ClusterCommand;
 pub use tokens::TokenCommand;
 
 /// `wasp plugin …`.
@@ -68,6 +71,12 @@ pub async fn run(command: PluginCommand) -> anyhow::Result<()> {
 pub async fn run_token(command: TokenCommand) -> anyhow::Result<()> {
     init_logging();
     tokens::run(command).await
+}
+
+/// Runs one `wasp cluster` command.
+pub async fn run_cluster(command: ClusterCommand) -> anyhow::Result<()> {
+    init_logging();
+    cluster::run(command).await
 }
 
 /// The filter the CLI logs with unless `RUST_LOG` says otherwise.

@@ -44,6 +44,11 @@ enum Command {
         #[command(subcommand)]
         command: wasp::cli::TokenCommand,
     },
+    /// See the nodes sharing the database and the shards each one holds.
+    Cluster {
+        #[command(subcommand)]
+        command: wasp::cli::ClusterCommand,
+    },
     /// Write, build, test, ship and measure policy plugins.
     Plugin {
         #[command(subcommand)]
@@ -98,6 +103,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Plugin { command } => wasp::cli::run(command).await,
         Command::Token { command } => wasp::cli::run_token(command).await,
+        Command::Cluster { command } => wasp::cli::run_cluster(command).await,
         Command::Bench(mut options) => {
             telemetry::init(&wasp::config::LogConfig {
                 filter: "warn".into(),
