@@ -25,6 +25,10 @@ pub use sql::SqlStore as PgStore;
 
 const READERS: u32 = 8;
 
+/// How long a session may sit in an open transaction without running a statement. The
+/// writer's transactions run statement after statement, so only a stalled process gets there.
+const IDLE_IN_TRANSACTION_TIMEOUT_MS: u64 = 2_000;
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 pub async fn open(url: &str, write_batch_rows: usize, sealing: Sealing) -> Result<PgStore> {
@@ -32,7 +36,10 @@ pub async fn open(url: &str, write_batch_rows: usize, sealing: Sealing) -> Resul
     let options = PgConnectOptions::from_str(url)
         .map_err(database("parse url"))?
         .application_name("wasp")
-        .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_secs(2));
+        .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_secs(2))
+        // A node stopped in the middle of a transaction (paused, frozen) would hold its row
+        // locks and stall every other node's writes: the server ends such a session.
+        .options([("idle_in_transaction_session_timeout", IDLE_IN_TRANSACTION_TIMEOUT_MS)]);
     let mut writer = PgConnection::connect_with(&options)
         .await
         .map_err(database("open writer"))?;
@@ -41,10 +48,28 @@ pub async fn open(url: &str, write_batch_rows: usize, sealing: Sealing) -> Resul
     let readers = PgPoolOptions::new()
         .max_connections(READERS)
         .acquire_timeout(Duration::from_secs(10))
-        .connect_with(options)
+        .connect_with(options.clone())
         .await
         .map_err(database("open readers"))?;
-    Ok(PgStore::start(writer, readers, write_batch_rows, sealing))
+    let reconnect_options = options.clone();
+    let reconnect: sql::Reconnect = Box::new(move || {
+        let options = reconnect_options.clone();
+        Box::pin(async move {
+            PgConnection::connect_with(&options)
+                .await
+                .map_err(|source| Error::Database {
+                    operation: "reconnect the writer",
+                    source,
+                })
+        })
+    });
+    Ok(PgStore::start(
+        writer,
+        readers,
+        write_batch_rows,
+        sealing,
+        Some(reconnect),
+    ))
 }
 
 /// Wakes `wake` whenever any node commits new messages, so a shard's holder sends them without
@@ -74,7 +99,8 @@ pub fn listen_for_work(store: &PgStore, wake: std::sync::Arc<tokio::sync::Notify
 mod dialect {
     pub const GREATEST: &str = "GREATEST";
     pub const LEAST: &str = "LEAST";
-    /// Locks the rows a claim reads and passes over rows another node's claim holds.
+    /// Locks the lease rows of the shards a claim reads, passing over those another node is
+    /// changing (a takeover under way).
     pub const FOR_UPDATE_SKIP_LOCKED: &str = " FOR UPDATE SKIP LOCKED";
     /// Holds the lease rows a fenced write checked until it commits: a takeover waits.
     pub const FOR_SHARE: &str = " FOR SHARE";

@@ -56,7 +56,8 @@ pub async fn open(url: &str, write_batch_rows: usize, sealing: Sealing) -> Resul
         .connect_with(options.read_only(true))
         .await
         .map_err(database("open readers"))?;
-    Ok(SqliteStore::start(writer, readers, write_batch_rows, sealing))
+    // A SQLite file does not drop its connection: nothing to reconnect.
+    Ok(SqliteStore::start(writer, readers, write_batch_rows, sealing, None))
 }
 
 /// Where SQLite's SQL differs from PostgreSQL's.
@@ -64,7 +65,7 @@ mod dialect {
     /// The larger / smaller of two values (SQLite's scalar `MAX` / `MIN`).
     pub const GREATEST: &str = "MAX";
     pub const LEAST: &str = "MIN";
-    /// Locks the rows a claim reads: SQLite has one writer, so nothing to add.
+    /// Locks the lease rows of the shards a claim reads: SQLite has one writer, nothing to add.
     pub const FOR_UPDATE_SKIP_LOCKED: &str = "";
     /// Locks lease rows a fenced write checks until the commit: nothing to add either.
     pub const FOR_SHARE: &str = "";

@@ -24,6 +24,10 @@ fn hour_of(at_ms: i64) -> i64 {
     at_ms.div_euclid(HOUR_MS)
 }
 
+/// This process's slot of the account's hourly send counts: nodes add to their own row of the
+/// hour, so their writers never wait on one another for it (the read sums the slots).
+static WRITER_SLOT: std::sync::LazyLock<i64> = std::sync::LazyLock::new(|| rand::random_range(0..64));
+
 /// Counts the messages `sent` now (Meta accepted them) into the rollups. The hour is each
 /// message's `updated_at`, which the same transaction just set to the send time.
 pub(super) async fn record_sends(transaction: &mut Transaction<'_, Db>, sent: &[MessageId], now_ms: i64) -> Result<()> {
@@ -48,16 +52,17 @@ pub(super) async fn record_sends(transaction: &mut Transaction<'_, Db>, sent: &[
             .await
             .map_err(database(OPERATION))?;
 
-        let mut query = QueryBuilder::<Db>::new(
-            "INSERT INTO account_sends (hour, count) \
-             SELECT updated_at / 3600000, COUNT(*) FROM messages \
+        let mut query =
+            QueryBuilder::<Db>::new("INSERT INTO account_sends (hour, slot, count) SELECT updated_at / 3600000, ");
+        query.push_bind(*WRITER_SLOT).push(
+            ", COUNT(*) FROM messages \
              WHERE channel = 'whatsapp' AND category != 'service' AND id IN (",
         );
         let mut list = query.separated(", ");
         for id in chunk {
             list.push_bind(id.0);
         }
-        query.push(") GROUP BY 1 ON CONFLICT (hour) DO UPDATE SET count = account_sends.count + excluded.count");
+        query.push(") GROUP BY 1 ON CONFLICT (hour, slot) DO UPDATE SET count = account_sends.count + excluded.count");
         query
             .build()
             .execute(&mut **transaction)

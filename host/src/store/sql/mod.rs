@@ -24,6 +24,8 @@ use crate::store::{
 type DbPool = sqlx::Pool<Db>;
 type DbRow = <Db as sqlx::Database>::Row;
 pub(super) type DbConnection = <Db as sqlx::Database>::Connection;
+/// Opens a new writer connection (a server-side database can drop one).
+pub(super) type Reconnect = Box<dyn Fn() -> futures::future::BoxFuture<'static, Result<DbConnection>> + Send + Sync>;
 
 /// The change-feed kinds: what other nodes reload when an admin changed it.
 pub(super) const CHANGED_PLUGINS: &str = "plugins";
@@ -215,10 +217,17 @@ fn database(operation: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
 }
 
 impl SqlStore {
-    /// Starts the group-commit writer on `writer` (migrated already) beside the `readers`.
-    pub(super) fn start(writer: DbConnection, readers: DbPool, write_batch_rows: usize, sealing: Sealing) -> Self {
+    /// Starts the group-commit writer on `writer` (migrated already) beside the `readers`;
+    /// `reconnect` opens a new writer connection when the server dropped this one.
+    pub(super) fn start(
+        writer: DbConnection,
+        readers: DbPool,
+        write_batch_rows: usize,
+        sealing: Sealing,
+        reconnect: Option<Reconnect>,
+    ) -> Self {
         let (sender, receiver) = mpsc::channel(WRITER_QUEUE);
-        tokio::spawn(run_writer(writer, receiver, write_batch_rows));
+        tokio::spawn(run_writer(writer, receiver, write_batch_rows, reconnect));
         Self {
             writer: sender,
             readers,
@@ -800,7 +809,12 @@ fn count_accepted(classes: &[(Category, Priority)], outcomes: &[AcceptOutcome]) 
 
 /// The group-commit loop: takes every op waiting (up to `max_rows` rows), runs them in one
 /// transaction, commits, then answers each caller.
-async fn run_writer(mut connection: DbConnection, mut receiver: mpsc::Receiver<WriteOp>, max_rows: usize) {
+async fn run_writer(
+    mut connection: DbConnection,
+    mut receiver: mpsc::Receiver<WriteOp>,
+    max_rows: usize,
+    reconnect: Option<Reconnect>,
+) {
     let mut ops = Vec::new();
     while let Some(first) = receiver.recv().await {
         let mut rows = first.rows();
@@ -836,6 +850,13 @@ async fn run_writer(mut connection: DbConnection, mut receiver: mpsc::Receiver<W
             }
             Err(error) => {
                 tracing::error!(%error, ops = ops.len(), "store batch failed; every caller in it is told");
+                // The callers hear of the failure (nothing of the batch is assumed written);
+                // the next batch gets a working connection.
+                if let Some(reconnect) = &reconnect
+                    && connection.ping().await.is_err()
+                {
+                    connection = reopen(reconnect).await;
+                }
                 let message = error.to_string();
                 for op in ops.drain(..) {
                     answer(
@@ -846,6 +867,22 @@ async fn run_writer(mut connection: DbConnection, mut receiver: mpsc::Receiver<W
                         }),
                     );
                 }
+            }
+        }
+    }
+}
+
+/// Opens a new writer connection, trying again every second until the server answers.
+async fn reopen(reconnect: &Reconnect) -> DbConnection {
+    loop {
+        match reconnect().await {
+            Ok(connection) => {
+                tracing::info!("store writer reconnected");
+                return connection;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "store writer cannot reconnect; trying again in a second");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
             }
         }
     }

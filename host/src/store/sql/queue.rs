@@ -37,20 +37,24 @@ fn floors(limit: usize) -> [usize; 4] {
 pub const RESEND_GRACE_MS: i64 = 2_000;
 
 /// Due messages of one class, in queue order, among the shards `$6` holds a live lease on.
-/// PostgreSQL locks what it reads and skips rows another node's claim holds.
+/// On PostgreSQL the claim locks those shards' lease rows (`FOR UPDATE SKIP LOCKED`): claims
+/// of one shard never run at once, a takeover waits for a claim under way, and a shard whose
+/// row another node is changing is passed over this time. Message rows are not skipped when
+/// locked: skipping a recipient's earlier message would let a later one out first.
 static CANDIDATES: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
         "SELECT m.id FROM messages AS m \
          WHERE m.status IN ('accepted', 'queued', 'deferred', 'sending') \
            AND m.priority_rank = $1 AND m.due_at <= $2 AND (m.lease_until IS NULL OR m.lease_until < $2) \
            AND (m.status <> 'sending' OR m.updated_at <= $5) \
-           AND m.shard IN (SELECT l.shard FROM shard_leases AS l WHERE l.node_id = $6 AND l.expires_at > {now}) \
+           AND m.shard IN (SELECT l.shard FROM shard_leases AS l \
+               WHERE l.node_id = $6 AND l.expires_at > {now}{lock}) \
            AND NOT EXISTS (SELECT 1 FROM messages AS e \
                WHERE e.recipient = m.recipient AND e.priority_rank = m.priority_rank AND e.id < m.id \
                  AND e.status IN ('accepted', 'queued', 'deferred', 'sending') AND e.status <> 'deferred' \
                  AND (e.due_at > $2 OR e.lease_until >= $2 OR e.due_at > m.due_at \
                       OR (e.status = 'sending' AND e.updated_at > $5))) \
-         ORDER BY m.due_at, m.id LIMIT $3 OFFSET $4{lock}",
+         ORDER BY m.due_at, m.id LIMIT $3 OFFSET $4",
         now = super::dialect::NOW_MS,
         lock = super::dialect::FOR_UPDATE_SKIP_LOCKED,
     )
