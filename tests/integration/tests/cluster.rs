@@ -462,3 +462,86 @@ async fn three_nodes_together_keep_to_the_senders_rate() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// A plugin uploaded and activated through one node runs on every node within a second: the
+/// other node learns of it from the store's change feed and swaps its chain. Half the shards
+/// are the other node's, so messages to many recipients go through both chains.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plugin_activated_on_one_node_runs_on_every_node_within_a_second() -> anyhow::Result<()> {
+    let cluster = TestCluster::start(2, options(UNLIMITED)).await?;
+    wait_for_even_spread(&cluster.nodes[0], 2, Duration::from_secs(15)).await?;
+    let (first, second) = (&cluster.nodes[0], &cluster.nodes[1]);
+
+    let upload = first
+        .client
+        .post(format!("{}/v1/plugins/limits/versions", first.url))
+        .bearer_auth(wasp_integration::TOKEN)
+        .header("content-type", "application/wasm")
+        .body(std::fs::read(wasp_integration::plugin("button-limit")?)?)
+        .send()
+        .await?;
+    anyhow::ensure!(upload.status().as_u16() == 201, "upload: {}", upload.status());
+    let version = upload.json::<Value>().await?["version"].as_str().unwrap().to_owned();
+    let (status, view) = first
+        .call(
+            reqwest::Method::POST,
+            "/v1/plugins/limits/activate",
+            Some(json!({"version": version})),
+        )
+        .await?;
+    anyhow::ensure!(status == 200, "activate: {status} {view}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    // Five reply buttons are more than the plugin lets through: it turns them into a list.
+    let items: Vec<Value> = (0..24)
+        .map(|index| wasp_integration::buttons_message(&format!("+65913{index:05}"), 5, None))
+        .collect();
+    let (status, answer) = second.send_batch(&items).await?;
+    anyhow::ensure!(status == 202, "batch: {status} {answer}");
+    let ids: Vec<String> = answer["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|result| result["id"].as_str().unwrap().to_owned())
+        .collect();
+    let mut shards_seen = HashSet::new();
+    let deadline = Instant::now() + SETTLE;
+    for id in &ids {
+        let message = loop {
+            let message = second.message(id).await?;
+            if !matches!(
+                message["status"].as_str(),
+                Some("accepted" | "queued" | "deferred" | "sending")
+            ) {
+                break message;
+            }
+            anyhow::ensure!(Instant::now() < deadline, "message {id} not sent: {message:#}");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        };
+        anyhow::ensure!(
+            message["upstream"]["rewritten_by"] == json!(["limits"]),
+            "message {id} (shard {}) went out without the plugin: {message:#}",
+            message["shard"]
+        );
+        shards_seen.insert(message["shard"].as_u64().unwrap());
+    }
+    // Both nodes dispatched some of them: each one's chain had the plugin.
+    let view = first.cluster_view().await?;
+    let dispatched_by: HashSet<String> = shards_seen
+        .iter()
+        .flat_map(|shard| {
+            view["nodes"].as_array().unwrap().iter().filter_map(move |node| {
+                node["shards"]
+                    .as_array()?
+                    .iter()
+                    .any(|held| held.as_u64() == Some(*shard))
+                    .then(|| node["id"].as_str().unwrap().to_owned())
+            })
+        })
+        .collect();
+    anyhow::ensure!(
+        dispatched_by.len() == 2,
+        "all 24 messages were in one node's shards ({shards_seen:?}); the test proves nothing"
+    );
+    Ok(())
+}
