@@ -1,22 +1,34 @@
-//! `wasp bench`: the host, two Cloud API simulators and a load generator in one process, on a
-//! temporary SQLite database, measured in one run.
+//! `wasp bench`: one or several hosts, two Cloud API simulators and a load generator in one
+//! process, on a temporary SQLite database or a PostgreSQL schema of the bench's own, measured
+//! in one run.
 //!
 //! Phases: end-to-end throughput (batches over HTTP → policies → upstream → signed webhooks
 //! → `read`), accept-to-upstream latency at 50% and 90% of that maximum, webhook ingest
 //! (Meta-shaped POSTs of 1,000 statuses), failover (the preferred endpoint is shut down), and
 //! two baselines on the same cores: a bare reqwest client posting the same bodies to the
-//! simulator at the host's send concurrency, and a bare axum handler doing a group-commit
-//! SQLite insert per request.
+//! simulator at one host's send concurrency, and a bare axum handler doing a group-commit
+//! SQLite insert per request (a baseline of the machine: SQLite whatever `--store` says).
+//!
+//! Several nodes (`--nodes`, PostgreSQL only) are several hosts started in this process, each
+//! with its own port and `cluster.node_id`, sharing the database and the simulators; the
+//! simulators post their webhooks to node 1 and the load goes round-robin over the nodes.
+//! Measuring starts once `GET /v1/cluster` shows every node live and every shard held. On
+//! PostgreSQL the end-to-end phase is also counted in the database's own statistics
+//! (`pg_stat_database`, and `pg_stat_statements` when it is installed): transactions, row
+//! writes and statements per message, what the nodes pay to coordinate through the database.
 //!
 //! CPU: the simulators run on their own runtime (threads named `bench-sim`), the load
 //! generator on another (`bench-load`). The host's CPU is the process's CPU time
 //! (`/proc/self/stat`, which keeps the time of exited threads) minus the CPU time of those
-//! threads (`/proc/self/task/*/stat`), read before and after the end-to-end phase.
-//! Owns no part of the host; calls `app`, `config` and the simulator library.
+//! threads (`/proc/self/task/*/stat`), read before and after the end-to-end phase; with
+//! several nodes it is all of them, and on PostgreSQL it leaves the database server out.
+//! Owns no part of the host; calls `app`, `config` and the simulator library, and PostgreSQL
+//! directly only for its schema and statistics.
 
 use std::{
     collections::HashSet,
     path::{Path, PathBuf},
+    str::FromStr as _,
     sync::Arc,
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
@@ -25,6 +37,7 @@ use anyhow::{Context as _, bail};
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
+use sqlx::{ConnectOptions as _, Connection as _, PgConnection};
 use tokio::{
     runtime::Runtime,
     sync::{Semaphore, mpsc, oneshot},
@@ -52,6 +65,23 @@ const INSERT_REQUESTS: usize = 30_000;
 const INSERT_CONNECTIONS: usize = 64;
 /// Sends of the raw-upstream baseline.
 const UPSTREAM_REQUESTS: usize = 20_000;
+/// The PostgreSQL server of `--store postgres` when neither `--postgres-url` nor a postgres
+/// `WASP_DATABASE_URL` names one.
+const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+/// Read for the PostgreSQL server when `--postgres-url` is not given (a `sqlite:` value is
+/// passed over: it is the host's usual store, not a server).
+const DATABASE_URL_VARIABLE: &str = "WASP_DATABASE_URL";
+/// How long the nodes get to show up live and split the shards.
+const CLUSTER_READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long PostgreSQL may hold a backend's statistics back: a busy backend flushes them at
+/// most once a second, an idle one after `PGSTAT_IDLE_INTERVAL` (10 s in PostgreSQL 15), and
+/// `pg_stat_force_next_flush()` only flushes the backend that calls it, never the hosts'.
+const STATISTICS_SETTLE: Duration = Duration::from_millis(10_500);
+/// How long the idle nodes are watched after the settle, to take out what they do meanwhile
+/// (heartbeats, lease renewals, claim and change polls) from the end-to-end figures.
+const IDLE_WINDOW: Duration = Duration::from_secs(5);
+/// Tries at dropping the bench's schema while the hosts' last transactions hold its tables.
+const DROP_ATTEMPTS: usize = 5;
 
 /// Measure the host in one run: end-to-end throughput, accept-to-upstream latency, webhook
 /// ingest, failover, and the raw upstream and raw insert baselines.
@@ -75,6 +105,62 @@ pub struct BenchOptions {
     /// End with one JSON line of the figures instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// The hosts' store: `sqlite` (a temporary file) or `postgres` (a schema of the bench's
+    /// own on the server at `--postgres-url`, dropped at the end). Default: sqlite for one
+    /// node, postgres for several; `--store sqlite` with `--nodes` above 1 is refused.
+    #[arg(long, value_enum)]
+    pub store: Option<BenchStore>,
+    /// Hosts started in this process, sharing the database and splitting its shards. Above 1
+    /// needs PostgreSQL (and alone implies `--store postgres`).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub nodes: u16,
+    /// The PostgreSQL server of `--store postgres`. Default: `WASP_DATABASE_URL` when it is a
+    /// postgres URL, else postgres://postgres@127.0.0.1:5432/test.
+    #[arg(long)]
+    pub postgres_url: Option<String>,
+}
+
+/// The store `wasp bench` runs its hosts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchStore {
+    Sqlite,
+    Postgres,
+}
+
+impl BenchStore {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Sqlite => "sqlite",
+            Self::Postgres => "postgres",
+        }
+    }
+}
+
+impl BenchOptions {
+    /// The store asked for, or the one the node count implies; several nodes on SQLite is
+    /// refused, as a file is one node's.
+    fn resolved_store(&self) -> anyhow::Result<BenchStore> {
+        match (self.store, self.nodes) {
+            (Some(BenchStore::Sqlite), nodes) if nodes > 1 => bail!(
+                "--nodes {nodes} needs --store postgres: a SQLite file is one node's (drop --store sqlite, or run --nodes 1)"
+            ),
+            (Some(store), _) => Ok(store),
+            (None, 1) => Ok(BenchStore::Sqlite),
+            (None, _) => Ok(BenchStore::Postgres),
+        }
+    }
+
+    /// `--postgres-url`, else a postgres `WASP_DATABASE_URL`, else the local server.
+    fn postgres_server(&self) -> String {
+        self.postgres_url
+            .clone()
+            .or_else(|| {
+                std::env::var(DATABASE_URL_VARIABLE)
+                    .ok()
+                    .filter(|url| url.starts_with("postgres:") || url.starts_with("postgresql:"))
+            })
+            .unwrap_or_else(|| DEFAULT_POSTGRES_URL.to_owned())
+    }
 }
 
 /// The figures of one run.
@@ -82,6 +168,9 @@ pub struct BenchOptions {
 pub struct BenchReport {
     pub messages: usize,
     pub plugins: Vec<String>,
+    /// `sqlite` or `postgres`.
+    pub store: &'static str,
+    pub nodes: u16,
     pub e2e_msgs_per_s: f64,
     pub baseline_msgs_per_s: f64,
     pub baseline_insert_per_s: f64,
@@ -94,15 +183,45 @@ pub struct BenchReport {
     pub webhook_events_per_s: f64,
     pub failover_ms: Option<f64>,
     pub cpu_us_per_msg: f64,
+    /// PostgreSQL transactions (committed and rolled back) in the bench's database over the
+    /// end-to-end phase, per message of the phase.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub postgres_transactions_per_message: Option<f64>,
+    /// Rows inserted, updated and deleted in the bench's database over the end-to-end phase,
+    /// per message of the phase.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub postgres_row_writes_per_message: Option<f64>,
+    /// Statements run in the bench's database over the end-to-end phase, per message; only
+    /// where `pg_stat_statements` answers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub postgres_statements_per_message: Option<f64>,
+    /// Why there is no statement count, for the table.
+    #[serde(skip)]
+    pub postgres_statements_missing: Option<String>,
+    /// Whether someone else wrote to the database during the phase, for the table.
+    #[serde(skip)]
+    pub postgres_interference: Option<String>,
 }
 
 /// Runs every phase and prints the table (or, with `--json`, one JSON line at the end).
 pub async fn run(options: BenchOptions) -> anyhow::Result<BenchReport> {
+    let store = options.resolved_store()?;
     let sim_runtime = named_runtime("bench-sim", 1)?;
     let load_runtime = named_runtime("bench-load", 2)?;
-    let result = run_phases(&options, &sim_runtime, &load_runtime).await;
+    let mut database = match store {
+        BenchStore::Sqlite => None,
+        BenchStore::Postgres => Some(BenchDatabase::create(&options.postgres_server()).await?),
+    };
+    let result = run_phases(&options, store, database.as_mut(), &sim_runtime, &load_runtime).await;
     sim_runtime.shutdown_background();
     load_runtime.shutdown_background();
+    if let Some(database) = database {
+        let schema = database.schema.clone();
+        if let Err(error) = database.drop_schema().await {
+            // The figures stand; the schema is left for whoever reads this.
+            tracing::warn!(%schema, error = %format!("{error:#}"), "the bench's schema was not dropped");
+        }
+    }
     let report = result?;
     if options.json {
         println!("{}", serde_json::to_string(&report)?);
@@ -128,14 +247,29 @@ fn progress(options: &BenchOptions, phase: &str) {
     }
 }
 
+/// `count` different ports free now, for the hosts to listen on.
+fn free_ports(count: u16) -> anyhow::Result<Vec<u16>> {
+    // Every listener stays open until all are found, so no port comes back twice.
+    let listeners = (0..count)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port"))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    listeners
+        .iter()
+        .map(|listener| Ok(listener.local_addr()?.port()))
+        .collect()
+}
+
 async fn run_phases(
     options: &BenchOptions,
+    store: BenchStore,
+    mut database: Option<&mut BenchDatabase>,
     sim_runtime: &Runtime,
     load_runtime: &Runtime,
 ) -> anyhow::Result<BenchReport> {
     let data_dir = tempfile::tempdir().context("creating a temporary data directory")?;
-    let host_port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let host_url = format!("http://127.0.0.1:{host_port}");
+    let ports = free_ports(options.nodes)?;
+    let host_urls: Vec<String> = ports.iter().map(|port| format!("http://127.0.0.1:{port}")).collect();
+    let host_url = host_urls[0].clone();
     let simulator_config = SimulatorConfig {
         access_token: Some(CLOUD_TOKEN.into()),
         app_secret: APP_SECRET.into(),
@@ -151,35 +285,55 @@ async fn run_phases(
     let preferred = start_simulator(sim_runtime, simulator_config.clone()).await?;
     let standby = start_simulator(sim_runtime, simulator_config.clone()).await?;
 
-    let mut config = Config::load(None)?;
-    config.server.listen = format!("127.0.0.1:{host_port}");
-    config.server.admin_token = Some(ADMIN_TOKEN.into());
-    config.webhook.app_secret = Some(APP_SECRET.into());
-    config.store.database_url = format!("sqlite://{}", data_dir.path().join("wasp.db").display());
-    config.policy.plugins_dir = if options.plugins.is_empty() {
+    let database_url = match &database {
+        Some(database) => database.url.clone(),
+        None => format!("sqlite://{}", data_dir.path().join("wasp.db").display()),
+    };
+    let plugins_dir = if options.plugins.is_empty() {
         // An empty chain would load every component in the directory: point at an empty one.
         let empty = data_dir.path().join("no-plugins");
         std::fs::create_dir_all(&empty)?;
-        empty.display().to_string()
+        empty
     } else {
-        options.plugins_dir.display().to_string()
+        options.plugins_dir.clone()
     };
-    config.policy.compiled_cache_dir = data_dir.path().join("compiled").display().to_string();
-    config.policy.plugins = chain(&options.plugins_dir, &options.plugins)?;
-    config.channel.cloud_api.base_urls = vec![preferred.base_url(), standby.base_url()];
-    config.channel.cloud_api.access_token = Some(CLOUD_TOKEN.into());
-    // The simulator takes whatever pace it is given: the sender limit would only measure
-    // itself. Recipients are all different, so the pair limit never binds.
-    config.channel.cloud_api.messages_per_second = 0;
-    config.dispatch.max_backlog = u64::MAX;
-    let send_concurrency = config.dispatch.workers * config.dispatch.sends_in_flight_per_worker;
-    let (stop, stopped) = oneshot::channel::<()>();
-    let host = app::start(config, async {
-        if stopped.await.is_err() {
-            tracing::debug!("bench dropped its stop handle");
-        }
-    })
-    .await?;
+    let mut hosts = Vec::new();
+    let mut stops = Vec::new();
+    let mut send_concurrency = 0;
+    // One after the other: each node's start bootstraps the plugin chain into the shared
+    // database, and a node that finds it there has nothing to write.
+    for (index, port) in ports.iter().enumerate() {
+        let mut config = Config::load(None)?;
+        config.server.listen = format!("127.0.0.1:{port}");
+        config.server.admin_token = Some(ADMIN_TOKEN.into());
+        config.webhook.app_secret = Some(APP_SECRET.into());
+        config.store.database_url = database_url.clone();
+        config.cluster.node_id = format!("bench-{}", index + 1);
+        config.policy.plugins_dir = plugins_dir.display().to_string();
+        config.policy.compiled_cache_dir = data_dir
+            .path()
+            .join(format!("compiled-{}", index + 1))
+            .display()
+            .to_string();
+        config.policy.plugins = chain(&options.plugins_dir, &options.plugins)?;
+        config.channel.cloud_api.base_urls = vec![preferred.base_url(), standby.base_url()];
+        config.channel.cloud_api.access_token = Some(CLOUD_TOKEN.into());
+        // The simulator takes whatever pace it is given: the sender limit would only measure
+        // itself. Recipients are all different, so the pair limit never binds.
+        config.channel.cloud_api.messages_per_second = 0;
+        config.dispatch.max_backlog = u64::MAX;
+        send_concurrency = config.dispatch.workers * config.dispatch.sends_in_flight_per_worker;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let host = app::start(config, async {
+            if stopped.await.is_err() {
+                tracing::debug!("bench dropped its stop handle");
+            }
+        })
+        .await
+        .with_context(|| format!("starting node bench-{}", index + 1))?;
+        hosts.push(host);
+        stops.push(stop);
+    }
     // One client per runtime: a pooled connection is driven by the runtime that opened it,
     // so the load's connections must never be opened (or reused) from the host's runtime.
     let client = reqwest::Client::builder()
@@ -187,15 +341,19 @@ async fn run_phases(
         .tcp_nodelay(true)
         .build()?;
     let reader = reqwest::Client::builder().tcp_nodelay(true).build()?;
+    wait_for_cluster(&reader, &host_url, options.nodes).await?;
     let load = Load {
         client: client.clone(),
-        url: host_url.clone(),
+        urls: host_urls.into(),
+        next: Arc::default(),
         batch_size: options.batch_size.clamp(1, 1_000),
         connections: options.connections.max(1),
     };
     let mut report = BenchReport {
         messages: options.messages,
         plugins: options.plugins.clone(),
+        store: store.name(),
+        nodes: options.nodes,
         ..BenchReport::default()
     };
     let mut sequence = 0usize;
@@ -210,6 +368,14 @@ async fn run_phases(
     wait_statuses(&preferred, 3 * 2_000, Duration::from_secs(60), None).await?;
 
     progress(options, "end to end");
+    let statistics_before = match database.as_deref_mut() {
+        Some(database) => {
+            // The warm-up's statistics reach the counters first, so they stay out of the phase.
+            tokio::time::sleep(STATISTICS_SETTLE).await;
+            Some(database.sample().await?)
+        }
+        None => None,
+    };
     let statuses_before = preferred.counters().webhook_statuses;
     let cpu_before = CpuSample::read()?;
     let started = Instant::now();
@@ -231,6 +397,10 @@ async fn run_phases(
     let cpu_after = CpuSample::read()?;
     report.e2e_msgs_per_s = per_second(count, elapsed);
     report.cpu_us_per_msg = cpu_after.host_us_since(&cpu_before) / count.max(1) as f64;
+    if let (Some(database), Some(before)) = (database, statistics_before) {
+        progress(options, "end to end: reading PostgreSQL's statistics");
+        database.coordination(&before, count, &mut report).await?;
+    }
 
     for (share, label) in [(0.5, "50%"), (0.9, "90%")] {
         progress(options, &format!("latency at {label} of the maximum"));
@@ -262,7 +432,8 @@ async fn run_phases(
     report.webhook_events_per_s = webhook_phase(&preferred, &load, load_runtime, &mut sequence).await?;
 
     progress(options, "failover");
-    report.failover_ms = failover_phase(preferred, &standby, &host.channel, &load, load_runtime, &mut sequence).await?;
+    let channels: Vec<Arc<crate::channel::CloudApi>> = hosts.iter().map(|host| host.channel.clone()).collect();
+    report.failover_ms = failover_phase(preferred, &standby, &channels, &load, load_runtime, &mut sequence).await?;
 
     progress(options, "baseline: raw upstream sends");
     standby.set_config(|config| config.webhook_url = None);
@@ -272,16 +443,62 @@ async fn run_phases(
         .spawn(async move { raw_upstream(upstream_client, upstream, send_concurrency).await })
         .await??;
 
-    progress(options, "baseline: raw durable inserts");
+    progress(options, "baseline: raw durable inserts (SQLite, whatever the store)");
     report.baseline_insert_per_s = raw_inserts(data_dir.path(), &client, load_runtime).await?;
     drop(reader);
 
-    if stop.send(()).is_err() {
-        tracing::debug!("the host had already stopped");
+    for stop in stops {
+        if stop.send(()).is_err() {
+            tracing::debug!("a host had already stopped");
+        }
     }
-    host.server.await.context("the host task failed")??;
+    for (index, host) in hosts.into_iter().enumerate() {
+        host.server
+            .await
+            .with_context(|| format!("the task of node bench-{} failed", index + 1))??;
+    }
     standby.shutdown().await;
     Ok(report)
+}
+
+/// Waits until `GET /v1/cluster` on `url` shows `nodes` live nodes, each holding shards, and
+/// no shard without a holder: before that, some messages would wait for a lease.
+async fn wait_for_cluster(client: &reqwest::Client, url: &str, nodes: u16) -> anyhow::Result<()> {
+    let deadline = Instant::now() + CLUSTER_READY_TIMEOUT;
+    loop {
+        let view: Value = client
+            .get(format!("{url}/v1/cluster"))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .context("asking node bench-1 for GET /v1/cluster")?
+            .error_for_status()
+            .context("GET /v1/cluster on node bench-1")?
+            .json()
+            .await
+            .context("reading GET /v1/cluster on node bench-1")?;
+        let live_holding = view["nodes"]
+            .as_array()
+            .map(|listed| {
+                listed
+                    .iter()
+                    .filter(|node| {
+                        node["live"] == true && node["shards"].as_array().is_some_and(|shards| !shards.is_empty())
+                    })
+                    .count()
+            })
+            .unwrap_or_default();
+        let unowned = view["unowned_shards"].as_array().map_or(usize::MAX, Vec::len);
+        if live_holding == usize::from(nodes) && unowned == 0 {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "the cluster did not settle in {CLUSTER_READY_TIMEOUT:?}: {live_holding} of {nodes} nodes live with shards, {unowned} shards unowned: {view}"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 async fn start_simulator(runtime: &Runtime, config: SimulatorConfig) -> anyhow::Result<RunningSimulator> {
@@ -361,11 +578,15 @@ async fn wait_statuses(
     }
 }
 
-/// The load generator: batches of text messages, one recipient each.
+/// The load generator: batches of text messages, one recipient each, round-robin over the
+/// nodes.
 #[derive(Clone)]
 struct Load {
     client: reqwest::Client,
-    url: String,
+    /// Each node's base URL.
+    urls: Arc<[String]>,
+    /// The request count, which picks the next node.
+    next: Arc<std::sync::atomic::AtomicUsize>,
     batch_size: usize,
     connections: usize,
 }
@@ -379,13 +600,19 @@ fn bench_message(sequence: usize, tag: &str) -> Value {
 }
 
 impl Load {
+    /// The base URL of the node the next request goes to.
+    fn next_url(&self) -> &str {
+        let turn = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        &self.urls[turn % self.urls.len()]
+    }
+
     async fn post_batch(&self, from: usize, count: usize, tag: &str) -> anyhow::Result<Vec<String>> {
         let messages: Vec<Value> = (from..from + count)
             .map(|sequence| bench_message(sequence, tag))
             .collect();
         let response = self
             .client
-            .post(format!("{}/v1/messages/batch", self.url))
+            .post(format!("{}/v1/messages/batch", self.next_url()))
             .bearer_auth(ADMIN_TOKEN)
             .json(&json!({"messages": messages}))
             .send()
@@ -561,7 +788,7 @@ async fn webhook_phase(
     }
     let events = sent.len() * 2;
     let client = load.client.clone();
-    let url = format!("{}/webhooks/whatsapp", load.url);
+    let load = load.clone();
     let elapsed = load_runtime
         .spawn(async move {
             let started = Instant::now();
@@ -570,7 +797,8 @@ async fn webhook_phase(
             for body in bodies {
                 let permit = gate.clone().acquire_owned().await?;
                 let client = client.clone();
-                let url = url.clone();
+                // Any node takes Meta's webhooks: they go round-robin like the API calls.
+                let url = format!("{}/webhooks/whatsapp", load.next_url());
                 tasks.push(tokio::spawn(async move {
                     let signature = sign(&body);
                     let status = client
@@ -606,16 +834,17 @@ fn sign(body: &[u8]) -> String {
 }
 
 /// Shuts the preferred endpoint down under load and measures from the first failed request
-/// on it to the first message the standby accepted after that.
+/// on it (the earliest of the nodes' trips) to the first message the standby accepted after
+/// that.
 async fn failover_phase(
     preferred: RunningSimulator,
     standby: &RunningSimulator,
-    channel: &crate::channel::CloudApi,
+    channels: &[Arc<crate::channel::CloudApi>],
     load: &Load,
     load_runtime: &Runtime,
     sequence: &mut usize,
 ) -> anyhow::Result<Option<f64>> {
-    let trips_before = channel.failover_stats().trips;
+    let trips_before: Vec<u64> = channels.iter().map(|channel| channel.failover_stats().trips).collect();
     let standby_before = standby.counters().accepted;
     let sender = load.clone();
     let from = *sequence;
@@ -635,11 +864,17 @@ async fn failover_phase(
         anyhow::ensure!(Instant::now() < deadline, "nothing reached the standby endpoint");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let stats = channel.failover_stats();
-    if stats.trips == trips_before {
+    let Some(tripped_us) = channels
+        .iter()
+        .zip(&trips_before)
+        .filter_map(|(channel, before)| {
+            let stats = channel.failover_stats();
+            (stats.trips > *before).then_some(stats.last_trip_unix_us)
+        })
+        .min()
+    else {
         return Ok(None);
-    }
-    let tripped_us = stats.last_trip_unix_us;
+    };
     let first_after = standby
         .sent()
         .iter()
@@ -797,6 +1032,220 @@ async fn raw_inserts(directory: &Path, client: &reqwest::Client, load_runtime: &
     Ok(rate)
 }
 
+/// The bench's own PostgreSQL schema, and the connection that made it: it reads the
+/// database's statistics and drops the schema at the end.
+struct BenchDatabase {
+    connection: PgConnection,
+    schema: String,
+    /// What the hosts connect with: the server's URL with the schema as search path.
+    url: String,
+    /// Whether `pg_stat_force_next_flush()` exists (PostgreSQL 15 and later).
+    can_flush: bool,
+    /// Why `pg_stat_statements` gives no figure, if it does not.
+    statements_missing: Option<String>,
+}
+
+/// The database's cumulative counters at one moment.
+#[derive(Debug, Clone, Copy)]
+struct Statistics {
+    at: Instant,
+    transactions: i64,
+    row_writes: i64,
+    /// Row writes to the bench's schema alone, to see whether anyone else wrote meanwhile.
+    schema_row_writes: i64,
+    statements: Option<i64>,
+}
+
+impl BenchDatabase {
+    async fn create(server: &str) -> anyhow::Result<Self> {
+        let shown = masked(server);
+        // Dropping the schema waits for the hosts' last transactions: expected, not worth a
+        // slow-statement warning.
+        let connect = sqlx::postgres::PgConnectOptions::from_str(server)
+            .with_context(|| format!("reading the PostgreSQL URL {shown}"))?
+            .log_slow_statements(tracing::log::LevelFilter::Debug, Duration::from_secs(1));
+        let mut connection = PgConnection::connect_with(&connect)
+            .await
+            .with_context(|| format!("connecting to PostgreSQL at {shown} (--postgres-url)"))?;
+        let schema = format!("wasp_bench_{}", uuid::Uuid::new_v4().simple());
+        sqlx::query(&format!("CREATE SCHEMA {schema}"))
+            .execute(&mut connection)
+            .await
+            .with_context(|| format!("creating the schema {schema} at {shown}"))?;
+        let mut database = Self {
+            connection,
+            url: with_search_path(server, &schema),
+            schema,
+            can_flush: false,
+            statements_missing: None,
+        };
+        // The hosts' background tasks still use the schema when it is dropped: wait for
+        // their short transactions, not for ever.
+        sqlx::query("SET lock_timeout = '10s'")
+            .execute(&mut database.connection)
+            .await
+            .context("setting the bench connection's lock_timeout")?;
+        database.can_flush = sqlx::query_scalar::<_, bool>("SELECT to_regproc('pg_stat_force_next_flush') IS NOT NULL")
+            .fetch_one(&mut database.connection)
+            .await
+            .context("looking for pg_stat_force_next_flush")?;
+        database.statements_missing = database.probe_statements().await;
+        Ok(database)
+    }
+
+    /// Why `pg_stat_statements` cannot count the bench's statements, or none if it can.
+    async fn probe_statements(&mut self) -> Option<String> {
+        let exists = sqlx::query_scalar::<_, bool>("SELECT to_regclass('pg_stat_statements') IS NOT NULL")
+            .fetch_one(&mut self.connection)
+            .await;
+        match exists {
+            Ok(true) => match self.statements().await {
+                Ok(_) => None,
+                Err(error) => Some(format!("pg_stat_statements does not answer: {error}")),
+            },
+            Ok(false) => Some(
+                "no pg_stat_statements view in this database (it needs shared_preload_libraries and CREATE EXTENSION)"
+                    .to_owned(),
+            ),
+            Err(error) => Some(format!("looking for pg_stat_statements failed: {error}")),
+        }
+    }
+
+    async fn statements(&mut self) -> Result<i64, sqlx::Error> {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT COALESCE(SUM(calls), 0)::bigint FROM pg_stat_statements \
+             WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())",
+        )
+        .fetch_one(&mut self.connection)
+        .await
+    }
+
+    async fn sample(&mut self) -> anyhow::Result<Statistics> {
+        if self.can_flush {
+            // This connection's own counts; the hosts' backends flush theirs themselves.
+            sqlx::query("SELECT pg_stat_force_next_flush()")
+                .execute(&mut self.connection)
+                .await
+                .context("flushing the bench connection's statistics")?;
+        }
+        let (transactions, row_writes): (i64, i64) = sqlx::query_as(
+            "SELECT (xact_commit + xact_rollback)::bigint, (tup_inserted + tup_updated + tup_deleted)::bigint \
+             FROM pg_stat_database WHERE datname = current_database()",
+        )
+        .fetch_one(&mut self.connection)
+        .await
+        .context("reading pg_stat_database")?;
+        let schema_row_writes: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(SUM(n_tup_ins + n_tup_upd + n_tup_del), 0)::bigint FROM pg_stat_user_tables \
+             WHERE schemaname = $1",
+        )
+        .bind(&self.schema)
+        .fetch_one(&mut self.connection)
+        .await
+        .with_context(|| format!("reading pg_stat_user_tables of {}", self.schema))?;
+        let statements = if self.statements_missing.is_none() {
+            Some(self.statements().await.context("reading pg_stat_statements")?)
+        } else {
+            None
+        };
+        Ok(Statistics {
+            at: Instant::now(),
+            transactions,
+            row_writes,
+            schema_row_writes,
+            statements,
+        })
+    }
+
+    /// The end-to-end phase's figures from `before` (taken as it started) to now: waits for
+    /// the hosts' statistics to reach the counters, then watches the idle nodes for
+    /// [`IDLE_WINDOW`] and takes what they do idle over the wait out of the counts.
+    async fn coordination(
+        &mut self,
+        before: &Statistics,
+        messages: usize,
+        report: &mut BenchReport,
+    ) -> anyhow::Result<()> {
+        let phase_end = Instant::now();
+        tokio::time::sleep(STATISTICS_SETTLE).await;
+        let after = self.sample().await?;
+        tokio::time::sleep(IDLE_WINDOW).await;
+        let idle = self.sample().await?;
+        let waited = after.at.duration_since(phase_end).as_secs_f64();
+        let watched = idle.at.duration_since(after.at).as_secs_f64().max(1e-3);
+        let messages = messages.max(1) as f64;
+        let per_message = |before: i64, after: i64, idle: i64| {
+            let idle_rate = (idle - after) as f64 / watched;
+            ((after - before) as f64 - idle_rate * waited).max(0.0) / messages
+        };
+        report.postgres_transactions_per_message =
+            Some(per_message(before.transactions, after.transactions, idle.transactions));
+        report.postgres_row_writes_per_message =
+            Some(per_message(before.row_writes, after.row_writes, idle.row_writes));
+        if let (Some(before), Some(after), Some(idle)) = (before.statements, after.statements, idle.statements) {
+            report.postgres_statements_per_message = Some(per_message(before, after, idle));
+        }
+        report.postgres_statements_missing = self.statements_missing.clone();
+        // The database's counters are everyone's: other clients' writes show up as writes
+        // outside the schema (catalogs and temporary tables aside, which the hosts do not
+        // touch on the hot path).
+        let database_writes = after.row_writes - before.row_writes;
+        let schema_writes = after.schema_row_writes - before.schema_row_writes;
+        let outside = database_writes - schema_writes;
+        if outside as f64 > 0.05 * schema_writes.max(1) as f64 + 100.0 {
+            report.postgres_interference = Some(format!(
+                "{outside} of the {database_writes} row writes in the database over the phase were outside {}: another client was busy, the PostgreSQL figures include its work",
+                self.schema
+            ));
+        }
+        Ok(())
+    }
+
+    async fn drop_schema(mut self) -> anyhow::Result<()> {
+        let statement = format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema);
+        let mut attempt = 1;
+        loop {
+            match sqlx::query(&statement).execute(&mut self.connection).await {
+                Ok(_) => break,
+                // The stopped hosts' background tasks still run transactions on the schema's
+                // tables, and the drop locks them all: a deadlock (`40P01`) or lock timeout
+                // (`55P03`) with one of them is tried again.
+                Err(sqlx::Error::Database(error))
+                    if attempt < DROP_ATTEMPTS && matches!(error.code().as_deref(), Some("40P01" | "55P03")) =>
+                {
+                    tracing::debug!(%error, attempt, schema = %self.schema, "dropping the bench's schema again");
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(error) => {
+                    return Err(error).with_context(|| format!("dropping the schema {}", self.schema));
+                }
+            }
+        }
+        self.connection.close().await.context("closing the bench connection")
+    }
+}
+
+/// `server` with `schema` as the search path of every connection made with it.
+fn with_search_path(server: &str, schema: &str) -> String {
+    let separator = if server.contains('?') { '&' } else { '?' };
+    format!("{server}{separator}options=-c%20search_path%3D{schema}")
+}
+
+/// `url` with its password hidden, for messages.
+fn masked(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            if parsed.set_password(Some("****")).is_err() {
+                return "(a URL that cannot be shown)".to_owned();
+            }
+            parsed.to_string()
+        }
+        Ok(_) => url.to_owned(),
+        Err(_) => "(an unparsable URL)".to_owned(),
+    }
+}
+
 /// CPU time of the whole process and of the simulator and load threads, in clock ticks.
 struct CpuSample {
     process: u64,
@@ -847,7 +1296,7 @@ fn print_table(report: &BenchReport) {
         .failover_ms
         .map_or_else(|| "n/a".to_owned(), |ms| format!("{ms:.1}"));
     println!(
-        "\nwasp bench: {} messages, plugins: {}\n\
+        "\nwasp bench: {} messages, plugins: {}, store: {}, nodes: {}\n\
          \n  {:<44} {:>12}\
          \n  {:<44} {:>12.0}\
          \n  {:<44} {:>12.0}\
@@ -863,13 +1312,15 @@ fn print_table(report: &BenchReport) {
         } else {
             report.plugins.join(", ")
         },
+        report.store,
+        report.nodes,
         "figure",
         "value",
         "end to end, messages/s (accept → read)",
         report.e2e_msgs_per_s,
         "baseline: raw upstream sends/s",
         report.baseline_msgs_per_s,
-        "baseline: raw durable inserts/s",
+        "baseline: raw durable inserts/s (SQLite)",
         report.baseline_insert_per_s,
         "accept → upstream ms p50/p95/p99 at 50%",
         format!(
@@ -892,6 +1343,33 @@ fn print_table(report: &BenchReport) {
         "host CPU µs per message",
         report.cpu_us_per_msg,
     );
+    if report.store == BenchStore::Postgres.name() {
+        print_coordination(report);
+    }
+}
+
+/// What the end-to-end phase cost in the database, per message.
+fn print_coordination(report: &BenchReport) {
+    let figure = |value: Option<f64>| value.map_or_else(|| "n/a".to_owned(), |value| format!("{value:.2}"));
+    println!(
+        "  PostgreSQL over the end-to-end phase, per message (host CPU above leaves the server out)\n\
+         \n  {:<44} {:>12}\
+         \n  {:<44} {:>12}\
+         \n  {:<44} {:>12}",
+        "transactions (committed + rolled back)",
+        figure(report.postgres_transactions_per_message),
+        "row writes (inserted + updated + deleted)",
+        figure(report.postgres_row_writes_per_message),
+        "statements (pg_stat_statements)",
+        figure(report.postgres_statements_per_message),
+    );
+    if let Some(reason) = &report.postgres_statements_missing {
+        println!("  no statement count: {reason}");
+    }
+    if let Some(warning) = &report.postgres_interference {
+        println!("  warning: {warning}");
+    }
+    println!();
 }
 
 #[cfg(test)]
@@ -908,6 +1386,53 @@ mod tests {
         let (name, _) = stat_ticks("1 (a (b) c) R 1 2 3 4 5 6 7 8 9 10 1 1 0").unwrap();
         assert_eq!(name, "a (b) c");
         assert!(CpuSample::read().is_ok());
+    }
+
+    fn options(arguments: &[&str]) -> BenchOptions {
+        #[derive(clap::Parser)]
+        struct Command {
+            #[command(flatten)]
+            options: BenchOptions,
+        }
+        let mut line = vec!["bench"];
+        line.extend_from_slice(arguments);
+        <Command as clap::Parser>::try_parse_from(line).unwrap().options
+    }
+
+    #[test]
+    fn several_nodes_need_postgres_and_imply_it() {
+        assert_eq!(options(&[]).resolved_store().unwrap(), BenchStore::Sqlite);
+        assert_eq!(
+            options(&["--nodes", "3"]).resolved_store().unwrap(),
+            BenchStore::Postgres
+        );
+        assert_eq!(
+            options(&["--store", "postgres"]).resolved_store().unwrap(),
+            BenchStore::Postgres
+        );
+        let refused = options(&["--store", "sqlite", "--nodes", "2"])
+            .resolved_store()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            refused.contains("--nodes 2") && refused.contains("--store postgres"),
+            "{refused}"
+        );
+        assert_eq!(
+            options(&["--postgres-url", "postgres://elsewhere/db"]).postgres_server(),
+            "postgres://elsewhere/db"
+        );
+    }
+
+    #[test]
+    fn the_schema_rides_in_the_url_and_passwords_stay_hidden() {
+        assert_eq!(
+            with_search_path("postgres://postgres@127.0.0.1:5432/test", "wasp_bench_1"),
+            "postgres://postgres@127.0.0.1:5432/test?options=-c%20search_path%3Dwasp_bench_1"
+        );
+        assert!(with_search_path("postgres://h/test?sslmode=disable", "s").ends_with("&options=-c%20search_path%3Ds"));
+        assert_eq!(masked("postgres://user:secret@h/test"), "postgres://user:****@h/test");
+        assert_eq!(masked("postgres://user@h/test"), "postgres://user@h/test");
     }
 
     #[test]
