@@ -44,6 +44,8 @@ pub struct Cluster {
     ttl: Duration,
     renew_every: Duration,
     holding: RwLock<Holding>,
+    /// Set once the node left: the renewals stop, so it does not take its shards back.
+    left: std::sync::atomic::AtomicBool,
 }
 
 impl Cluster {
@@ -78,6 +80,7 @@ impl Cluster {
             ttl: Duration::from_millis(config.lease_ttl_ms),
             renew_every: Duration::from_millis(config.renew_interval_ms),
             holding: RwLock::new(Holding::default()),
+            left: std::sync::atomic::AtomicBool::new(false),
         });
         if !cluster.store.is_shared() {
             // A SQLite file is one node's: whoever held it before is gone (a restart), so its
@@ -105,6 +108,9 @@ impl Cluster {
             ticker.tick().await;
             loop {
                 ticker.tick().await;
+                if cluster.left.load(std::sync::atomic::Ordering::SeqCst) {
+                    return;
+                }
                 if let Err(error) = cluster.round().await {
                     // The leases run to their deadline and are then no longer used here.
                     tracing::warn!(%error, node = %cluster.node.id, "renewing the shard leases failed");
@@ -249,6 +255,7 @@ impl Cluster {
     /// Gives every shard up and leaves, so the other nodes take over without waiting for the
     /// TTL (on a clean shutdown, after the in-flight sends drained).
     pub async fn leave(&self) {
+        self.left.store(true, std::sync::atomic::Ordering::SeqCst);
         self.write().leases.clear();
         if let Err(error) = self.store.leave_cluster(&self.node.id).await {
             tracing::warn!(%error, node = %self.node.id, "leaving the cluster failed; the leases run out instead");

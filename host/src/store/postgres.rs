@@ -63,6 +63,7 @@ pub async fn open(url: &str, write_batch_rows: usize, sealing: Sealing) -> Resul
                 })
         })
     });
+    keep_statistics(readers.clone());
     Ok(PgStore::start(
         writer,
         readers,
@@ -70,6 +71,41 @@ pub async fn open(url: &str, write_batch_rows: usize, sealing: Sealing) -> Resul
         sealing,
         Some(reconnect),
     ))
+}
+
+/// How often the message table's statistics are looked at.
+const STATISTICS_CHECK: Duration = Duration::from_secs(5);
+
+/// Keeps the planner's statistics of `messages` current. The claim's plan depends on them: on
+/// a table that grew from nothing faster than autovacuum looks (once a minute), PostgreSQL
+/// still believes it empty and picks a plan that reads every pending row for every candidate
+/// (seconds instead of milliseconds at 20,000 pending). So once a tenth of the rows (and at
+/// least a thousand) changed since the last `ANALYZE`, this runs one. Every node may; a
+/// second one at the same time waits for the first.
+fn keep_statistics(readers: sqlx::PgPool) {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(STATISTICS_CHECK);
+        loop {
+            ticker.tick().await;
+            let changed: Result<Option<(i64, i64)>, sqlx::Error> = sqlx::query_as(
+                "SELECT COALESCE(n_mod_since_analyze, 0), COALESCE(n_live_tup, 0) FROM pg_stat_user_tables \
+                 WHERE relname = 'messages' AND schemaname = current_schema()",
+            )
+            .fetch_optional(&readers)
+            .await;
+            match changed {
+                Ok(Some((modified, live))) if modified > 1_000 + live / 10 => {
+                    if let Err(error) = sqlx::query("ANALYZE messages").execute(&readers).await {
+                        tracing::warn!(%error, "refreshing the message table's statistics failed");
+                    } else {
+                        tracing::debug!(modified, live, "message table statistics refreshed");
+                    }
+                }
+                Ok(_) => {}
+                Err(error) => tracing::debug!(%error, "reading the message table's statistics failed"),
+            }
+        }
+    });
 }
 
 /// Wakes `wake` whenever any node commits new messages, so a shard's holder sends them without
@@ -107,6 +143,8 @@ mod dialect {
     /// Tells every node's dispatcher that messages were accepted (delivered on commit, once
     /// per group commit).
     pub const NOTIFY_WORK: &str = "NOTIFY wasp_work";
+    /// Whether writes may run beside the writer's: lease rounds run beside the group commit, on a connection of their own.
+    pub const CONCURRENT_WRITERS: bool = true;
     /// The database's clock in Unix milliseconds: one clock for every node.
     pub const NOW_MS: &str = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)";
     /// `tags` (a JSON array stored as text) holds the bound value.

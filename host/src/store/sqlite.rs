@@ -71,6 +71,8 @@ mod dialect {
     pub const FOR_SHARE: &str = "";
     /// Tells other nodes' dispatchers of new work: a SQLite file has no other nodes.
     pub const NOTIFY_WORK: &str = "";
+    /// Whether writes may run beside the writer's: one writer at a time: lease rounds join the group commit.
+    pub const CONCURRENT_WRITERS: bool = false;
     /// The database's clock in Unix milliseconds.
     pub const NOW_MS: &str = "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)";
     /// `tags` (a JSON array stored as text) holds the bound value: a cheap `instr` sieve on

@@ -109,6 +109,25 @@ pub(super) async fn renew_leases(
         .await
         .map_err(database(OPERATION))?;
 
+    // The leases this node holds and renews (the rest it takes over, or cannot take).
+    let mut query = QueryBuilder::<Db>::new("SELECT shard FROM shard_leases WHERE node_id = ");
+    query
+        .push_bind(request.node_id.as_str())
+        .push(" AND expires_at > ")
+        .push_bind(now)
+        .push(" AND shard IN (");
+    push_shards(&mut query, &request.want);
+    query.push(")");
+    let mut renewing = HashSet::with_capacity(request.want.len());
+    for row in query
+        .build()
+        .fetch_all(&mut **transaction)
+        .await
+        .map_err(database(OPERATION))?
+    {
+        renewing.insert(row.try_get::<i64, _>("shard").map_err(database(OPERATION))?);
+    }
+
     let mut query = QueryBuilder::<Db>::new("UPDATE shard_leases SET epoch = CASE WHEN node_id = ");
     query
         .push_bind(request.node_id.as_str())
@@ -145,7 +164,7 @@ pub(super) async fn renew_leases(
             epoch: row.try_get("epoch").map_err(database(OPERATION))?,
             acquired_at_ms,
             expires_at_ms: row.try_get("expires_at").map_err(database(OPERATION))?,
-            taken_over: acquired_at_ms == now,
+            taken_over: !renewing.contains(&shard),
             database_now_ms: now,
         });
     }

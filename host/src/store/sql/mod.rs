@@ -32,6 +32,25 @@ pub(super) const CHANGED_PLUGINS: &str = "plugins";
 pub(super) const CHANGED_TEMPLATES: &str = "templates";
 pub(super) const CHANGED_TOKENS: &str = "tokens";
 
+/// Runs one statement group in a transaction of its own on a pool connection, again (up to
+/// [`WRITE_RETRIES`] times) when it ran into another writer.
+macro_rules! on_own_connection {
+    ($store:ident, $transaction:ident => $work:expr) => {{
+        let mut attempt = 0;
+        loop {
+            let mut $transaction = $store.readers.begin().await.map_err(database("begin"))?;
+            let done = match $work.await {
+                Ok(value) => $transaction.commit().await.map_err(database("commit")).map(|()| value),
+                Err(error) => Err(error),
+            };
+            match done {
+                Err(error) if is_transient(&error) && attempt < WRITE_RETRIES => attempt += 1,
+                done => break done,
+            }
+        }
+    }};
+}
+
 /// Rows per multi-row statement: well under SQLite's 32,766 bound parameters (PostgreSQL
 /// allows 65,535).
 const ROWS_PER_STATEMENT: usize = 500;
@@ -399,15 +418,29 @@ impl SqlStore {
             .await
     }
 
+    // Lease rounds must not wait behind a long group commit (a late renewal loses the
+    // leases): where the database takes several writers, they run in a transaction of their
+    // own on a pool connection (again after a deadlock); SQLite has one writer, so they join
+    // its queue.
+
     pub async fn heartbeat(&self, node: crate::store::ClusterNode) -> Result<crate::store::ClusterSnapshot> {
+        if dialect::CONCURRENT_WRITERS {
+            return on_own_connection!(self, transaction => cluster::heartbeat(&mut transaction, &node));
+        }
         self.submit(|reply| WriteOp::Heartbeat(node, reply)).await
     }
 
     pub async fn renew_leases(&self, request: crate::store::LeaseRequest) -> Result<Vec<crate::store::HeldLease>> {
+        if dialect::CONCURRENT_WRITERS {
+            return on_own_connection!(self, transaction => cluster::renew_leases(&mut transaction, &request));
+        }
         self.submit(|reply| WriteOp::Leases(request, reply)).await
     }
 
     pub async fn leave_cluster(&self, node_id: String) -> Result<()> {
+        if dialect::CONCURRENT_WRITERS {
+            return on_own_connection!(self, transaction => cluster::leave(&mut transaction, &node_id));
+        }
         self.submit(|reply| WriteOp::Leave(node_id, reply)).await
     }
 
