@@ -143,6 +143,12 @@ mod dialect {
     /// Tells every node's dispatcher that messages were accepted (delivered on commit, once
     /// per group commit).
     pub const NOTIFY_WORK: &str = "NOTIFY wasp_work";
+    /// A claim's shards, bound as one parameter: an array.
+    pub type ShardList = Vec<i64>;
+    pub const SHARD_IN_LIST: &str = "m.shard = ANY($6)";
+    pub fn shard_list(shards: Vec<i64>) -> ShardList {
+        shards
+    }
     /// Whether writes may run beside the writer's: lease rounds run beside the group commit, on a connection of their own.
     pub const CONCURRENT_WRITERS: bool = true;
     /// The database's clock in Unix milliseconds: one clock for every node.

@@ -71,6 +71,12 @@ mod dialect {
     pub const FOR_SHARE: &str = "";
     /// Tells other nodes' dispatchers of new work: a SQLite file has no other nodes.
     pub const NOTIFY_WORK: &str = "";
+    /// A claim's shards, bound as one parameter: a JSON array, read back with `json_each`.
+    pub type ShardList = String;
+    pub const SHARD_IN_LIST: &str = "m.shard IN (SELECT value FROM json_each($6))";
+    pub fn shard_list(shards: Vec<i64>) -> ShardList {
+        serde_json::to_string(&shards).unwrap_or_else(|_| "[]".to_owned())
+    }
     /// Whether writes may run beside the writer's: one writer at a time: lease rounds join the group commit.
     pub const CONCURRENT_WRITERS: bool = false;
     /// The database's clock in Unix milliseconds.

@@ -36,27 +36,34 @@ fn floors(limit: usize) -> [usize; 4] {
 /// first and spare the recipient a duplicate.
 pub const RESEND_GRACE_MS: i64 = 2_000;
 
-/// Due messages of one class, in queue order, among the shards `$6` holds a live lease on.
-/// On PostgreSQL the claim locks those shards' lease rows (`FOR UPDATE SKIP LOCKED`): claims
-/// of one shard never run at once, a takeover waits for a claim under way, and a shard whose
-/// row another node is changing is passed over this time. Message rows are not skipped when
-/// locked: skipping a recipient's earlier message would let a later one out first.
+/// The shards `$1` holds a live lease on. On PostgreSQL the claim locks their lease rows
+/// (`FOR UPDATE SKIP LOCKED`) until it commits: claims of one shard never run at once, a
+/// takeover waits for a claim under way, and a shard whose row another node is changing is
+/// passed over this time. (Message rows are not skipped when locked: skipping a recipient's
+/// earlier message would let a later one out first.)
+static HELD_SHARDS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "SELECT shard FROM shard_leases WHERE node_id = $1 AND expires_at > {now}{lock}",
+        now = super::dialect::NOW_MS,
+        lock = super::dialect::FOR_UPDATE_SKIP_LOCKED,
+    )
+});
+
+/// Due messages of one class, in queue order, among the shards listed in `$6`.
 static CANDIDATES: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
         "SELECT m.id FROM messages AS m \
          WHERE m.status IN ('accepted', 'queued', 'deferred', 'sending') \
            AND m.priority_rank = $1 AND m.due_at <= $2 AND (m.lease_until IS NULL OR m.lease_until < $2) \
            AND (m.status <> 'sending' OR m.updated_at <= $5) \
-           AND m.shard IN (SELECT l.shard FROM shard_leases AS l \
-               WHERE l.node_id = $6 AND l.expires_at > {now}{lock}) \
+           AND {in_shards} \
            AND NOT EXISTS (SELECT 1 FROM messages AS e \
                WHERE e.recipient = m.recipient AND e.priority_rank = m.priority_rank AND e.id < m.id \
                  AND e.status IN ('accepted', 'queued', 'deferred', 'sending') AND e.status <> 'deferred' \
                  AND (e.due_at > $2 OR e.lease_until >= $2 OR e.due_at > m.due_at \
                       OR (e.status = 'sending' AND e.updated_at > $5))) \
          ORDER BY m.due_at, m.id LIMIT $3 OFFSET $4",
-        now = super::dialect::NOW_MS,
-        lock = super::dialect::FOR_UPDATE_SKIP_LOCKED,
+        in_shards = super::dialect::SHARD_IN_LIST,
     )
 });
 
@@ -64,9 +71,8 @@ async fn candidates(
     transaction: &mut Transaction<'_, Db>,
     rank: i64,
     now_ms: i64,
-    limit: usize,
-    offset: usize,
-    node_id: &str,
+    (limit, offset): (usize, usize),
+    shards: &super::dialect::ShardList,
 ) -> Result<Vec<Uuid>> {
     if limit == 0 {
         return Ok(Vec::new());
@@ -77,7 +83,7 @@ async fn candidates(
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .bind(i64::try_from(offset).unwrap_or(i64::MAX))
         .bind(now_ms - RESEND_GRACE_MS)
-        .bind(node_id)
+        .bind(shards)
         .fetch_all(&mut **transaction)
         .await
         .map_err(database("claim due messages"))?;
@@ -96,11 +102,20 @@ pub(super) async fn claim(
     node_id: &str,
 ) -> Result<Vec<PendingMessage>> {
     const OPERATION: &str = "claim due messages";
+    let held: Vec<i64> = sqlx::query_scalar(&HELD_SHARDS)
+        .bind(node_id)
+        .fetch_all(&mut **transaction)
+        .await
+        .map_err(database(OPERATION))?;
+    if held.is_empty() {
+        return Ok(Vec::new());
+    }
+    let shards = super::dialect::shard_list(held);
     let floors = floors(limit);
     let mut taken = [0usize; 4];
     let mut ids: Vec<Uuid> = Vec::with_capacity(limit);
     for (index, rank) in RANKS.iter().enumerate() {
-        let found = candidates(transaction, *rank, now_ms, floors[index], 0, node_id).await?;
+        let found = candidates(transaction, *rank, now_ms, (floors[index], 0), &shards).await?;
         taken[index] = found.len();
         ids.extend(found);
     }
@@ -109,7 +124,7 @@ pub(super) async fn claim(
         if room == 0 {
             break;
         }
-        let found = candidates(transaction, *rank, now_ms, room, taken[index], node_id).await?;
+        let found = candidates(transaction, *rank, now_ms, (room, taken[index]), &shards).await?;
         taken[index] += found.len();
         ids.extend(found);
     }
