@@ -669,12 +669,8 @@ pub struct HeldLease {
     pub shard: u16,
     /// The fencing epoch: moves on whenever the shard changes hands.
     pub epoch: i64,
-    pub acquired_at_ms: i64,
-    pub expires_at_ms: i64,
     /// Acquired in this round (from another node, or back after it ran out).
     pub taken_over: bool,
-    /// The database's time the round ran at.
-    pub database_now_ms: i64,
 }
 
 /// One shard's lease row.

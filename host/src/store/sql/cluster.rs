@@ -149,7 +149,7 @@ pub(super) async fn renew_leases(
         .push_bind(now)
         .push(") AND shard IN (");
     push_shards(&mut query, &request.want);
-    query.push(") RETURNING shard, epoch, acquired_at, expires_at");
+    query.push(") RETURNING shard, epoch");
     let mut held = Vec::with_capacity(request.want.len());
     for row in query
         .build()
@@ -158,14 +158,10 @@ pub(super) async fn renew_leases(
         .map_err(database(OPERATION))?
     {
         let shard: i64 = row.try_get("shard").map_err(database(OPERATION))?;
-        let acquired_at_ms: i64 = row.try_get("acquired_at").map_err(database(OPERATION))?;
         held.push(HeldLease {
             shard: u16::try_from(shard).unwrap_or_default(),
             epoch: row.try_get("epoch").map_err(database(OPERATION))?,
-            acquired_at_ms,
-            expires_at_ms: row.try_get("expires_at").map_err(database(OPERATION))?,
             taken_over: !renewing.contains(&shard),
-            database_now_ms: now,
         });
     }
     held.sort_by_key(|lease| lease.shard);
