@@ -530,13 +530,16 @@ async fn a_plugin_activated_on_one_node_runs_on_every_node_within_a_second() -> 
     let dispatched_by: HashSet<String> = shards_seen
         .iter()
         .flat_map(|shard| {
-            view["nodes"].as_array().unwrap().iter().filter_map(move |node| {
-                node["shards"]
-                    .as_array()?
-                    .iter()
-                    .any(|held| held.as_u64() == Some(*shard))
-                    .then(|| node["id"].as_str().unwrap().to_owned())
-            })
+            view["nodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(move |node| {
+                    node["shards"]
+                        .as_array()
+                        .is_some_and(|held| held.iter().any(|held| held.as_u64() == Some(*shard)))
+                })
+                .map(|node| node["id"].as_str().unwrap().to_owned())
         })
         .collect();
     anyhow::ensure!(
