@@ -326,13 +326,19 @@ impl Claimer {
         } = self;
         let poll = Duration::from_millis(config.poll_interval_ms);
         let mut routing = routing::Routing::new(config.shards, workers.len());
+        // The shard count the rate share was last set from: it is set again only on a change.
+        let mut shared_for = None;
         let (report, mut finished) = mpsc::unbounded_channel::<FinishedReport>();
         loop {
             if stopping.load(Ordering::SeqCst) {
                 return;
             }
             // This node's share of each number's rate follows its share of the shards.
-            limits.set_share(cluster.held_count(), cluster.shard_count());
+            let held = cluster.held_count();
+            if shared_for != Some(held) {
+                limits.set_share(held, cluster.shard_count());
+                shared_for = Some(held);
+            }
             // No more than the sender's rate limit lets out soon: the rest would only go back.
             let headroom = limits.sender_headroom();
             if headroom == 0 {
