@@ -177,6 +177,9 @@ impl Tier {
 struct State {
     /// One throughput bucket per sender number of the pool.
     senders: Vec<Bucket>,
+    /// Per sender number: nothing leaves before this (a throughput answer from Meta), whatever
+    /// the rate becomes meanwhile.
+    senders_paused_until_us: Vec<i64>,
     recipients: HashMap<PhoneNumber, Bucket>,
     prune_at: usize,
     /// The per-number rate this node may use: its share of the configured one.
@@ -222,6 +225,7 @@ impl Limits {
             hold_us: i64::try_from(hold_ms.saturating_mul(1_000)).unwrap_or(i64::MAX / 4),
             state: Mutex::new(State {
                 senders: vec![Bucket { tat_us: 0 }; config.senders().len().max(1)],
+                senders_paused_until_us: vec![0; config.senders().len().max(1)],
                 recipients: HashMap::new(),
                 prune_at: PRUNE_AT,
                 sender_rate,
@@ -290,6 +294,10 @@ impl Limits {
 
     /// Sets this node's share of each number's rate: `held` of `total` shards. Nodes split the
     /// shards evenly, so the shares add up to the configured rate across the cluster.
+    ///
+    /// What each bucket has booked ahead of now is rescaled to the new rate: booked at one a
+    /// day while nothing was held, it would otherwise block the number for a day once shards
+    /// come back. A pause Meta asked for stays as long as it was.
     pub fn set_share(&self, held: usize, total: u16) {
         if self.sender_per_second == 0 {
             return;
@@ -301,8 +309,28 @@ impl Limits {
         };
         let rate = sender_rate(f64::from(self.sender_per_second) * share.min(1.0))
             // Nothing held: nothing is sent, a rate of one a day keeps the arithmetic whole.
-            .or(Some(Rate::new(86_400_000_000, 1)));
-        self.lock().sender_rate = rate;
+            .unwrap_or(Rate::new(86_400_000_000, 1));
+        let now = self.now_us();
+        let mut state = self.lock();
+        let previous = state.sender_rate.replace(rate);
+        let Some(previous) = previous else {
+            return;
+        };
+        let State {
+            senders,
+            senders_paused_until_us,
+            ..
+        } = &mut *state;
+        for (bucket, paused_until) in senders.iter_mut().zip(senders_paused_until_us.iter()) {
+            let ahead = bucket.tat_us - now;
+            if ahead > 0 {
+                let scaled = i128::from(ahead) * i128::from(rate.interval_us) / i128::from(previous.interval_us);
+                bucket.tat_us = now + i64::try_from(scaled).unwrap_or(i64::MAX / 4);
+            }
+            if *paused_until > now {
+                bucket.tat_us = bucket.tat_us.max(*paused_until + rate.tolerance_us);
+            }
+        }
     }
 
     /// A throughput answer from Meta: the whole sender waits `for_ms`. The answer does not
@@ -313,6 +341,9 @@ impl Limits {
         let rate = state.sender_rate.unwrap_or(Rate::new(1, 1));
         for bucket in &mut state.senders {
             rate.pause(bucket, until);
+        }
+        for paused_until in &mut state.senders_paused_until_us {
+            *paused_until = (*paused_until).max(until);
         }
     }
 
@@ -422,6 +453,38 @@ mod tests {
         limits.slow_sender(5_000);
         assert!(matches!(limits.admit(&to, Priority::Normal), Admission::Requeue { .. }));
         assert_eq!(limits.sender_headroom(), 0);
+    }
+
+    #[test]
+    fn a_send_booked_while_nothing_was_held_does_not_block_the_number_later() {
+        // 30/s configured, burst of 3 for the whole number.
+        let limits = Limits::new(&config(30, 0, 0), 100);
+        let to = PhoneNumber::parse("+6591234567").unwrap();
+        // Every lease ran out for a moment: the share is nothing, and one send was admitted.
+        limits.set_share(0, 256);
+        assert_eq!(limits.admit(&to, Priority::Normal), Admission::Now);
+        assert_eq!(limits.sender_headroom(), 0);
+        // The shards are back: the number is usable again at once, not in a day.
+        limits.set_share(256, 256);
+        assert!(limits.sender_headroom() > 0);
+        assert!(matches!(
+            limits.admit(&to, Priority::Normal),
+            Admission::Now | Admission::After(_)
+        ));
+    }
+
+    #[test]
+    fn a_pause_from_meta_outlasts_a_change_of_share() {
+        let limits = Limits::new(&config(30, 0, 0), 100);
+        let to = PhoneNumber::parse("+6591234567").unwrap();
+        limits.slow_sender(5_000);
+        limits.set_share(10, 256);
+        limits.set_share(256, 256);
+        assert_eq!(limits.sender_headroom(), 0);
+        assert!(matches!(
+            limits.admit(&to, Priority::Normal),
+            Admission::Requeue { due_at_ms, .. } if due_at_ms >= crate::store::now_ms() + 4_000
+        ));
     }
 
     fn number(index: usize) -> PhoneNumber {
