@@ -63,6 +63,8 @@ pub struct ApiState {
     /// How new template versions are reviewed; `None` when no business account is
     /// configured (templates are then not managed).
     pub template_review: Option<crate::templates::Review>,
+    /// This node's live event stream (`GET /v1/events/stream`).
+    pub live: crate::telemetry::live::Live,
 }
 
 pub fn router(state: ApiState, max_body_bytes: usize) -> Router {

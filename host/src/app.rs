@@ -29,6 +29,7 @@ pub async fn start(config: Config, shutdown: impl Future<Output = ()> + Send + '
     // host in the same process shares it.
     crate::telemetry::metrics::handle();
     crate::telemetry::metrics::spawn_upkeep();
+    let live = crate::telemetry::live::Live::new();
     let sealing = crate::store::Sealing {
         keyring: crate::store::Keyring::new(&config.store.encryption_keys, config.store.active_key_id.as_deref())
             .context("reading store.encryption_keys")?,
@@ -179,6 +180,7 @@ pub async fn start(config: Config, shutdown: impl Future<Output = ()> + Send + '
         verify_token: config.webhook.verify_token.clone(),
         metrics_token: config.server.metrics_token.clone(),
         opt_keywords: Arc::new(api::webhook::OptKeywords::new(&config.contacts)),
+        live,
     };
     let router = api::router_with_limits(state, config.server.max_body_bytes, config.server.max_batch_body_bytes);
     let listener = TcpListener::bind(&config.server.listen)

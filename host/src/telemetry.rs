@@ -1,7 +1,8 @@
 //! Logging set-up: a `RUST_LOG`-style filter (the environment wins over config) and text or
 //! JSON lines. Logs never carry message bodies, tokens or secrets. [`metrics`] owns the
-//! Prometheus side.
+//! Prometheus side, [`live`] the event stream.
 
+pub mod live;
 pub mod metrics;
 
 use tracing_subscriber::{EnvFilter, fmt};
