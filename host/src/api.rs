@@ -1,6 +1,6 @@
 //! The HTTP edge (axum): the `/v1` admin API behind scoped bearer tokens ([`auth`]), Meta's
-//! webhooks, and health checks. Handlers validate, hand work to the store, and answer; they
-//! never send.
+//! webhooks, health checks, and the dashboard's static page ([`dashboard`]). Handlers validate,
+//! hand work to the store, and answer; they never send.
 //! May call the store, the dispatcher's wake handle and the policy runtime (for readiness).
 
 pub mod audit;
@@ -8,7 +8,9 @@ pub mod auth;
 pub mod callbacks;
 pub mod cluster;
 pub mod contacts;
+pub mod dashboard;
 pub mod error;
+pub mod health;
 pub mod messages;
 pub mod metrics;
 pub mod openapi;
@@ -16,6 +18,8 @@ pub mod plugins;
 pub mod regions;
 pub mod senders;
 pub mod shards;
+pub mod stats;
+pub mod stream;
 pub mod strict;
 pub mod templates;
 pub mod tokens;
@@ -65,6 +69,10 @@ pub struct ApiState {
     pub template_review: Option<crate::templates::Review>,
     /// This node's live event stream (`GET /v1/events/stream`).
     pub live: crate::telemetry::live::Live,
+    /// How far back `GET /v1/stats` may look (`stats.retention_days`).
+    pub stats_retention_days: u32,
+    /// The health rules' state, degraded mode and the templates flagged for review.
+    pub health: Arc<crate::health::Health>,
 }
 
 pub fn router(state: ApiState, max_body_bytes: usize) -> Router {
@@ -101,6 +109,9 @@ pub fn router_with_limits(state: ApiState, max_body_bytes: usize, max_batch_body
         .route("/readyz", get(readyz))
         .route("/openapi.json", get(openapi::serve))
         .route("/metrics", get(metrics::serve))
+        .route("/dashboard", get(dashboard::page))
+        .route("/dashboard/dashboard.js", get(dashboard::script))
+        .route("/dashboard/dashboard.css", get(dashboard::style))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // Inside the request-id layers; `Router::layer` wraps each route, so the matched
@@ -145,6 +156,9 @@ fn handler(route: &auth::Route, max_batch_body_bytes: usize) -> Option<MethodRou
         (Get, "/v1/regions") => get(regions::list),
         (Get, "/v1/shards") => get(shards::list),
         (Get, "/v1/cluster") => get(cluster::get),
+        (Get, "/v1/stats") => get(stats::get),
+        (Get, "/v1/health/rules") => get(health::rules),
+        (Get, "/v1/events/stream") => get(stream::stream),
         (Get, "/v1/senders") => get(senders::list),
         (Put, "/v1/senders/{phone_number}") => put(senders::put),
         (Get, "/v1/tokens") => get(tokens::list),

@@ -63,11 +63,13 @@ pub async fn start(config: Config, shutdown: impl Future<Output = ()> + Send + '
         store.clone(),
         config.channel.cloud_api.daily_tier_limit,
     ));
+    let upstream = Arc::new(crate::health::upstream::UpstreamOutcomes::new());
     let outbound = Outbound {
         cloud_api: channel.clone(),
         sms,
         regions: regions.clone(),
         senders: senders.clone(),
+        upstream: upstream.clone(),
     };
     let dispatch = Dispatcher::start(
         config.dispatch.clone(),
@@ -81,6 +83,7 @@ pub async fn start(config: Config, shutdown: impl Future<Output = ()> + Send + '
     .context("starting the dispatcher")?;
     store.listen_for_work(dispatch.waker());
     spawn_sensitive_purge(store.clone(), dispatch.clone());
+    spawn_stats_pruning(store.clone(), config.stats.retention_days);
     let draining = dispatch.clone();
     let drain_timeout = std::time::Duration::from_millis(config.dispatch.drain_timeout_ms);
 
@@ -163,6 +166,47 @@ pub async fn start(config: Config, shutdown: impl Future<Output = ()> + Send + '
             },
         );
     }
+    crate::telemetry::live::feed::spawn(
+        live.clone(),
+        crate::telemetry::live::feed::Sources {
+            store: store.clone(),
+            dispatch: dispatch.clone(),
+            regions: regions.clone(),
+            node_id: cluster.node_id().to_owned(),
+        },
+    );
+    let streams = live.clone();
+    let health = Arc::new(crate::health::Health::new(
+        config
+            .health
+            .rules()
+            .map_err(|error| anyhow::anyhow!("config: {error}"))?,
+    ));
+    let health_webhook = config
+        .health
+        .webhook_url
+        .clone()
+        .map(|url| {
+            crate::health::webhook::Webhook::start(
+                url,
+                std::time::Duration::from_millis(config.health.webhook_timeout_ms),
+                config.health.webhook_attempts,
+            )
+        })
+        .transpose()?;
+    crate::health::Evaluator::new(
+        crate::health::HostNode {
+            dispatch: dispatch.clone(),
+            upstream,
+            store: store.clone(),
+            cluster: cluster.clone(),
+            regions: regions.clone(),
+        },
+        health.clone(),
+        live.clone(),
+        health_webhook,
+    )
+    .spawn(std::time::Duration::from_millis(config.health.evaluate_every_ms));
     let leaving = cluster.clone();
     let state = ApiState {
         cluster,
@@ -181,6 +225,8 @@ pub async fn start(config: Config, shutdown: impl Future<Output = ()> + Send + '
         metrics_token: config.server.metrics_token.clone(),
         opt_keywords: Arc::new(api::webhook::OptKeywords::new(&config.contacts)),
         live,
+        stats_retention_days: config.stats.retention_days,
+        health,
     };
     let router = api::router_with_limits(state, config.server.max_body_bytes, config.server.max_batch_body_bytes);
     let listener = TcpListener::bind(&config.server.listen)
@@ -189,7 +235,11 @@ pub async fn start(config: Config, shutdown: impl Future<Output = ()> + Send + '
     let addr = listener.local_addr()?;
     let server = tokio::spawn(async move {
         let served = axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown)
+            // Open event streams end with the server, so the shutdown does not wait on them.
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                streams.close();
+            })
             .await
             .context("serving HTTP");
         // No new work comes in: let the sends under way finish and be recorded.
@@ -242,6 +292,38 @@ fn spawn_sensitive_purge(store: Store, dispatch: crate::dispatch::DispatchHandle
                         break;
                     }
                 }
+            }
+        }
+    });
+}
+
+/// How often stats rollups past `stats.retention_days` are pruned.
+pub const STATS_PRUNE_INTERVAL_MS: u64 = 60 * 60 * 1_000;
+
+/// Prunes the stats rollups older than `retention_days`, once at start and then every
+/// [`STATS_PRUNE_INTERVAL_MS`], a batch at a time until none is left. Every node does it
+/// (no leader): pruning twice deletes nothing more.
+fn spawn_stats_pruning(store: Store, retention_days: u32) {
+    tokio::spawn(async move {
+        let retention_ms = i64::from(retention_days) * 24 * 60 * 60 * 1_000;
+        let mut ticker = tokio::time::interval(std::time::Duration::from_millis(STATS_PRUNE_INTERVAL_MS));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            let before_ms = crate::store::now_ms().saturating_sub(retention_ms);
+            let mut deleted = 0;
+            loop {
+                match store.prune_stats(before_ms).await {
+                    Ok(0) => break,
+                    Ok(rows) => deleted += rows,
+                    Err(error) => {
+                        tracing::error!(%error, "pruning the stats rollups failed; tried again later");
+                        break;
+                    }
+                }
+            }
+            if deleted > 0 {
+                tracing::info!(deleted, retention_days, "stats rollups pruned");
             }
         }
     });

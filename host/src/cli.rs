@@ -2,7 +2,8 @@
 //! and check it against the host (`build`), run it offline against JSON fixtures (`test`),
 //! drive the admin API (`push`, `ls`, `activate`, `rollback`, `shadow`), and measure a policy
 //! (`bench`, the same as `wasp bench policy`); and the operator's `wasp token …` ([`tokens`])
-//! and `wasp cluster status` ([`cluster`]).
+//! and `wasp cluster status` ([`cluster`]), and `wasp stats` ([`stats`]), and `wasp top`
+//! ([`top`]).
 //!
 //! Owns those commands' arguments and terminal output. May call the policy runtime (through
 //! [`offline`], on a throwaway store), cargo and rustup, and the admin API over HTTP; never
@@ -15,8 +16,10 @@ pub mod cluster;
 pub mod fixtures;
 pub mod offline;
 pub mod scaffold;
+pub mod stats;
 pub mod table;
 pub mod tokens;
+pub mod top;
 pub mod values;
 
 use std::{io::IsTerminal as _, path::Path};
@@ -25,7 +28,9 @@ use clap::Subcommand;
 
 pub use bench_policy::{PolicyBenchArgs, run_policy_bench};
 pub use cluster::ClusterCommand;
+pub use stats::StatsArgs;
 pub use tokens::TokenCommand;
+pub use top::TopArgs;
 
 /// `wasp plugin …`.
 #[derive(Debug, Subcommand)]
@@ -77,6 +82,18 @@ pub async fn run_token(command: TokenCommand) -> anyhow::Result<()> {
 pub async fn run_cluster(command: ClusterCommand) -> anyhow::Result<()> {
     init_logging();
     cluster::run(command).await
+}
+
+/// Runs `wasp stats`.
+pub async fn run_stats(args: StatsArgs) -> anyhow::Result<()> {
+    init_logging();
+    stats::run(args).await
+}
+
+/// Runs `wasp top`.
+pub async fn run_top(args: TopArgs) -> anyhow::Result<()> {
+    init_logging();
+    top::run(args).await
 }
 
 /// The filter the CLI logs with unless `RUST_LOG` says otherwise.

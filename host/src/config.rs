@@ -61,6 +61,10 @@ pub const DEFAULT_DAILY_TIER_LIMIT: u32 = 0;
 pub const DEFAULT_OPT_OUT_KEYWORDS: &[&str] = &["STOP", "STOPALL", "UNSUBSCRIBE", "END", "QUIT"];
 /// An inbound text that is one of these words, and nothing else, opts its sender back in.
 pub const DEFAULT_OPT_IN_KEYWORDS: &[&str] = &["START", "UNSTOP"];
+/// Days of per-minute stats rollups kept.
+pub const DEFAULT_STATS_RETENTION_DAYS: u32 = 35;
+/// Longest stats retention: ten years of minutes.
+pub const MAX_STATS_RETENTION_DAYS: u32 = 3_650;
 
 /// Plain environment names for the keys people set most, beside the generic `WASP_…` form.
 pub const PLAIN_NAMES: &[(&str, &str)] = &[
@@ -85,6 +89,7 @@ const OPTIONAL_KEYS: &[&str] = &[
     "store.active_key_id",
     "callbacks.default_url",
     "callbacks.secret",
+    "health.webhook_url",
 ];
 
 /// Keys whose environment override is a JSON object of strings (a TOML table in the file).
@@ -121,6 +126,24 @@ pub struct Config {
     pub callbacks: crate::callbacks::CallbackConfig,
     pub templates: crate::templates::TemplatesConfig,
     pub cluster: ClusterConfig,
+    pub stats: StatsConfig,
+    pub health: crate::health::config::HealthConfig,
+}
+
+/// The per-minute receipt and rate rollups (`GET /v1/stats`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StatsConfig {
+    /// Rollup minutes older than this many days are pruned (at most once an hour).
+    pub retention_days: u32,
+}
+
+impl Default for StatsConfig {
+    fn default() -> Self {
+        Self {
+            retention_days: DEFAULT_STATS_RETENTION_DAYS,
+        }
+    }
 }
 
 /// Several nodes on one PostgreSQL: who this node is and how its shard leases run. A node on
@@ -626,11 +649,18 @@ impl Config {
         }
         self.callbacks.validate().map_err(Error::Invalid)?;
         self.templates.validate().map_err(Error::Invalid)?;
+        self.health.validate().map_err(Error::Invalid)?;
         if let Some(id) = &self.channel.cloud_api.business_account_id
             && (id.is_empty() || !id.bytes().all(|byte| byte.is_ascii_digit()))
         {
             return Err(Error::Invalid(format!(
                 "channel.cloud_api.business_account_id {id:?} is not a business account id (digits)"
+            )));
+        }
+        if !(1..=MAX_STATS_RETENTION_DAYS).contains(&self.stats.retention_days) {
+            return Err(Error::Invalid(format!(
+                "stats.retention_days {}: from 1 to {MAX_STATS_RETENTION_DAYS}",
+                self.stats.retention_days
             )));
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
@@ -782,6 +812,25 @@ mod tests {
     }
 
     #[test]
+    fn stats_retention_has_a_default_an_override_and_bounds() {
+        let config = Config::from_parts("", "(none)", &BTreeMap::new()).unwrap();
+        assert_eq!(config.stats.retention_days, DEFAULT_STATS_RETENTION_DAYS);
+        let env = environment(&[("WASP_STATS_RETENTION_DAYS", "7")]);
+        let config = Config::from_parts("", "(none)", &env).unwrap();
+        assert_eq!(config.stats.retention_days, 7);
+        for days in ["0", "3651"] {
+            let error = Config::from_parts(
+                &format!("[stats]\nretention_days = {days}\n"),
+                "wasp.toml",
+                &BTreeMap::new(),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(error.contains("stats.retention_days"), "{error}");
+        }
+    }
+
+    #[test]
     fn malformed_environment_value_names_the_variable() {
         let env = environment(&[("WASP_DISPATCH_WORKERS", "many")]);
         let error = Config::from_parts("", "(none)", &env).unwrap_err().to_string();
@@ -910,6 +959,35 @@ mod tests {
         let env = environment(&[("WASP_CONTACTS_OPT_IN_KEYWORDS", "START")]);
         let error = Config::from_parts("", "(none)", &env).unwrap_err().to_string();
         assert!(error.contains("WASP_CONTACTS_OPT_IN_KEYWORDS"), "{error}");
+    }
+
+    #[test]
+    fn health_rules_come_from_the_file_and_their_mistakes_stop_start_up() {
+        let config = Config::from_parts("", "(none)", &BTreeMap::new()).unwrap();
+        assert_eq!(config.health.rules().unwrap().len(), 4, "the four default rules");
+        let text = "[health]\nwebhook_url = \"https://ops.example.com/hook\"\n\n[[health.rules]]\nname = \"backlog\"\nmetric = \"backlog\"\nabove = 20\nclear = 5\naction = \"degrade\"\n";
+        let env = environment(&[("WASP_HEALTH_EVALUATE_EVERY_MS", "250")]);
+        let config = Config::from_parts(text, "wasp.toml", &env).unwrap();
+        assert_eq!(config.health.evaluate_every_ms, 250);
+        assert_eq!(
+            config.health.webhook_url.as_deref(),
+            Some("https://ops.example.com/hook")
+        );
+        let rules = config.health.rules().unwrap();
+        assert_eq!((rules.len(), rules[0].threshold, rules[0].clear), (1, 20.0, 5.0));
+        let config = Config::from_parts("[health]\nrules = []\n", "wasp.toml", &BTreeMap::new()).unwrap();
+        assert!(config.health.rules().unwrap().is_empty());
+        let error = Config::from_parts(
+            "[[health.rules]]\nname = \"b\"\nmetric = \"backlog\"\nabove = 20\nclear = 30\naction = \"degrade\"\n",
+            "wasp.toml",
+            &BTreeMap::new(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("health.rules[0]") && error.contains("clear"), "{error}");
+        let env = environment(&[("WASP_HEALTH_WEBHOOK_URL", "http://ops.example.com/hook")]);
+        let error = Config::from_parts("", "(none)", &env).unwrap_err().to_string();
+        assert!(error.contains("health.webhook_url"), "{error}");
     }
 
     #[test]

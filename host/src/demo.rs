@@ -152,6 +152,7 @@ fn print_banner(url: &str, token: &str, simulator_url: &str, data_dir: &Path) {
         "\nwasp demo is running\n\
          \n  API            {url}\
          \n  admin token    {token}\
+         \n  dashboard      {url}/dashboard (it asks for the admin token above, and keeps it for the tab only)\
          \n  simulator      {simulator_url} (the Cloud API and SMS stand-in; see {simulator_url}/_sim/sent and /_sim/sms)\
          \n  data           {data}\
          \n  policies       {policies} (GET {url}/v1/plugins)\
@@ -169,7 +170,17 @@ fn print_banner(url: &str, token: &str, simulator_url: &str, data_dir: &Path) {
          \n  curl -s -X POST {url}/v1/templates -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' \\\
          \n    -d '{{\"name\":\"order_shipped\",\"language\":\"en\",\"category\":\"UTILITY\",\"components\":[{{\"type\":\"BODY\",\"text\":\"Hi {{{{1}}}}, your order has shipped.\",\"example\":{{\"body_text\":[[\"Ada\"]]}}}}]}}'\n\
          \n  curl -s {url}/v1/templates -H 'Authorization: Bearer {token}'\n\
-         \nEvery route is in {url}/openapi.json.\
+         \nWatch it live in the dashboard, in the terminal, or as the raw event stream:\
+         \n\n  {url}/dashboard\
+         \n  target/debug/wasp top --url {url} --token {token}\
+         \n  curl -N {url}/v1/events/stream -H 'Authorization: Bearer {token}'\
+         \n\nMake the simulator fail every message to Indonesia (+62), send a few there, and watch region +62\
+         \nturn degraded on the dashboard, and their fallback to SMS; `[]` heals it. Health rules that fire show\
+         \nin its rules panel (`{{\"error_rate\": 0.5}}` makes the simulator answer 5xx, which upstream_5xx watches):\
+         \n\n  curl -s -X PUT {simulator_url}/_sim/config -H 'Content-Type: application/json' -d '{{\"failing_prefixes\": [\"62\"]}}'\
+         \n  for i in $(seq 30); do curl -s -o /dev/null -X POST {url}/v1/messages -H 'Authorization: Bearer {token}' \\\
+         \n    -H 'Content-Type: application/json' -d '{{\"to\":\"+6281234567890\",\"category\":\"authentication\",\"content\":{{\"type\":\"text\",\"text\":{{\"body\":\"Your code is 123456\"}}}}}}'; done\
+         \n\nEvery route is in {url}/openapi.json.\
          \nCtrl-C stops the demo.\n",
         data = data_dir.display(),
         policies = policies.join(", "),

@@ -13,7 +13,9 @@
 //! from the store at start, moved by acceptances and by messages leaving the queue, and
 //! counted again every [`BACKLOG_RESYNC`]),
 //! the rate limits ([`limits`]), and the drain on shutdown: no new claims, in-flight sends
-//! finish and are recorded.
+//! finish and are recorded. The health rules ([`crate::health`]) steer it through the handle:
+//! degraded mode (no `bulk` is claimed, it stays queued; policies see `degraded-mode`) and
+//! extra in-flight slots while the upstream fails.
 //! May call the store, the policy runtime and the channels.
 
 pub mod limits;
@@ -140,6 +142,8 @@ pub struct Outbound {
     pub regions: Arc<RegionHealth>,
     /// The sender's tier, quality and daily volume, for the policies' context.
     pub senders: Arc<crate::senders::Senders>,
+    /// Cloud API calls and those answered 5xx or not at all, for the health rules.
+    pub upstream: Arc<crate::health::upstream::UpstreamOutcomes>,
 }
 
 /// Wakes the claimer when new work is accepted; says when the backlog is full; drains.
@@ -152,6 +156,10 @@ pub struct DispatchHandle {
     stopping: Arc<AtomicBool>,
     in_flight: Arc<Semaphore>,
     in_flight_total: u32,
+    /// Slots added to `in_flight_total` by the health rules now.
+    extra_in_flight: Arc<std::sync::Mutex<u32>>,
+    /// Degraded mode: bulk is not claimed and policies are told.
+    degraded: Arc<AtomicBool>,
 }
 
 impl DispatchHandle {
@@ -193,12 +201,68 @@ impl DispatchHandle {
         (self.backlog.get() >= self.max_backlog).then_some(self.backlog_retry_after_ms)
     }
 
+    /// Whether the node is in degraded mode.
+    pub fn degraded(&self) -> bool {
+        self.degraded.load(Ordering::Relaxed)
+    }
+
+    /// Degraded mode on or off: while on, `bulk` is not claimed (it stays queued) and the
+    /// policies' context says `degraded-mode`.
+    pub fn set_degraded(&self, degraded: bool) {
+        if self.degraded.swap(degraded, Ordering::SeqCst) != degraded {
+            tracing::warn!(degraded, "degraded mode changed");
+            // Bulk held back may go again.
+            self.wake.notify_one();
+        }
+    }
+
+    /// In-flight slots beyond the configured number, now: slots added go to work at once;
+    /// slots taken back are taken as they come free.
+    pub fn set_extra_in_flight(&self, permits: u32) {
+        let mut extra = self
+            .extra_in_flight
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if *extra == permits {
+            return;
+        }
+        if permits > *extra {
+            self.in_flight
+                .add_permits(usize::try_from(permits - *extra).unwrap_or(usize::MAX));
+            self.wake.notify_one();
+        } else {
+            let surplus = usize::try_from(*extra - permits).unwrap_or(usize::MAX);
+            let forgotten = self.in_flight.forget_permits(surplus);
+            let busy = surplus - forgotten;
+            if busy > 0 {
+                let in_flight = self.in_flight.clone();
+                tokio::spawn(async move {
+                    if let Ok(permits) = in_flight
+                        .acquire_many_owned(u32::try_from(busy).unwrap_or(u32::MAX))
+                        .await
+                    {
+                        permits.forget();
+                    }
+                });
+            }
+        }
+        tracing::info!(extra = permits, "dispatch in-flight slots changed");
+        *extra = permits;
+    }
+
     /// Stops claiming and waits (up to `timeout`) until every claimed message is through its
     /// sends and recorded. Returns whether everything finished in time.
     pub async fn drain(&self, timeout: Duration) -> bool {
         self.stopping.store(true, Ordering::SeqCst);
         self.wake.notify_one();
-        let all = self.in_flight.clone().acquire_many_owned(self.in_flight_total);
+        let extra = *self
+            .extra_in_flight
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let all = self
+            .in_flight
+            .clone()
+            .acquire_many_owned(self.in_flight_total.saturating_add(extra));
         match tokio::time::timeout(timeout, all).await {
             Ok(Ok(permits)) => {
                 drop(permits);
@@ -237,6 +301,7 @@ impl Dispatcher {
         let wake = Arc::new(Notify::new());
         let in_flight_total = config.workers * config.sends_in_flight_per_worker * 2;
         let in_flight = Arc::new(Semaphore::new(in_flight_total));
+        let degraded = Arc::new(AtomicBool::new(false));
         let mut senders = Vec::with_capacity(config.workers);
         for index in 0..config.workers {
             let (sender, receiver) = mpsc::unbounded_channel();
@@ -251,6 +316,7 @@ impl Dispatcher {
                 limits: limits.clone(),
                 backlog: backlog.clone(),
                 cluster: cluster.clone(),
+                degraded: degraded.clone(),
             };
             tokio::spawn(worker.run(receiver));
         }
@@ -262,6 +328,8 @@ impl Dispatcher {
             stopping: stopping.clone(),
             in_flight: in_flight.clone(),
             in_flight_total: u32::try_from(in_flight_total).unwrap_or(u32::MAX),
+            extra_in_flight: Arc::default(),
+            degraded: degraded.clone(),
         };
         let (resync_store, resync_backlog) = (store.clone(), handle.backlog.clone());
         tokio::spawn(async move {
@@ -291,6 +359,7 @@ impl Dispatcher {
                 limits,
                 stopping,
                 cluster,
+                degraded,
             }
             .run()
             .await;
@@ -310,6 +379,7 @@ struct Claimer {
     limits: Arc<limits::Limits>,
     stopping: Arc<AtomicBool>,
     cluster: Arc<Cluster>,
+    degraded: Arc<AtomicBool>,
 }
 
 impl Claimer {
@@ -323,6 +393,7 @@ impl Claimer {
             limits,
             stopping,
             cluster,
+            degraded,
         } = self;
         let poll = Duration::from_millis(config.poll_interval_ms);
         let mut routing = routing::Routing::new(config.shards, workers.len());
@@ -356,7 +427,16 @@ impl Claimer {
             }
             let now = store::now_ms();
             let lease_until = now + i64::try_from(config.lease_ms).unwrap_or(i64::MAX / 2);
-            let claimed = match store.claim_due(now, free, lease_until, cluster.node_id()).await {
+            // Degraded mode: bulk stays queued, nothing of it is lost.
+            let classes = if degraded.load(Ordering::Relaxed) {
+                store::ClaimClasses::AllButBulk
+            } else {
+                store::ClaimClasses::All
+            };
+            let claimed = match store
+                .claim_due_classes(now, free, lease_until, cluster.node_id(), classes)
+                .await
+            {
                 Ok(claimed) => claimed,
                 Err(error) => {
                     tracing::error!(%error, "claiming due messages failed; trying again");

@@ -270,6 +270,7 @@ impl Events {
                 sender_facts,
                 shard,
                 shard_backlog: self.dispatch.shard_backlog(shard),
+                degraded_mode: self.dispatch.degraded(),
             },
             now,
         )

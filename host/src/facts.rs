@@ -6,7 +6,8 @@
 //! code for countries with several zones where it is known, else the country's main zone.
 //! Sends per category over 24 hours and 7 days come from the store's hourly rollups, region
 //! health from [`crate::regions`], the sender's tier, quality and daily volume from
-//! [`crate::senders`], and the shard's backlog from the dispatcher's last count.
+//! [`crate::senders`], the shard's backlog from the dispatcher's last count, and degraded mode
+//! from the health rules.
 
 use crate::{
     message::{PhoneNumber, Quality},
@@ -180,6 +181,8 @@ pub struct Known<'a> {
     pub sender_facts: SenderFacts,
     pub shard: u16,
     pub shard_backlog: u32,
+    /// The node is shedding load (a health rule put it in degraded mode).
+    pub degraded_mode: bool,
 }
 
 fn wit_counts(counts: &CategoryCounts) -> wit::CategoryCounts {
@@ -255,7 +258,7 @@ pub fn context(known: &Known<'_>, now_ms: i64) -> wit::Context {
         },
         shard: known.shard,
         shard_backlog: known.shard_backlog,
-        degraded_mode: false,
+        degraded_mode: known.degraded_mode,
     }
 }
 
@@ -338,9 +341,11 @@ mod tests {
                 },
                 shard: 7,
                 shard_backlog: 12,
+                degraded_mode: true,
             },
             now,
         );
+        assert!(context.degraded_mode);
         assert_eq!(context.recipient.sent24h.marketing, 1);
         assert_eq!(context.recipient.sent7d.marketing, 4);
         assert_eq!(context.sender.tier_limit, Some(1_000));
@@ -366,5 +371,6 @@ mod tests {
         assert_eq!(stranger.recipient.sent24h.marketing, 0);
         assert_eq!(stranger.recipient.time_zone, "Europe/Berlin");
         assert!(!stranger.recipient.service_window_open);
+        assert!(!stranger.degraded_mode);
     }
 }

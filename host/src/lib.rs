@@ -16,6 +16,7 @@ pub mod demo;
 pub mod dispatch;
 pub mod events;
 pub mod facts;
+pub mod health;
 pub mod message;
 pub mod policy;
 pub mod regions;

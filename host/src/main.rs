@@ -49,6 +49,11 @@ enum Command {
         #[command(subcommand)]
         command: wasp::cli::ClusterCommand,
     },
+    /// Receipts and rates over a window (counts, delivered and read rates, median times,
+    /// failure codes), by category, template, region, sender or minute.
+    Stats(wasp::cli::StatsArgs),
+    /// Watch one node's live numbers: backlog, rates, regions, rules, failures.
+    Top(wasp::cli::TopArgs),
     /// Write, build, test, ship and measure policy plugins.
     Plugin {
         #[command(subcommand)]
@@ -104,6 +109,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Plugin { command } => wasp::cli::run(command).await,
         Command::Token { command } => wasp::cli::run_token(command).await,
         Command::Cluster { command } => wasp::cli::run_cluster(command).await,
+        Command::Top(args) => wasp::cli::run_top(args).await,
+        Command::Stats(args) => wasp::cli::run_stats(args).await,
         Command::Bench(mut options) => {
             telemetry::init(&wasp::config::LogConfig {
                 filter: "warn".into(),

@@ -138,6 +138,164 @@ pub struct Changes {
     pub sensitive: bool,
     /// `content_sent` as the store sealed it.
     pub(crate) sealed_content_sent: Option<String>,
+    /// The phone number id the message left from, once sent: its receipts are counted under it.
+    pub sender: Option<String>,
+}
+
+/// A message's status moved, as the store's change feed tells it once the write committed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub id: MessageId,
+    pub status: Status,
+    pub at_ms: i64,
+    pub category: Category,
+    /// The template's name, for a template message.
+    pub template: Option<String>,
+    /// The recipient's country calling code.
+    pub region: Option<u16>,
+    /// Meta's error code, for a failure.
+    pub error_code: Option<i64>,
+}
+
+/// How many messages reached each step (a step a status skipped counts too).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub accepted: i64,
+    pub sent: i64,
+    pub delivered: i64,
+    pub read: i64,
+    pub failed: i64,
+    pub fell_back: i64,
+    pub rejected: i64,
+    pub expired: i64,
+}
+
+/// What [`Store::stats`] groups the rollups by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatsDimension {
+    Category,
+    Template,
+    Region,
+    Sender,
+    /// One group per minute of the window, in time order, empty minutes included.
+    Minute,
+}
+
+/// What [`Store::stats`] reads: the rollup minutes starting in `[from_ms, to_ms)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatsQuery {
+    /// Ms since the epoch; rounded down to its minute.
+    pub from_ms: i64,
+    /// Ms since the epoch; rounded up to a minute.
+    pub to_ms: i64,
+    pub by: StatsDimension,
+}
+
+/// What one group of [`StatsReport`] is.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum StatsKey {
+    Category(Category),
+    /// The template's name; none for messages that are not templates.
+    Template(Option<String>),
+    /// The recipient's country calling code; none when it is not known.
+    Region(Option<u16>),
+    /// The phone number id the messages left from; none before a message was sent (its
+    /// `accepted`) or when it left by SMS.
+    Sender(Option<String>),
+    /// The minute's start, ms since the epoch.
+    Minute(i64),
+}
+
+/// Categories by name, the rest by value (none first): the order groups are answered in.
+impl Ord for StatsKey {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        use StatsKey::*;
+        match (self, other) {
+            (Category(mine), Category(theirs)) => mine.as_str().cmp(theirs.as_str()),
+            (Template(mine), Template(theirs)) | (Sender(mine), Sender(theirs)) => mine.cmp(theirs),
+            (Region(mine), Region(theirs)) => mine.cmp(theirs),
+            (Minute(mine), Minute(theirs)) => mine.cmp(theirs),
+            _ => self.dimension_rank().cmp(&other.dimension_rank()),
+        }
+    }
+}
+
+impl PartialOrd for StatsKey {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl StatsKey {
+    fn dimension_rank(&self) -> u8 {
+        match self {
+            StatsKey::Category(_) => 0,
+            StatsKey::Template(_) => 1,
+            StatsKey::Region(_) => 2,
+            StatsKey::Sender(_) => 3,
+            StatsKey::Minute(_) => 4,
+        }
+    }
+}
+
+/// Counts, medians and failure codes of one group (or of the whole window).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StatsFigures {
+    pub counts: Counts,
+    /// Median time from `sent` to `delivered`, from the rollups' histogram; none without samples.
+    pub median_ms_to_delivered: Option<i64>,
+    pub median_ms_to_read: Option<i64>,
+    /// (Meta's error code, failures), by code.
+    pub failure_codes: Vec<(i64, i64)>,
+}
+
+impl StatsFigures {
+    /// delivered / sent, to four places; none when nothing was sent.
+    pub fn delivered_rate(&self) -> Option<f64> {
+        rate(self.counts.delivered, self.counts.sent)
+    }
+
+    /// read / delivered, to four places; none when nothing was delivered.
+    pub fn read_rate(&self) -> Option<f64> {
+        rate(self.counts.read, self.counts.delivered)
+    }
+}
+
+fn rate(part: i64, whole: i64) -> Option<f64> {
+    (whole > 0).then(|| ((part as f64 / whole as f64) * 10_000.0).round() / 10_000.0)
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatsGroup {
+    pub key: StatsKey,
+    pub figures: StatsFigures,
+}
+
+/// What [`Store::stats`] answers: the groups (by key; minutes in time order) and the total.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatsReport {
+    /// The window as read, minute-aligned.
+    pub from_ms: i64,
+    pub to_ms: i64,
+    pub groups: Vec<StatsGroup>,
+    pub total: StatsFigures,
+}
+
+impl Counts {
+    pub fn is_zero(&self) -> bool {
+        *self == Self::default()
+    }
+
+    pub fn add(&mut self, other: &Counts) {
+        self.accepted += other.accepted;
+        self.sent += other.sent;
+        self.delivered += other.delivered;
+        self.read += other.read;
+        self.failed += other.failed;
+        self.fell_back += other.fell_back;
+        self.rejected += other.rejected;
+        self.expired += other.expired;
+    }
 }
 
 /// A status Meta reported for a wamid.
@@ -545,6 +703,14 @@ pub enum TokenOutcome {
     UnknownToken,
 }
 
+/// Which priority classes a claim takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimClasses {
+    All,
+    /// Degraded mode: `bulk` stays queued.
+    AllButBulk,
+}
+
 /// One admin action for the append-only audit log: who, what, when, and how it ended.
 /// Never a secret or a message body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -744,6 +910,33 @@ impl Store {
         on_backend!(self, store => store.accept(messages, None).await)
     }
 
+    /// The change feed: after each write batch commits, the status changes it made (accepts,
+    /// transitions, webhook statuses applied, cancels, expiries, fallbacks), in order, as one
+    /// item. Sent only while someone listens; a receiver that falls more than
+    /// [`CHANGE_FEED_BATCHES`] batches behind hears `Lagged` and skips ahead: the writer never
+    /// waits for a listener.
+    pub fn subscribe_changes(&self) -> tokio::sync::broadcast::Receiver<Arc<Vec<Change>>> {
+        on_backend!(self, store => store.subscribe_changes())
+    }
+
+    /// Receipts and rates over a window, from the per-minute rollups the writer keeps (never
+    /// a scan of the messages), summed over every node. Each group (and the total) has the
+    /// messages that reached each step in the window, the rates between steps, the median
+    /// times from `sent` to `delivered` and to `read`, and the failures by Meta's error code.
+    /// A status is counted in the minute it happened, under the message's category, template
+    /// and region and the number it was sent from. For example, each template's read rate
+    /// over the last hour: `store.stats(&StatsQuery { from_ms: now - 3_600_000, to_ms: now,
+    /// by: StatsDimension::Template })`.
+    pub async fn stats(&self, query: &StatsQuery) -> Result<StatsReport> {
+        on_backend!(self, store => store.stats(query).await)
+    }
+
+    /// Deletes rollup rows of minutes before `before_ms`, at most about [`STATS_PRUNE_BATCH`]
+    /// per call; answers how many went (call again while it is the full batch).
+    pub async fn prune_stats(&self, before_ms: i64) -> Result<u64> {
+        on_backend!(self, store => store.prune_stats(before_ms).await)
+    }
+
     /// [`Store::accept`] on behalf of the token `token_id`: each sensitive message accepted
     /// gets an audit row (`message.sensitive_send`, target its id) in the same transaction.
     pub async fn accept_audited(&self, messages: Vec<NewMessage>, token_id: &str) -> Result<Vec<AcceptOutcome>> {
@@ -772,7 +965,20 @@ impl Store {
         lease_until_ms: i64,
         node_id: &str,
     ) -> Result<Vec<PendingMessage>> {
-        on_backend!(self, store => store.claim_due(now_ms, limit, lease_until_ms, node_id).await)
+        self.claim_due_classes(now_ms, limit, lease_until_ms, node_id, ClaimClasses::All)
+            .await
+    }
+
+    /// [`Store::claim_due`] of the given classes only (degraded mode leaves `bulk` queued).
+    pub async fn claim_due_classes(
+        &self,
+        now_ms: i64,
+        limit: usize,
+        lease_until_ms: i64,
+        node_id: &str,
+        classes: ClaimClasses,
+    ) -> Result<Vec<PendingMessage>> {
+        on_backend!(self, store => store.claim_due(now_ms, limit, lease_until_ms, node_id, classes).await)
     }
 
     pub async fn record(&self, transitions: Vec<Transition>) -> Result<()> {
@@ -1215,6 +1421,12 @@ pub fn now_ms() -> i64 {
         .unwrap_or_default();
     i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
 }
+
+/// Committed batches the change feed holds for a slow receiver before it skips ahead.
+pub const CHANGE_FEED_BATCHES: usize = 1_024;
+
+/// Rollup rows one [`Store::prune_stats`] call deletes at most (about: whole minutes go).
+pub const STATS_PRUNE_BATCH: u64 = 10_000;
 
 /// The PostgreSQL the tests use: `WASP_TEST_POSTGRES_URL`, else the local one.
 #[cfg(test)]

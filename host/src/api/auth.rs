@@ -240,6 +240,9 @@ pub const ROUTES: &[Route] = &[
     route(Verb::Get, "/v1/regions", Scope::MessagesRead, None),
     route(Verb::Get, "/v1/shards", Scope::MessagesRead, None),
     route(Verb::Get, "/v1/cluster", Scope::MessagesRead, None),
+    route(Verb::Get, "/v1/stats", Scope::MessagesRead, None),
+    route(Verb::Get, "/v1/health/rules", Scope::MessagesRead, None),
+    route(Verb::Get, "/v1/events/stream", Scope::MessagesRead, None),
     route(Verb::Get, "/v1/senders", Scope::MessagesRead, None),
     route(
         Verb::Put,
@@ -269,6 +272,10 @@ pub const PUBLIC_ROUTES: &[(Verb, &str)] = &[
     (Verb::Get, "/openapi.json"),
     // Behind `server.metrics_token` when set (a scraper's bearer token, not an API token).
     (Verb::Get, "/metrics"),
+    // The dashboard's page and assets; every call the page makes to `/v1` carries a token.
+    (Verb::Get, "/dashboard"),
+    (Verb::Get, "/dashboard/dashboard.js"),
+    (Verb::Get, "/dashboard/dashboard.css"),
 ];
 
 /// The table entry for a matched route.
@@ -629,6 +636,9 @@ mod tests {
                         || path.starts_with("/v1/regions")
                         || path.starts_with("/v1/shards")
                         || path.starts_with("/v1/cluster")
+                        || path.starts_with("/v1/stats")
+                        || path.starts_with("/v1/health")
+                        || path.starts_with("/v1/events")
                         || path.starts_with("/v1/senders") =>
                 {
                     Scope::MessagesRead

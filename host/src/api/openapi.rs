@@ -18,8 +18,8 @@ use utoipa::{
 #[cfg(test)]
 use super::auth;
 use super::{
-    ApiError, audit, callbacks, cluster, contacts, messages, plugins, regions, senders, shards, templates, tokens,
-    webhook,
+    ApiError, audit, callbacks, cluster, contacts, dashboard, health, messages, plugins, regions, senders, shards,
+    stats, stream, templates, tokens, webhook,
 };
 
 /// The security scheme every `/v1` operation names.
@@ -59,6 +59,9 @@ pub const BEARER: &str = "bearer";
         regions::list,
         shards::list,
         cluster::get,
+        stats::get,
+        health::rules,
+        stream::stream,
         senders::list,
         senders::put,
         tokens::list,
@@ -72,6 +75,9 @@ pub const BEARER: &str = "bearer";
         super::healthz,
         super::readyz,
         super::metrics::serve,
+        dashboard::page,
+        dashboard::script,
+        dashboard::style,
         serve,
     ),
     modifiers(&BearerScheme)

@@ -91,6 +91,8 @@ pub struct SummaryView {
     pub newest_version: u32,
     pub quality: Option<String>,
     pub reason: Option<String>,
+    /// Set while a health rule finds its read rate well below its own average; null otherwise.
+    pub review_flag: Option<ReviewFlagView>,
     /// Whether messages may name it in this language now.
     pub sendable: bool,
     /// The status that decides whether messages may name it.
@@ -111,8 +113,37 @@ impl From<TemplateSummary> for SummaryView {
             newest_version: summary.newest_version,
             quality: summary.quality,
             reason: summary.reason,
+            review_flag: None,
             status: summary.status,
             updated_at: format_time(summary.updated_at_ms),
+        }
+    }
+}
+
+/// Why a health rule flagged a template for review.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReviewFlagView {
+    /// Its own read rate over the rule's baseline (7 days by default).
+    pub baseline: f64,
+    /// Its read rate over the rule's window (the last hour by default).
+    pub read_rate: f64,
+    pub reason: String,
+    /// When the rule fired for it (RFC 3339).
+    pub since: String,
+}
+
+impl From<crate::health::ReviewFlag> for ReviewFlagView {
+    fn from(flag: crate::health::ReviewFlag) -> Self {
+        Self {
+            baseline: flag.baseline,
+            read_rate: flag.read_rate,
+            reason: format!(
+                "read rate {:.1}% is below the rule {} of its own average {:.1}%",
+                flag.read_rate * 100.0,
+                flag.rule,
+                flag.baseline * 100.0
+            ),
+            since: format_time(flag.since_ms),
         }
     }
 }
@@ -482,7 +513,16 @@ pub async fn list(
             .unwrap_or_default()
     });
     Ok(Json(TemplatePage {
-        templates: templates.into_iter().map(SummaryView::from).collect(),
+        templates: templates
+            .into_iter()
+            .map(|summary| {
+                let flag = state.health.review_flag(&summary.name);
+                SummaryView {
+                    review_flag: flag.map(ReviewFlagView::from),
+                    ..SummaryView::from(summary)
+                }
+            })
+            .collect(),
         next,
     }))
 }

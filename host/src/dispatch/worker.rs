@@ -37,6 +37,8 @@ pub struct Worker {
     pub limits: Arc<Limits>,
     pub backlog: Backlog,
     pub cluster: Arc<crate::cluster::Cluster>,
+    /// Degraded mode (set by the health rules): the policies' context says so.
+    pub degraded: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// A message that passed its policies and goes out now.
@@ -290,6 +292,7 @@ impl Worker {
             regions,
             sender,
             backlog,
+            degraded_mode: self.degraded.load(std::sync::atomic::Ordering::Relaxed),
         })
     }
 
@@ -383,6 +386,10 @@ impl Worker {
             );
             let now = store::now_ms();
             let attempts = message.attempts + 1;
+            if message.channel == Channel::Whatsapp {
+                let fault = matches!(&outcome, Err(Failure::CloudApi(error)) if upstream_fault(error));
+                self.outbound.upstream.record(fault, now);
+            }
             if let Some(country) = message.to.country_code() {
                 let latency_ms = u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX);
                 match &outcome {
@@ -403,6 +410,8 @@ impl Worker {
                     changes: Changes {
                         wamid: Some(wamid),
                         attempts: Some(attempts),
+                        // The number it left from, for the receipts by sender.
+                        sender: Some(self.outbound.cloud_api.phone_number_id_for(&message.to).to_owned()),
                         ..Changes::default()
                     },
                 },
@@ -501,6 +510,15 @@ impl Worker {
     }
 }
 
+/// Whether the Cloud API failed on its side (5xx) or was not reached: what the health rule
+/// on the upstream 5xx rate counts. Refusals of the message itself (4xx) are not.
+fn upstream_fault(error: &SendError) -> bool {
+    match error {
+        SendError::Rejected { http_status, .. } | SendError::Malformed { http_status, .. } => *http_status >= 500,
+        SendError::Transport(_) | SendError::Unreachable(_) => true,
+    }
+}
+
 /// What a channel answered a send with.
 enum Sent {
     Whatsapp(crate::message::Wamid),
@@ -551,6 +569,7 @@ struct BatchFacts {
     regions: HashMap<u16, crate::regions::RegionState>,
     sender: crate::senders::SenderFacts,
     backlog: HashMap<u16, u32>,
+    degraded_mode: bool,
 }
 
 fn expired(id: MessageId, now: i64) -> Transition {
@@ -624,6 +643,7 @@ fn judge(
                 sender_facts: facts.sender,
                 shard: message.shard,
                 shard_backlog: facts.backlog.get(&message.shard).copied().unwrap_or(0),
+                degraded_mode: facts.degraded_mode,
             },
             now,
         );

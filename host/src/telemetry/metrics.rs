@@ -129,6 +129,18 @@ fn describe() {
         "wasp_cluster_fenced_messages_total",
         "Messages whose pre-send write was refused: this node no longer held their shard"
     );
+    describe_gauge!(
+        "wasp_health_rule_firing",
+        "1 while the health rule fires (for any subject), else 0, by rule"
+    );
+    describe_gauge!(
+        "wasp_degraded_mode",
+        "1 while a health rule holds the node in degraded mode (bulk paused, media degraded)"
+    );
+    describe_counter!(
+        "wasp_health_webhook_failures_total",
+        "Health rule notices the operator's webhook did not take (after every attempt, or queue full)"
+    );
     describe_counter!(
         "wasp_http_requests_total",
         "HTTP requests, by route template, method and status"
@@ -239,6 +251,21 @@ pub fn plugin_counter(plugin: &Arc<str>, name: &str, delta: u64) {
 pub fn store_commit(rows: usize, elapsed: Duration) {
     metrics::histogram!("wasp_store_batch_rows").record(rows as f64);
     metrics::histogram!("wasp_store_commit_duration_seconds").record(elapsed.as_secs_f64());
+}
+
+/// Whether health rule `rule` fires; `rule` is an operator's name from the config.
+pub fn health_rule(rule: &str, firing: bool) {
+    metrics::gauge!("wasp_health_rule_firing", "rule" => rule.to_owned()).set(if firing { 1.0 } else { 0.0 });
+}
+
+/// Whether the node is in degraded mode.
+pub fn degraded_mode(degraded: bool) {
+    metrics::gauge!("wasp_degraded_mode").set(if degraded { 1.0 } else { 0.0 });
+}
+
+/// A health notice the webhook did not take.
+pub fn health_webhook_failed() {
+    metrics::counter!("wasp_health_webhook_failures_total").increment(1);
 }
 
 /// One lease round: shards held and live nodes seen.

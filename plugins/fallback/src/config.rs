@@ -19,6 +19,9 @@ pub const DEFAULT_MAX_WAIT_MS: u64 = 30 * 60_000;
 /// (so without a link to give) and without a caption becomes.
 pub const DEFAULT_IMAGE_WITHOUT_LINK_TEXT: &str =
     "We tried to send you an image, but it cannot be delivered right now. We will share it again soon.";
+/// Default `degraded_region.follow_degraded_mode`: the host's degraded mode (a health rule
+/// shedding load) degrades media as a degraded region does.
+pub const DEFAULT_FOLLOW_DEGRADED_MODE: bool = true;
 /// Shortest `degraded_region.recheck_ms` accepted: shorter rechecks only spin the dispatcher.
 pub const MIN_RECHECK_MS: u64 = 100;
 /// Longest `degraded_region.recheck_ms` accepted.
@@ -83,6 +86,9 @@ pub struct DegradedRegionConfig {
     pub max_wait_ms: u64,
     /// The text of an image uploaded by id without a caption.
     pub image_without_link_text: String,
+    /// While the host is in degraded mode (shedding load, `context.degraded_mode`), treat
+    /// every region as degraded.
+    pub follow_degraded_mode: bool,
 }
 
 impl Default for DegradedRegionConfig {
@@ -92,6 +98,7 @@ impl Default for DegradedRegionConfig {
             recheck_ms: DEFAULT_RECHECK_MS,
             max_wait_ms: DEFAULT_MAX_WAIT_MS,
             image_without_link_text: DEFAULT_IMAGE_WITHOUT_LINK_TEXT.to_string(),
+            follow_degraded_mode: DEFAULT_FOLLOW_DEGRADED_MODE,
         }
     }
 }

@@ -1,4 +1,5 @@
-//! Rule (a), degraded regions: while the recipient's region is degraded, an image goes as
+//! Rule (a), degraded regions: while the recipient's region is degraded (or the host is in
+//! degraded mode, with `follow_degraded_mode`), an image goes as
 //! text (caption and link, with a link preview), and a document, video or audio waits
 //! (deferred `recheck_ms` at a time) for the region to recover, at most `max_wait_ms` from
 //! its first deferral, then goes as text with its link.
@@ -41,14 +42,20 @@ pub enum Wait {
 
 /// The rule for one message at dispatch, reading and writing the wait state.
 pub fn apply(config: &DegradedRegionConfig, message: &Message, context: &Context) -> Outcome {
-    let degraded = context.region.degraded;
+    let host_degraded = config.follow_degraded_mode && context.degraded_mode;
+    let degraded = context.region.degraded || host_degraded;
+    // What the log lines blame.
+    let cause = || {
+        if context.region.degraded {
+            format!("region {} degraded", context.region.country_code)
+        } else {
+            "host in degraded mode".to_string()
+        }
+    };
     match &message.content {
         Content::Image(media) if degraded => {
             counter_add("degraded_images_as_text", 1);
-            log::debug(&format!(
-                "message {}: region {} degraded, image sent as text",
-                message.id, context.region.country_code
-            ));
+            log::debug(&format!("message {}: {}, image sent as text", message.id, cause()));
             Outcome::Rewrite(image_as_text(config, media))
         }
         Content::Document(media) | Content::Video(media) | Content::Audio(media) => {
@@ -59,7 +66,7 @@ pub fn apply(config: &DegradedRegionConfig, message: &Message, context: &Context
                     state::delete(&key);
                     counter_add("degraded_media_released", 1);
                     log::debug(&format!(
-                        "message {}: region {} healthy again, {} sent as it is",
+                        "message {}: region {} healthy again and host not degraded, {} sent as it is",
                         message.id,
                         context.region.country_code,
                         message.content.kind()
@@ -75,9 +82,9 @@ pub fn apply(config: &DegradedRegionConfig, message: &Message, context: &Context
                     }
                     counter_add("degraded_media_deferred", 1);
                     log::debug(&format!(
-                        "message {}: region {} degraded, {} deferred until {until_ms}",
+                        "message {}: {}, {} deferred until {until_ms}",
                         message.id,
-                        context.region.country_code,
+                        cause(),
                         message.content.kind()
                     ));
                     Outcome::Defer(until_ms)
@@ -88,9 +95,9 @@ pub fn apply(config: &DegradedRegionConfig, message: &Message, context: &Context
                         Some(text) => {
                             counter_add("degraded_media_as_text", 1);
                             log::debug(&format!(
-                                "message {}: region {} still degraded after the longest wait, {} sent as text",
+                                "message {}: {} still after the longest wait, {} sent as text",
                                 message.id,
-                                context.region.country_code,
+                                cause(),
                                 message.content.kind()
                             ));
                             Outcome::Rewrite(text)
@@ -98,9 +105,9 @@ pub fn apply(config: &DegradedRegionConfig, message: &Message, context: &Context
                         None => {
                             counter_add("degraded_media_sent_unchanged", 1);
                             log::debug(&format!(
-                                "message {}: region {} still degraded after the longest wait; {} has no link, sent as it is",
+                                "message {}: {} still after the longest wait; {} has no link, sent as it is",
                                 message.id,
-                                context.region.country_code,
+                                cause(),
                                 message.content.kind()
                             ));
                             Outcome::Unchanged

@@ -427,7 +427,7 @@ async fn wait_ready(client: &reqwest::Client, url: &str, log_path: &Path) -> any
 }
 
 /// `method base+path` with `token` (none: no `Authorization`) and an optional JSON body; answers
-/// the status and the JSON body (`null` when it has none).
+/// the status and the JSON body (`null` when it has none, or is an event stream).
 async fn call_json(
     client: &reqwest::Client,
     base: &str,
@@ -445,6 +445,14 @@ async fn call_json(
     }
     let response = request.send().await.with_context(|| format!("{method} {base}{path}"))?;
     let status = response.status().as_u16();
+    // An event stream (`GET /v1/events/stream`) does not end: its status is the answer.
+    let streams = response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(b"text/event-stream"));
+    if streams {
+        return Ok((status, Value::Null));
+    }
     Ok((status, response.json().await.unwrap_or(Value::Null)))
 }
 

@@ -209,6 +209,7 @@ pub(super) async fn leave(transaction: &mut Transaction<'_, Db>, node_id: &str) 
 /// the lease rows until the commit, so a takeover waits for it). Answers the messages refused.
 pub(super) async fn record_fenced(
     transaction: &mut Transaction<'_, Db>,
+    tally: &mut super::stats::Tally,
     transitions: &[Transition],
     shards: &[u16],
     node_id: &str,
@@ -253,7 +254,7 @@ pub(super) async fn record_fenced(
         }
     }
     if !allowed.is_empty() {
-        apply_transitions(transaction, &allowed).await?;
+        apply_transitions(transaction, tally, &allowed).await?;
     }
     Ok(refused)
 }

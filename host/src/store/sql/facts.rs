@@ -176,6 +176,7 @@ fn may_fall_back(status: Status) -> bool {
 
 pub(super) async fn fall_back(
     transaction: &mut Transaction<'_, Db>,
+    tally: &mut super::stats::Tally,
     original: MessageId,
     follow_up: &NewMessage,
     sealed: &[Option<String>],
@@ -193,7 +194,7 @@ pub(super) async fn fall_back(
     if !may_fall_back(status) {
         return Ok(FallBackOutcome::Skipped { status });
     }
-    let outcome = insert_sealed(transaction, std::slice::from_ref(follow_up), sealed).await?;
+    let outcome = insert_sealed(transaction, tally, std::slice::from_ref(follow_up), sealed).await?;
     let id = match outcome.first() {
         Some(AcceptOutcome::Accepted { id } | AcceptOutcome::Duplicate { id } | AcceptOutcome::KeyReused { id }) => *id,
         None => {
@@ -206,6 +207,7 @@ pub(super) async fn fall_back(
     let channel = follow_up.submission.channel;
     apply_transitions(
         transaction,
+        tally,
         &[Transition {
             id: original,
             status: Status::FellBack,

@@ -64,6 +64,7 @@ mod facts;
 mod listing;
 mod plugins;
 mod queue;
+mod stats;
 mod templates;
 mod tokens;
 
@@ -105,6 +106,8 @@ pub struct SqlStore {
     /// Keys for sensitive bodies: sealed before a write reaches the writer, opened after a
     /// read, so neither costs the group-commit writer nor plain messages anything.
     sealing: Arc<Sealing>,
+    /// The change feed: the writer sends each committed batch's status changes.
+    changes: tokio::sync::broadcast::Sender<Arc<Vec<crate::store::Change>>>,
 }
 
 type Reply<T> = oneshot::Sender<Result<T>>;
@@ -130,6 +133,7 @@ enum WriteOp {
         limit: usize,
         lease_until_ms: i64,
         node_id: String,
+        classes: crate::store::ClaimClasses,
         reply: Reply<Vec<PendingMessage>>,
     },
     /// Transitions, the shard of each one's message, and the fence they are checked against.
@@ -179,6 +183,8 @@ enum WriteOp {
         Option<crate::store::AuditEntry>,
         Reply<Option<crate::store::TemplateVersion>>,
     ),
+    /// Deletes stats rollup rows of minutes before this time (ms).
+    PruneStats(i64, Reply<u64>),
 }
 
 struct AcceptCallbacks {
@@ -196,6 +202,7 @@ impl WriteOp {
             WriteOp::Callbacks(outcomes, _) => outcomes.len(),
             WriteOp::TokenWithCallback(..) | WriteOp::ReplayCallbacks(..) => 2,
             WriteOp::PurgeSensitive { .. } => ROWS_PER_STATEMENT,
+            WriteOp::PruneStats(..) => ROWS_PER_STATEMENT,
             WriteOp::Record(transitions, _) => transitions.len(),
             WriteOp::Statuses(updates, _) => updates.len(),
             WriteOp::Claim { limit, .. } => *limit,
@@ -246,12 +253,32 @@ impl SqlStore {
         reconnect: Option<Reconnect>,
     ) -> Self {
         let (sender, receiver) = mpsc::channel(WRITER_QUEUE);
-        tokio::spawn(run_writer(writer, receiver, write_batch_rows, reconnect));
+        let (changes, _) = tokio::sync::broadcast::channel(crate::store::CHANGE_FEED_BATCHES);
+        tokio::spawn(run_writer(
+            writer,
+            receiver,
+            write_batch_rows,
+            reconnect,
+            changes.clone(),
+        ));
         Self {
             writer: sender,
             readers,
             sealing: Arc::new(sealing),
+            changes,
         }
+    }
+
+    pub fn subscribe_changes(&self) -> tokio::sync::broadcast::Receiver<Arc<Vec<crate::store::Change>>> {
+        self.changes.subscribe()
+    }
+
+    pub async fn stats(&self, query: &crate::store::StatsQuery) -> Result<crate::store::StatsReport> {
+        stats::read(&self.readers, query).await
+    }
+
+    pub async fn prune_stats(&self, before_ms: i64) -> Result<u64> {
+        self.submit(|reply| WriteOp::PruneStats(before_ms, reply)).await
     }
 
     pub fn can_seal(&self) -> bool {
@@ -393,6 +420,7 @@ impl SqlStore {
         limit: usize,
         lease_until_ms: i64,
         node_id: &str,
+        classes: crate::store::ClaimClasses,
     ) -> Result<Vec<PendingMessage>> {
         let mut claimed = self
             .submit(|reply| WriteOp::Claim {
@@ -400,6 +428,7 @@ impl SqlStore {
                 limit,
                 lease_until_ms,
                 node_id: node_id.to_owned(),
+                classes,
                 reply,
             })
             .await?;
@@ -847,6 +876,7 @@ async fn run_writer(
     mut receiver: mpsc::Receiver<WriteOp>,
     max_rows: usize,
     reconnect: Option<Reconnect>,
+    changes: tokio::sync::broadcast::Sender<Arc<Vec<crate::store::Change>>>,
 ) {
     let mut ops = Vec::new();
     while let Some(first) = receiver.recv().await {
@@ -876,7 +906,11 @@ async fn run_writer(
         }
         crate::telemetry::metrics::store_commit(rows, started.elapsed());
         match executed {
-            Ok(outputs) => {
+            Ok((outputs, moved)) => {
+                // Sending never waits: a receiver too far behind skips ahead (`Lagged`).
+                if !moved.is_empty() && changes.receiver_count() > 0 && changes.send(Arc::new(moved)).is_err() {
+                    tracing::debug!("the change feed's last receiver left");
+                }
                 for (op, output) in ops.drain(..).zip(outputs) {
                     answer(op, Ok(output));
                 }
@@ -994,42 +1028,59 @@ fn answer(op: WriteOp, output: Result<Output>) {
         (WriteOp::Leases(_, reply), Err(error)) => send(reply, Err(error)),
         (WriteOp::Leave(_, reply), Ok(Output::Unit)) => send(reply, Ok(())),
         (WriteOp::Leave(_, reply), Err(error)) => send(reply, Err(error)),
+        (WriteOp::PruneStats(_, reply), Ok(Output::Count(count))) => send(reply, Ok(count)),
+        (WriteOp::PruneStats(_, reply), Err(error)) => send(reply, Err(error)),
         (_, Ok(_)) => tracing::error!("store writer produced an output of the wrong kind"),
     }
 }
 
-async fn execute(connection: &mut DbConnection, ops: &[WriteOp]) -> Result<Vec<Output>> {
+/// Runs one batch in one transaction; answers each op's output and the status changes the
+/// batch made (its rollups written in the same transaction).
+async fn execute(connection: &mut DbConnection, ops: &[WriteOp]) -> Result<(Vec<Output>, Vec<crate::store::Change>)> {
     let mut transaction = connection.begin().await.map_err(database("begin"))?;
     let mut outputs = Vec::with_capacity(ops.len());
+    let mut tally = stats::Tally::default();
     for op in ops {
         let output = match op {
             WriteOp::Accept(messages, sealed, token_id, _) => {
-                let outcomes = insert_sealed(&mut transaction, messages, sealed).await?;
+                let outcomes = insert_sealed(&mut transaction, &mut tally, messages, sealed).await?;
                 if let Some(token_id) = token_id {
                     audit_sensitive_sends(&mut transaction, messages, &outcomes, token_id).await?;
                 }
                 Output::Accept(outcomes)
             }
             WriteOp::PurgeSensitive { now_ms, ttl_ms, .. } => {
-                Output::Purge(purge_expired_sensitive(&mut transaction, *now_ms, *ttl_ms).await?)
+                Output::Purge(purge_expired_sensitive(&mut transaction, &mut tally, *now_ms, *ttl_ms).await?)
             }
             WriteOp::Record(transitions, _) => {
-                apply_transitions(&mut transaction, transitions).await?;
+                apply_transitions(&mut transaction, &mut tally, transitions).await?;
                 Output::Unit
             }
-            WriteOp::Statuses(updates, _) => Output::Statuses(apply_status_updates(&mut transaction, updates).await?),
+            WriteOp::Statuses(updates, _) => {
+                Output::Statuses(apply_status_updates(&mut transaction, &mut tally, updates).await?)
+            }
             WriteOp::Claim {
                 now_ms,
                 limit,
                 lease_until_ms,
                 node_id,
+                classes,
                 ..
-            } => Output::Claim(queue::claim(&mut transaction, *now_ms, *limit, *lease_until_ms, node_id).await?),
+            } => Output::Claim(
+                queue::claim(&mut transaction, *now_ms, *limit, *lease_until_ms, node_id, *classes).await?,
+            ),
             WriteOp::RecordFenced(fenced, _) => {
                 let (transitions, shards, fence) = &**fenced;
                 Output::Fenced(
-                    cluster::record_fenced(&mut transaction, transitions, shards, &fence.node_id, &fence.epochs)
-                        .await?,
+                    cluster::record_fenced(
+                        &mut transaction,
+                        &mut tally,
+                        transitions,
+                        shards,
+                        &fence.node_id,
+                        &fence.epochs,
+                    )
+                    .await?,
                 )
             }
             WriteOp::Heartbeat(node, _) => Output::Heartbeat(cluster::heartbeat(&mut transaction, node).await?),
@@ -1066,7 +1117,7 @@ async fn execute(connection: &mut DbConnection, ops: &[WriteOp]) -> Result<Vec<O
                 Output::Unit
             }
             WriteOp::FallBack(original, follow_up, sealed, _) => {
-                Output::FallBack(facts::fall_back(&mut transaction, *original, follow_up, sealed).await?)
+                Output::FallBack(facts::fall_back(&mut transaction, &mut tally, *original, follow_up, sealed).await?)
             }
             WriteOp::SenderNumber(number, _) => {
                 facts::put_sender_number(&mut transaction, number).await?;
@@ -1092,14 +1143,16 @@ async fn execute(connection: &mut DbConnection, ops: &[WriteOp]) -> Result<Vec<O
                 Output::Unit
             }
             WriteOp::Cancel(id, now_ms, _) => {
+                tally.load(&mut transaction, &[*id]).await?;
                 let outcome = listing::cancel(&mut transaction, *id, *now_ms).await?;
                 if outcome == crate::store::CancelOutcome::Cancelled {
+                    tally.moved(*id, Status::Cancelled, *now_ms, None, None);
                     callbacks::enqueue_latest(&mut transaction, *id).await?;
                 }
                 Output::Cancel(outcome)
             }
             WriteOp::AcceptWithCallbacks(accept, _) => {
-                let outcomes = insert_sealed(&mut transaction, &accept.messages, &accept.sealed).await?;
+                let outcomes = insert_sealed(&mut transaction, &mut tally, &accept.messages, &accept.sealed).await?;
                 if let Some(token_id) = &accept.token_id {
                     audit_sensitive_sends(&mut transaction, &accept.messages, &outcomes, token_id).await?;
                 }
@@ -1119,6 +1172,7 @@ async fn execute(connection: &mut DbConnection, ops: &[WriteOp]) -> Result<Vec<O
             WriteOp::ReplayCallbacks(which, now_ms, entry, _) => {
                 Output::Count(callbacks::replay(&mut transaction, which, *now_ms, entry).await?)
             }
+            WriteOp::PruneStats(before_ms, _) => Output::Count(stats::prune(&mut transaction, *before_ms).await?),
             WriteOp::Template(write, entry, _) => {
                 let version = templates::write(&mut transaction, write, entry.as_ref()).await?;
                 cluster::note_change(&mut transaction, CHANGED_TEMPLATES, crate::store::now_ms()).await?;
@@ -1141,8 +1195,9 @@ async fn execute(connection: &mut DbConnection, ops: &[WriteOp]) -> Result<Vec<O
             .await
             .map_err(database("notify new work"))?;
     }
+    tally.write(&mut transaction).await?;
     transaction.commit().await.map_err(database("commit"))?;
-    Ok(outputs)
+    Ok((outputs, tally.into_changes()))
 }
 
 /// Inserts messages; `sealed[i]` is the sealed body of `messages[i]` when it is sensitive
@@ -1150,6 +1205,7 @@ async fn execute(connection: &mut DbConnection, ops: &[WriteOp]) -> Result<Vec<O
 /// a body is never stored in the clear.
 async fn insert_sealed(
     transaction: &mut Transaction<'_, Db>,
+    tally: &mut stats::Tally,
     messages: &[NewMessage],
     sealed: &[Option<String>],
 ) -> Result<Vec<AcceptOutcome>> {
@@ -1180,7 +1236,8 @@ async fn insert_sealed(
     {
         let mut query = QueryBuilder::<Db>::new(
             "INSERT INTO messages (id, idempotency_key, request_hash, recipient, category, priority, priority_rank, \
-             channel, shard, tags, status, content, due_at, created_at, updated_at, expires_at, sensitive) ",
+             channel, shard, tags, status, content, due_at, created_at, updated_at, expires_at, sensitive, \
+             template_name, region) ",
         );
         query.push_values(chunk.iter().zip(encoded), |mut row, (message, (content, tags))| {
             let submission = &message.submission;
@@ -1200,7 +1257,9 @@ async fn insert_sealed(
                 .push_bind(message.at_ms)
                 .push_bind(message.at_ms)
                 .push_bind(message.expires_at_ms)
-                .push_bind(message.sensitive);
+                .push_bind(message.sensitive)
+                .push_bind(stats::template_name(&submission.content))
+                .push_bind(submission.to.country_code().map(i64::from));
         });
         query.push(" ON CONFLICT (idempotency_key) DO NOTHING RETURNING id");
         for row in query
@@ -1276,6 +1335,7 @@ async fn insert_sealed(
         });
     }
     insert_history(transaction, &history).await?;
+    tally.accepted(messages, |message| inserted.contains(&message.id.0));
     Ok(outcomes)
 }
 
@@ -1311,6 +1371,9 @@ struct MergedChange {
     error_code: Option<i64>,
     attempts: Option<i64>,
     priority: Option<(&'static str, i64)>,
+    /// When a `sent` among the transitions happened.
+    sent_at_ms: Option<i64>,
+    sender: Option<String>,
 }
 
 fn merge(transitions: &[Transition]) -> Result<Vec<MergedChange>> {
@@ -1331,11 +1394,19 @@ fn merge(transitions: &[Transition]) -> Result<Vec<MergedChange>> {
                 error_code: None,
                 attempts: None,
                 priority: None,
+                sent_at_ms: None,
+                sender: None,
             }
         });
         entry.status = transition.status;
         entry.at_ms = transition.at_ms;
+        if transition.status == Status::Sent {
+            entry.sent_at_ms = entry.sent_at_ms.or(Some(transition.at_ms));
+        }
         let changes = &transition.changes;
+        if changes.sender.is_some() {
+            entry.sender.clone_from(&changes.sender);
+        }
         if let Some((content, plugins)) = &changes.content_sent {
             if changes.sensitive {
                 // Sealed by the store before the write, or not recorded at all: never in the clear.
@@ -1367,13 +1438,19 @@ fn merge(transitions: &[Transition]) -> Result<Vec<MergedChange>> {
     Ok(order.into_iter().filter_map(|id| merged.remove(&id)).collect())
 }
 
-async fn apply_transitions(transaction: &mut Transaction<'_, Db>, transitions: &[Transition]) -> Result<()> {
+async fn apply_transitions(
+    transaction: &mut Transaction<'_, Db>,
+    tally: &mut stats::Tally,
+    transitions: &[Transition],
+) -> Result<()> {
     let merged = merge(transitions)?;
+    let ids: Vec<MessageId> = merged.iter().map(|change| change.id).collect();
+    tally.load(transaction, &ids).await?;
     let mut subscribed = callbacks::Subscriptions::new();
     for chunk in merged.chunks(ROWS_PER_STATEMENT) {
         let mut query = QueryBuilder::<Db>::new(
             "WITH v (id, status, at, content_sent, rewritten_by, wamid, due_at, reason, error_code, attempts, \
-             priority, priority_rank) AS (",
+             priority, priority_rank, sent_at, sender) AS (",
         );
         query.push_values(chunk, |mut row, change| {
             row.push_bind(change.id.0)
@@ -1387,7 +1464,9 @@ async fn apply_transitions(transaction: &mut Transaction<'_, Db>, transitions: &
                 .push_bind(change.error_code)
                 .push_bind(change.attempts)
                 .push_bind(change.priority.map(|(name, _)| name))
-                .push_bind(change.priority.map(|(_, rank)| rank));
+                .push_bind(change.priority.map(|(_, rank)| rank))
+                .push_bind(change.sent_at_ms)
+                .push_bind(change.sender.as_deref());
         });
         query.push(
             ") UPDATE messages SET \
@@ -1402,6 +1481,8 @@ async fn apply_transitions(transaction: &mut Transaction<'_, Db>, transitions: &
                attempts = COALESCE(v.attempts, messages.attempts), \
                priority = COALESCE(v.priority, messages.priority), \
                priority_rank = COALESCE(v.priority_rank, messages.priority_rank), \
+               sent_at = COALESCE(messages.sent_at, v.sent_at), \
+               sender = COALESCE(v.sender, messages.sender), \
                lease_until = CASE WHEN v.status = 'sending' THEN messages.lease_until ELSE NULL END \
              FROM v WHERE messages.id = v.id",
         );
@@ -1423,6 +1504,7 @@ async fn apply_transitions(transaction: &mut Transaction<'_, Db>, transitions: &
         }
     }
     insert_history(transaction, transitions).await?;
+    tally.transitions(transitions);
     callbacks::enqueue(transaction, transitions, &subscribed).await?;
 
     // Sends Meta accepted count toward the contact's and the account's send facts.
@@ -1441,7 +1523,7 @@ async fn apply_transitions(transaction: &mut Transaction<'_, Db>, transitions: &
     if !wamids.is_empty() {
         let held = take_orphans(transaction, &wamids).await?;
         if !held.is_empty() {
-            let report = Box::pin(apply_status_updates(transaction, &held)).await?;
+            let report = Box::pin(apply_status_updates(transaction, tally, &held)).await?;
             // Counted inside the group commit (these statuses reach no caller): a batch that
             // then fails to commit over-counts them, which the writer's error log shows.
             for applied in &report.applied {
@@ -1482,7 +1564,11 @@ async fn take_orphans(transaction: &mut Transaction<'_, Db>, wamids: &[String]) 
     Ok(held)
 }
 
-async fn apply_status_updates(transaction: &mut Transaction<'_, Db>, updates: &[StatusUpdate]) -> Result<StatusReport> {
+async fn apply_status_updates(
+    transaction: &mut Transaction<'_, Db>,
+    tally: &mut stats::Tally,
+    updates: &[StatusUpdate],
+) -> Result<StatusReport> {
     const OPERATION: &str = "apply statuses";
     type Known = (MessageId, Status, String, Category, Priority);
     let mut current: HashMap<String, Known> = HashMap::with_capacity(updates.len());
@@ -1566,7 +1652,7 @@ async fn apply_status_updates(transaction: &mut Transaction<'_, Db>, updates: &[
         });
     }
     if !transitions.is_empty() {
-        Box::pin(apply_transitions(transaction, &transitions)).await?;
+        Box::pin(apply_transitions(transaction, tally, &transitions)).await?;
     }
     if !sensitive.is_empty() {
         let read: Vec<(MessageId, i64)> = transitions
@@ -1750,6 +1836,7 @@ async fn purge_bodies(
 /// TTL) and purged by a later sweep.
 async fn purge_expired_sensitive(
     transaction: &mut Transaction<'_, Db>,
+    tally: &mut stats::Tally,
     now_ms: i64,
     ttl_ms: i64,
 ) -> Result<crate::store::SensitivePurge> {
@@ -1787,7 +1874,7 @@ async fn purge_expired_sensitive(
         }
     }
     if !expiring.is_empty() {
-        apply_transitions(transaction, &expiring).await?;
+        apply_transitions(transaction, tally, &expiring).await?;
     }
     for (status, messages) in &by_status {
         purge_bodies(transaction, messages, *status).await?;

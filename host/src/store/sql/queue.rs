@@ -7,13 +7,14 @@
 //! message is not taken while an earlier message of the same recipient and class is leased,
 //! waiting for a retry, or due later than it: one recipient's messages of one class leave in
 //! the order they were accepted, retries included. Deferred messages (a policy's decision)
-//! hold nobody back. Called by the SQLite backend's writer only.
+//! hold nobody back. In degraded mode a claim leaves `bulk` out: it stays queued for later.
+//! Called by the SQLite backend's writer only.
 
 use sqlx::{QueryBuilder, Row, Transaction};
 use uuid::Uuid;
 
 use super::{Db, DbPool, ROWS_PER_STATEMENT, database, pending_from_row};
-use crate::store::{PendingMessage, Result};
+use crate::store::{ClaimClasses, PendingMessage, Result};
 
 /// Share of each claim's slots offered first to each class below critical, in percent.
 pub const FLOOR_PERCENT: usize = 5;
@@ -92,14 +93,15 @@ async fn candidates(
         .collect()
 }
 
-/// Takes up to `limit` due messages of the shards `node_id` holds under a lease until
-/// `lease_until_ms`, in queue order.
+/// Takes up to `limit` due messages of `classes` of the shards `node_id` holds under a lease
+/// until `lease_until_ms`, in queue order.
 pub(super) async fn claim(
     transaction: &mut Transaction<'_, Db>,
     now_ms: i64,
     limit: usize,
     lease_until_ms: i64,
     node_id: &str,
+    classes: ClaimClasses,
 ) -> Result<Vec<PendingMessage>> {
     const OPERATION: &str = "claim due messages";
     let held: Vec<i64> = sqlx::query_scalar(&HELD_SHARDS)
@@ -111,15 +113,19 @@ pub(super) async fn claim(
         return Ok(Vec::new());
     }
     let shards = super::dialect::shard_list(held);
+    let ranks = match classes {
+        ClaimClasses::All => &RANKS[..],
+        ClaimClasses::AllButBulk => &RANKS[..RANKS.len() - 1],
+    };
     let floors = floors(limit);
     let mut taken = [0usize; 4];
     let mut ids: Vec<Uuid> = Vec::with_capacity(limit);
-    for (index, rank) in RANKS.iter().enumerate() {
+    for (index, rank) in ranks.iter().enumerate() {
         let found = candidates(transaction, *rank, now_ms, (floors[index], 0), &shards).await?;
         taken[index] = found.len();
         ids.extend(found);
     }
-    for (index, rank) in RANKS.iter().enumerate() {
+    for (index, rank) in ranks.iter().enumerate() {
         let room = limit.saturating_sub(ids.len());
         if room == 0 {
             break;
@@ -304,6 +310,40 @@ mod tests {
             .map(|(_, count)| count)
             .sum();
         assert_eq!(pending, 4);
+    }
+
+    #[tokio::test]
+    async fn degraded_mode_leaves_bulk_queued_and_takes_the_rest() {
+        let (store, _directory) = fresh().await;
+        let ids = accept(
+            &store,
+            vec![
+                message("+6598760001", Priority::Bulk, 500),
+                message("+6598760002", Priority::Normal, 600),
+                message("+6598760003", Priority::Critical, 700),
+            ],
+        )
+        .await;
+        let claimed: Vec<MessageId> = store
+            .claim_due_classes(
+                2_000,
+                10,
+                60_000,
+                crate::store::TEST_NODE,
+                crate::store::ClaimClasses::AllButBulk,
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|m| m.id)
+            .collect();
+        assert_eq!(claimed, vec![ids[2], ids[1]], "no bulk, even with room for it");
+        // Back to normal: the bulk message is still there, and goes.
+        let rest = store
+            .claim_due(2_000, 10, 60_000, crate::store::TEST_NODE)
+            .await
+            .unwrap();
+        assert_eq!(rest.iter().map(|m| m.id).collect::<Vec<_>>(), vec![ids[0]]);
     }
 
     #[tokio::test]

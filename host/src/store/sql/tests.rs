@@ -6,6 +6,7 @@ use crate::store::*;
 
 mod cluster;
 mod sensitive;
+mod stats;
 
 fn submission(to: &str, priority: Priority, key: Option<&str>, body: &str) -> Submission {
     Submission {
