@@ -49,10 +49,13 @@ pub async fn start(config: Config, shutdown: impl Future<Output = ()> + Send + '
     .context("joining the cluster (heartbeat and shard leases)")?;
     cluster.spawn();
 
-    let cache_dir = Path::new(&config.policy.compiled_cache_dir);
-    std::fs::create_dir_all(cache_dir)
+    // The engine's cache wants an absolute path; a relative one in config is taken from the
+    // working directory.
+    let cache_dir = std::path::absolute(Path::new(&config.policy.compiled_cache_dir))
+        .with_context(|| format!("resolving the compiled-code cache {}", config.policy.compiled_cache_dir))?;
+    std::fs::create_dir_all(&cache_dir)
         .with_context(|| format!("creating the compiled-code cache {}", cache_dir.display()))?;
-    let policies = Arc::new(PolicyRuntime::new(&config.policy, store.clone(), Some(cache_dir))?);
+    let policies = Arc::new(PolicyRuntime::new(&config.policy, store.clone(), Some(&cache_dir))?);
     policies.bootstrap(&config.policy).await?;
 
     let channel = Arc::new(CloudApi::new(&config.channel.cloud_api)?);

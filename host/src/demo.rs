@@ -175,8 +175,9 @@ fn print_banner(url: &str, token: &str, simulator_url: &str, data_dir: &Path) {
          \n  target/debug/wasp top --url {url} --token {token}\
          \n  curl -N {url}/v1/events/stream -H 'Authorization: Bearer {token}'\
          \n\nMake the simulator fail every message to Indonesia (+62), send a few there, and watch region +62\
-         \nturn degraded on the dashboard, and their fallback to SMS; `[]` heals it. Health rules that fire show\
-         \nin its rules panel (`{{\"error_rate\": 0.5}}` makes the simulator answer 5xx, which upstream_5xx watches):\
+         \nturn degraded on the dashboard, their fallback to SMS, and the regions_degraded health rule firing\
+         \n(rules panel and rule events); `[]` heals it and the rule resolves. `{{\"error_rate\": 0.5}}` makes the\
+         \nsimulator answer 5xx, which the upstream_5xx rule watches:\
          \n\n  curl -s -X PUT {simulator_url}/_sim/config -H 'Content-Type: application/json' -d '{{\"failing_prefixes\": [\"62\"]}}'\
          \n  for i in $(seq 30); do curl -s -o /dev/null -X POST {url}/v1/messages -H 'Authorization: Bearer {token}' \\\
          \n    -H 'Content-Type: application/json' -d '{{\"to\":\"+6281234567890\",\"category\":\"authentication\",\"content\":{{\"type\":\"text\",\"text\":{{\"body\":\"Your code is 123456\"}}}}}}'; done\

@@ -340,7 +340,13 @@ impl Worker {
                 results.push(expired(message.id, now));
                 continue;
             }
-            match self.limits.admit(&message.to, message.priority) {
+            // Meta's limits (the number's throughput, the pair rate, the tier) are WhatsApp's:
+            // an SMS goes through another provider and does not count against them.
+            let admission = match message.channel {
+                Channel::Whatsapp => self.limits.admit(&message.to, message.priority),
+                Channel::Sms => Admission::Now,
+            };
+            match admission {
                 Admission::Now => {}
                 Admission::After(wait) => tokio::time::sleep(wait).await,
                 Admission::Requeue { due_at_ms, reason } => {

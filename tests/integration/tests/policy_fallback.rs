@@ -289,6 +289,34 @@ async fn an_undeliverable_message_goes_over_sms_at_once() -> anyhow::Result<()> 
     Ok(())
 }
 
+/// Meta's pair rate is WhatsApp's: the SMS that replaces a failed WhatsApp message to the same
+/// recipient does not wait for it (here a minute).
+#[tokio::test]
+async fn the_sms_fallback_does_not_wait_for_the_whatsapp_pair_rate() -> anyhow::Result<()> {
+    let host = TestHost::start(HostOptions {
+        chain: vec![ChainEntry::new("fallback")?],
+        sms: true,
+        simulator: simulator(1.0, &["62"]),
+        cloud_api: "messages_per_second = 0\npair_interval_ms = 60000\npair_burst = 1\n".to_owned(),
+        ..HostOptions::default()
+    })
+    .await?;
+    let mut body = text_message("+6281299990004", "Your code is 118822");
+    body["category"] = json!("authentication");
+    let id = send(&host, &body).await?;
+    host.wait_for(&id, "fell_back", WAIT).await?;
+    let deadline = Instant::now() + WAIT;
+    while host.simulator.sms_sent().is_empty() {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the SMS waited for WhatsApp's pair rate:\n{}",
+            host.log()
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    Ok(())
+}
+
 #[tokio::test]
 async fn an_old_device_gets_buttons_as_numbered_text() -> anyhow::Result<()> {
     let host = TestHost::start(HostOptions {

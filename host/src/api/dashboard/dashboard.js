@@ -584,8 +584,15 @@ async function refreshRules() {
       const row = document.createElement("tr");
       row.dataset.rule = rule.name;
       row.dataset.state = rule.firing ? "firing" : "ok";
-      const subjects = rule.subjects && rule.subjects.length > 0 ? ` (${rule.subjects.join(", ")})` : "";
-      cell(row, `${rule.name}${subjects}`);
+      // Per-template rules: the templates flagged for review (or about to be), with their read rate
+      // against their own baseline.
+      const subjects = (rule.subjects || [])
+        .map((subject) => {
+          const ratio = subject.value === null || subject.value === undefined ? "" : ` ${formatNumber(subject.value)}× baseline`;
+          return `${subject.subject}${subject.firing ? " flagged for review" : " pending"}${ratio}`;
+        })
+        .join("; ");
+      cell(row, subjects ? `${rule.name} (${subjects})` : rule.name);
       cell(row, rule.firing ? "firing" : "ok", "health");
       cell(row, rule.value === null || rule.value === undefined ? null : formatNumber(rule.value));
       cell(row, `${rule.metric} ${rule.direction === "below" ? "<" : ">"} ${formatNumber(rule.threshold)}`);
