@@ -140,6 +140,20 @@ async fn stats_count_what_happened_and_survive_a_restart() -> anyhow::Result<()>
     // The defaults: the last hour by category.
     assert_eq!(stats(&host, "").await?["groups"], by_category["groups"]);
 
+    // Every send left from the one configured number; acceptances have no number yet.
+    let by_sender = stats(&host, "by=sender").await?;
+    let senders = by_sender["groups"].as_array().unwrap();
+    let sender = senders
+        .iter()
+        .find(|group| group["key"] == wasp::config::DEFAULT_PHONE_NUMBER_ID)
+        .unwrap_or_else(|| panic!("no group for the sender number: {by_sender:#}"));
+    assert_eq!(
+        count(sender, "sent"),
+        count(&by_category["total"], "sent"),
+        "{by_sender:#}"
+    );
+    assert_eq!(count(sender, "accepted"), 0, "{by_sender:#}");
+
     let by_minute = stats(&host, "window=1h&by=minute").await?;
     let minutes = by_minute["groups"].as_array().unwrap();
     assert_eq!(minutes.len(), 60, "every minute of the hour: {by_minute:#}");
