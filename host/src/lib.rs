@@ -12,6 +12,7 @@ pub mod channel;
 pub mod cli;
 pub mod cluster;
 pub mod config;
+pub mod conversations;
 pub mod demo;
 pub mod dispatch;
 pub mod events;
