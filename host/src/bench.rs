@@ -86,7 +86,11 @@ const DROP_ATTEMPTS: usize = 5;
 /// Measure the host in one run: end-to-end throughput, accept-to-upstream latency, webhook
 /// ingest, failover, and the raw upstream and raw insert baselines.
 #[derive(Debug, Clone, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct BenchOptions {
+    /// Measure one part alone instead of the host.
+    #[command(subcommand)]
+    pub command: Option<BenchCommand>,
     /// Messages of the end-to-end phase.
     #[arg(long, default_value_t = 50_000)]
     pub messages: usize,
@@ -118,6 +122,14 @@ pub struct BenchOptions {
     /// postgres URL, else postgres://postgres@127.0.0.1:5432/test.
     #[arg(long)]
     pub postgres_url: Option<String>,
+}
+
+/// A part `wasp bench` measures alone.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum BenchCommand {
+    /// The conversation routing engine alone, in-process: assignments per second and
+    /// agent-time held for read receipts, release on read on and off.
+    Conversations(crate::conversations::bench::ConversationBenchArgs),
 }
 
 /// The store `wasp bench` runs its hosts on.

@@ -9,13 +9,15 @@
 //! so the store, the event stream and the metrics can record them.
 //!
 //! It calls nothing: no store, no clock, no I/O. The API and the store drive it and persist
-//! what it answers.
+//! what it answers. Beside it, [`simulation`] drives it through issue 10's seeded simulation,
+//! timing its calls with the wall clock (the proof's test, and what the benchmark measures),
+//! and [`bench`] is `wasp bench conversations`, which runs that and prints the figures.
 
+pub mod bench;
 mod router;
 mod rule;
+pub mod simulation;
 
-#[cfg(test)]
-mod simulation;
 #[cfg(test)]
 mod tests;
 

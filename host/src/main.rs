@@ -112,6 +112,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Top(args) => wasp::cli::run_top(args).await,
         Command::Stats(args) => wasp::cli::run_stats(args).await,
         Command::Bench(mut options) => {
+            if let Some(wasp::bench::BenchCommand::Conversations(args)) = options.command.take() {
+                return wasp::conversations::bench::run(&args).map(|_| ());
+            }
             telemetry::init(&wasp::config::LogConfig {
                 filter: "warn".into(),
                 ..Default::default()
