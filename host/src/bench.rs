@@ -130,6 +130,8 @@ pub enum BenchCommand {
     /// The conversation routing engine alone, in-process: assignments per second and
     /// agent-time held for read receipts, release on read on and off.
     Conversations(crate::conversations::bench::ConversationBenchArgs),
+    /// A policy's cost per call beside native Rust (the same as `wasp plugin bench`).
+    Policy(crate::cli::PolicyBenchArgs),
 }
 
 /// The store `wasp bench` runs its hosts on.
@@ -1409,6 +1411,15 @@ mod tests {
         let mut line = vec!["bench"];
         line.extend_from_slice(arguments);
         <Command as clap::Parser>::try_parse_from(line).unwrap().options
+    }
+
+    #[test]
+    fn wasp_bench_policy_is_the_plugin_bench() {
+        let options = options(&["policy", "--plugin", "some.wasm"]);
+        let Some(BenchCommand::Policy(args)) = options.command else {
+            panic!("no policy subcommand: {options:?}");
+        };
+        assert_eq!(args.plugin, std::path::PathBuf::from("some.wasm"));
     }
 
     #[test]

@@ -112,8 +112,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Top(args) => wasp::cli::run_top(args).await,
         Command::Stats(args) => wasp::cli::run_stats(args).await,
         Command::Bench(mut options) => {
-            if let Some(wasp::bench::BenchCommand::Conversations(args)) = options.command.take() {
-                return wasp::conversations::bench::run(&args).map(|_| ());
+            match options.command.take() {
+                Some(wasp::bench::BenchCommand::Conversations(args)) => {
+                    return wasp::conversations::bench::run(&args).map(|_| ());
+                }
+                Some(wasp::bench::BenchCommand::Policy(args)) => return wasp::cli::run_policy_bench(args).await,
+                None => {}
             }
             telemetry::init(&wasp::config::LogConfig {
                 filter: "warn".into(),
