@@ -79,6 +79,8 @@ const BACKLOG_RESYNC: Duration = Duration::from_secs(10);
 pub struct Backlog {
     total: Arc<AtomicI64>,
     by_shard: Arc<std::sync::RwLock<HashMap<u16, u32>>>,
+    /// Per priority class, in the whole store, at the last resync.
+    by_priority: Arc<std::sync::RwLock<Vec<(crate::message::Priority, u64)>>>,
 }
 
 impl Backlog {
@@ -96,8 +98,24 @@ impl Backlog {
         }
     }
 
+    fn set_by_priority(&self, by_priority: Vec<(crate::message::Priority, u64)>) {
+        match self.by_priority.write() {
+            Ok(mut guard) => *guard = by_priority,
+            Err(poisoned) => *poisoned.into_inner() = by_priority,
+        }
+    }
+
     pub fn get(&self) -> u64 {
         u64::try_from(self.total.load(Ordering::Relaxed)).unwrap_or_default()
+    }
+
+    /// The store's backlog per priority class at the last resync (at most [`BACKLOG_RESYNC`]
+    /// old); classes with nothing waiting may be missing.
+    pub fn by_priority(&self) -> Vec<(crate::message::Priority, u64)> {
+        match self.by_priority.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
     }
 
     /// The shard's backlog at the last resync (at most [`BACKLOG_RESYNC`] old).
@@ -184,6 +202,11 @@ impl DispatchHandle {
 
     pub fn backlog(&self) -> u64 {
         self.backlog.get()
+    }
+
+    /// The store's backlog per priority class, as last counted.
+    pub fn backlog_by_priority(&self) -> Vec<(crate::message::Priority, u64)> {
+        self.backlog.by_priority()
     }
 
     /// The shard's backlog at the last count (seconds old at most).
@@ -344,6 +367,7 @@ impl Dispatcher {
                         resync_backlog.set(pending.by_shard);
                         crate::telemetry::metrics::shard_backlogs(&resync_backlog.shards(), &mut top_shards);
                         crate::telemetry::metrics::backlog_by_priority(&pending.by_priority);
+                        resync_backlog.set_by_priority(pending.by_priority);
                     }
                     Err(error) => tracing::warn!(%error, "counting the backlog failed"),
                 }

@@ -123,8 +123,8 @@ pub struct TickSample {
     pub at_ms: i64,
     /// Messages waiting to be sent in this node's shards.
     pub backlog: u64,
-    /// Messages waiting per priority class in the whole store, at the last count (every
-    /// [`feed::BACKLOG_COUNT_INTERVAL_MS`]); a class with none is 0.
+    /// Messages waiting per priority class in the whole store, at the dispatcher's last count
+    /// (every few seconds); a class with none is 0.
     pub backlog_by_priority: BTreeMap<String, u64>,
     /// What happened in the second before `at_ms`.
     pub last_second: StepCounts,

@@ -1578,9 +1578,11 @@ async fn apply_status_updates(
     wamids.sort_unstable();
     wamids.dedup();
     for chunk in wamids.chunks(ROWS_PER_STATEMENT) {
-        let mut query = QueryBuilder::<Db>::new(
-            "SELECT id, status, wamid, recipient, sensitive, purged_at, category, priority FROM messages WHERE wamid IN (",
-        );
+        // With what the receipts tally needs, so it reads these messages no second time.
+        let mut query = QueryBuilder::<Db>::new(format!(
+            "SELECT {}, wamid, recipient, sensitive, purged_at, priority FROM messages WHERE wamid IN (",
+            stats::TRACKED_COLUMNS
+        ));
         let mut list = query.separated(", ");
         for wamid in chunk {
             list.push_bind(*wamid);
@@ -1592,6 +1594,7 @@ async fn apply_status_updates(
             .await
             .map_err(database(OPERATION))?
         {
+            tally.track(&row, OPERATION)?;
             let id: Uuid = row.try_get("id").map_err(database(OPERATION))?;
             if row.try_get::<bool, _>("sensitive").map_err(database(OPERATION))?
                 && row

@@ -57,6 +57,9 @@ impl Measure {
     }
 }
 
+/// The columns of `messages` [`Tally::track`] reads.
+pub(super) const TRACKED_COLUMNS: &str = "id, status, category, template_name, region, sender, sent_at";
+
 /// A message the batch moved: how it was counted so far.
 #[derive(Debug, Clone)]
 struct Tracked {
@@ -120,9 +123,7 @@ impl Tally {
         unknown.sort_unstable();
         unknown.dedup();
         for chunk in unknown.chunks(ROWS_PER_STATEMENT) {
-            let mut query = QueryBuilder::<Db>::new(
-                "SELECT id, status, category, template_name, region, sender, sent_at FROM messages WHERE id IN (",
-            );
+            let mut query = QueryBuilder::<Db>::new(&format!("SELECT {TRACKED_COLUMNS} FROM messages WHERE id IN ("));
             let mut list = query.separated(", ");
             for id in chunk {
                 list.push_bind(id.0);
@@ -134,21 +135,34 @@ impl Tally {
                 .await
                 .map_err(database(OPERATION))?
             {
-                let status: Status = parse_text(&row, "status", OPERATION)?;
-                let region: Option<i64> = row.try_get("region").map_err(database(OPERATION))?;
-                self.tracked.insert(
-                    MessageId(row.try_get("id").map_err(database(OPERATION))?),
-                    Tracked {
-                        category: parse_text(&row, "category", OPERATION)?,
-                        template: row.try_get("template_name").map_err(database(OPERATION))?,
-                        region: region.and_then(|region| u16::try_from(region).ok()),
-                        sender: row.try_get("sender").map_err(database(OPERATION))?,
-                        rank: status.delivery_rank(),
-                        sent_at_ms: row.try_get("sent_at").map_err(database(OPERATION))?,
-                    },
-                );
+                self.track(&row, OPERATION)?;
             }
         }
+        Ok(())
+    }
+
+    /// Takes how one message stands from a row read before the batch moves it: a row with
+    /// the [`TRACKED_COLUMNS`], as the status path's own read of its messages has, so that
+    /// read serves here too and [`load`](Self::load) skips them.
+    pub(super) fn track(&mut self, row: &DbRow, operation: &'static str) -> Result<()> {
+        let id = MessageId(row.try_get("id").map_err(database(operation))?);
+        // Moved earlier in this batch: already counted from there.
+        if self.tracked.contains_key(&id) {
+            return Ok(());
+        }
+        let status: Status = parse_text(row, "status", operation)?;
+        let region: Option<i64> = row.try_get("region").map_err(database(operation))?;
+        self.tracked.insert(
+            id,
+            Tracked {
+                category: parse_text(row, "category", operation)?,
+                template: row.try_get("template_name").map_err(database(operation))?,
+                region: region.and_then(|region| u16::try_from(region).ok()),
+                sender: row.try_get("sender").map_err(database(operation))?,
+                rank: status.delivery_rank(),
+                sent_at_ms: row.try_get("sent_at").map_err(database(operation))?,
+            },
+        );
         Ok(())
     }
 

@@ -1,8 +1,8 @@
 //! What feeds the live event stream: the store's change feed as `message` events, region health
 //! flips as `region` events, and once a second a `tick` with this node's numbers (kept in the
 //! history every [`super::HISTORY_INTERVAL_MS`]). Health rules publish their own events.
-//! May call the store (the change feed, the backlog count), the dispatcher's backlog and region
-//! health; only reads them.
+//! May call the store (the change feed), the dispatcher's backlog counts and region health;
+//! only reads them.
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
@@ -18,9 +18,6 @@ use crate::{
 
 /// How often a tick goes out.
 pub const TICK_INTERVAL_MS: u64 = 1_000;
-/// How often the backlog per priority class is counted in the store (one scan of the pending
-/// messages; the dispatcher's own count runs as often).
-pub const BACKLOG_COUNT_INTERVAL_MS: i64 = 10_000;
 
 /// What the feed reads.
 pub struct Sources {
@@ -89,22 +86,13 @@ pub fn spawn(live: Live, sources: Sources) {
         let mut ticker = tokio::time::interval(Duration::from_millis(TICK_INTERVAL_MS));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut degraded: BTreeMap<u16, bool> = BTreeMap::new();
-        let mut backlog_by_priority = empty_backlog();
-        let mut backlog_counted_at_ms: Option<i64> = None;
         loop {
             ticker.tick().await;
             let now_ms = crate::store::now_ms();
-            if backlog_counted_at_ms.is_none_or(|at_ms| now_ms - at_ms >= BACKLOG_COUNT_INTERVAL_MS) {
-                backlog_counted_at_ms = Some(now_ms);
-                match sources.store.pending_backlog().await {
-                    Ok(pending) => {
-                        backlog_by_priority = empty_backlog();
-                        for (priority, count) in pending.by_priority {
-                            backlog_by_priority.insert(priority.as_str().to_owned(), count);
-                        }
-                    }
-                    Err(error) => tracing::warn!(%error, "counting the backlog per priority class for the live feed"),
-                }
+            // The dispatcher's own count of the store (every few seconds): no scan of our own.
+            let mut backlog_by_priority = empty_backlog();
+            for (priority, count) in sources.dispatch.backlog_by_priority() {
+                backlog_by_priority.insert(priority.as_str().to_owned(), count);
             }
             let mut regions_degraded = Vec::new();
             for region in sources.regions.all(now_ms) {
@@ -128,7 +116,7 @@ pub fn spawn(live: Live, sources: Sources) {
             live.publish_tick(TickSample {
                 at_ms: now_ms,
                 backlog: sources.dispatch.backlog(),
-                backlog_by_priority: backlog_by_priority.clone(),
+                backlog_by_priority,
                 last_second,
                 node_id: sources.node_id.clone(),
                 regions_degraded,
